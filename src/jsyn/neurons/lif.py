@@ -1,0 +1,94 @@
+"""The leaky integrate-and-fire neuron."""
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .. import _kinetics as kin, _validation as val
+from .._component import as_shape
+from .._custom_types import Shape
+from .._params import param, resolve
+from .base import AbstractNeuron
+from .surrogate import AbstractSurrogate, SigmoidSurrogate
+
+
+class LIFState(eqx.Module):
+    """State of `LIF`: membrane potential `V` (mV) and refractory time left `t_ref` (ms)."""
+
+    V: Float[Array, "*n"]
+    t_ref: Float[Array, "*n"]
+
+
+class LIF(AbstractNeuron):
+    r"""Leaky integrate-and-fire neuron.
+
+    $$\tau \frac{dV}{dt} = -(V - V_\text{rest}) + R\,I;$$
+    when $V \ge V_\text{th}$ it spikes, $V \leftarrow V_\text{reset}$, and $V$ is held there for
+    `tau_ref` ms.
+
+    One step, with the input current held over the step (exact for piecewise-constant input):
+    1. if refractory, $V$ stays at $V_\text{reset}$; else
+       $V \leftarrow V_\infty + (V - V_\infty)e^{-\Delta t/\tau}$, $V_\infty = V_\text{rest} + R I$,
+       then $V \leftarrow V + $ `jump` (voltage-jump synapses);
+    2. spike where $V \ge V_\text{th}$: $V \leftarrow V_\text{reset}$, refractory for
+       `tau_ref` (that is, for the next `round(tau_ref / dt)` steps).
+
+    The spike is an exact 0/1 forward; its gradient w.r.t. $V$ is the `surrogate`'s.
+
+    **Arguments:**
+    - `V_rest`: resting potential (mV). Default -60.
+    - `V_th`: threshold (mV), > `V_reset`. Default -50.
+    - `V_reset`: reset potential (mV). Default -60.
+    - `tau`: membrane time constant (ms), > 0. Default 20.
+    - `R`: membrane resistance (GΩ; GΩ × pA = mV), > 0. Default 1.
+    - `tau_ref`: refractory period (ms), >= 0. Default 0.
+    - `surrogate`: surrogate gradient of the spike. Default `SigmoidSurrogate()`.
+
+    **Reference:** Gerstner et al. 2014, *Neuronal Dynamics*, ch. 1.3.
+    """
+
+    V_rest: Float[Array, "*n"] = param(default=-60.0)
+    V_th: Float[Array, "*n"] = param(default=-50.0)
+    V_reset: Float[Array, "*n"] = param(default=-60.0)
+    tau: Float[Array, "*n"] = param(default=20.0)
+    R: Float[Array, "*n"] = param(default=1.0)
+    tau_ref: Float[Array, "*n"] = param(default=0.0)
+    surrogate: AbstractSurrogate = SigmoidSurrogate()
+
+    def constraints(self):
+        V_th, V_reset = resolve(self.V_th), resolve(self.V_reset)
+        return (
+            val.finite("LIF", "V_rest", resolve(self.V_rest)),
+            val.positive("LIF", "tau", resolve(self.tau)),
+            val.positive("LIF", "R", resolve(self.R), "pass a resistance > 0 (GΩ)"),
+            val.nonnegative("LIF", "tau_ref", resolve(self.tau_ref)),
+            val.Check(
+                ~(V_reset < V_th),
+                {"V_reset": V_reset, "V_th": V_th},
+                "LIF needs V_reset < V_th",
+                "lower V_reset or raise V_th, or the neuron would fire at every step",
+            ),
+        )
+
+    def init_state(self, n: Shape, *, dtype=None, V0=None) -> LIFState:
+        """The state of `n` neurons at rest, or at potential `V0` (mV) if given."""
+        dtype = jnp.result_type(float) if dtype is None else dtype
+        V = resolve(self.V_rest) if V0 is None else V0
+        V = jnp.broadcast_to(jnp.asarray(V, dtype=dtype), as_shape(n))
+        return LIFState(V=V, t_ref=jnp.zeros(as_shape(n), dtype))
+
+    def step(self, state: LIFState, x, dt, *, jump=None) -> tuple[LIFState, Float[Array, "*n"]]:
+        """One step of `dt` ms with input current `x` (pA) and an optional voltage `jump`
+        (mV, ignored while refractory): returns `(state, spikes)`, spikes 0/1."""
+        V_reset = resolve(self.V_reset)
+        refractory = state.t_ref > 0.5 * dt
+        V_inf = resolve(self.V_rest) + resolve(self.R) * x
+        V = kin.relax(state.V, V_inf, kin.decay(dt, resolve(self.tau)))
+        if jump is not None:
+            V = V + jump
+        V = jnp.where(refractory, state.V, V)
+        spikes = self.surrogate(V - resolve(self.V_th))
+        fired = spikes > 0
+        V = jnp.where(fired, V_reset, V)
+        t_ref = jnp.where(fired, resolve(self.tau_ref), jnp.maximum(state.t_ref - dt, 0.0))
+        return LIFState(V=V, t_ref=t_ref.astype(state.t_ref.dtype)), spikes

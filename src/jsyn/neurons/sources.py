@@ -1,0 +1,143 @@
+"""Spike sources: given spike times and Poisson trains."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
+
+from .. import _validation as val
+from .._component import as_shape, zeros
+from .._custom_types import Shape
+from .._params import param, resolve
+from .base import AbstractNeuron
+
+
+def _check_size(owner: str, n: Shape | None, own: tuple[int, ...]) -> tuple[int, ...]:
+    if n is None or as_shape(n) == own:
+        return own
+    raise ValueError(
+        f"{owner} has {own} neurons, fixed by its parameters (got n={n}); "
+        "pass n=None or the matching shape."
+    )
+
+
+class SpikeTimesState(eqx.Module):
+    """State of `SpikeTimes`: the index `i` of the next step and the last step's `spikes`."""
+
+    i: Int[Array, ""]
+    spikes: Float[Array, " n"]
+
+
+class SpikeTimes(AbstractNeuron):
+    r"""A spike source that replays given spike times.
+
+    Spike $k$ of neuron `indices[k]` at `times[k]` (ms) is emitted by the step that ends
+    nearest to it: row `round(times[k] / dt)` of a run whose row $i$ ends at $t_i = i\,\Delta t$.
+    Several spikes of one neuron in one step add up (the output counts them), so none is
+    ever lost. `raster(n_steps, dt)` gives the same counts as a `(time, n)` array, which
+    is the fast way to drive a synapse from many spikes.
+
+    **Arguments:**
+    - `times`: spike times (ms), >= 0, any order.
+    - `indices`: the neuron of each spike, integers in `[0, n)`; default all 0.
+    - `n`: the number of neurons. Default `max(indices) + 1`.
+    """
+
+    times: Float[Array, " k"]
+    indices: Int[Array, " k"]
+    n: int = eqx.field(static=True)
+
+    def __init__(self, times: ArrayLike, indices: ArrayLike | None = None, n: int | None = None):
+        times = jnp.atleast_1d(jnp.asarray(times, dtype=jnp.result_type(float)))
+        if times.ndim != 1:
+            raise ValueError(f"SpikeTimes.times must be 1-d (got shape {times.shape}).")
+        if indices is None:
+            indices = np.zeros(times.shape, dtype=np.int32)
+        indices = np.atleast_1d(np.asarray(indices))
+        if indices.shape != times.shape:
+            raise ValueError(
+                f"SpikeTimes needs one index per spike time (got {times.shape[0]} times "
+                f"and indices of shape {indices.shape})."
+            )
+        if indices.size and not np.issubdtype(indices.dtype, np.integer):
+            raise TypeError(f"SpikeTimes.indices must be integers (got dtype {indices.dtype}).")
+        n_needed = int(indices.max()) + 1 if indices.size else 1
+        n = n_needed if n is None else int(n)
+        if indices.size and (indices.min() < 0 or n_needed > n):
+            raise ValueError(
+                f"SpikeTimes.indices must lie in [0, {n}) (got min={indices.min()}, "
+                f"max={indices.max()}); raise n or fix the indices."
+            )
+        self.times = times
+        self.indices = jnp.asarray(indices, dtype=jnp.int32)
+        self.n = n
+
+    def constraints(self):
+        t = self.times
+        return (
+            val.Check(
+                ~(jnp.isfinite(t) & (t >= 0)),
+                t,
+                "SpikeTimes.times must be finite and >= 0 ms",
+                "drop or shift the bad spikes",
+            ),
+        )
+
+    def raster(self, n_steps: int, dt) -> Float[Array, "time n"]:
+        """Spike counts per step, shape `(n_steps, n)`: row `i` holds the spikes at
+        `t_i = i dt` (nearest step). Spikes after the last step are outside the window."""
+        rows = jnp.round(self.times / dt).astype(jnp.int32)
+        return (
+            jnp.zeros((n_steps, self.n), self.times.dtype)
+            .at[rows, self.indices]
+            .add(1.0, mode="drop")
+        )
+
+    def init_state(self, n: Shape | None = None, *, dtype=None) -> SpikeTimesState:
+        shape = _check_size("SpikeTimes", n, (self.n,))
+        return SpikeTimesState(i=jnp.zeros((), jnp.int32), spikes=zeros(shape, dtype))
+
+    def step(self, state: SpikeTimesState, x, dt) -> tuple[SpikeTimesState, Float[Array, " n"]]:
+        hits = (jnp.round(self.times / dt) == state.i).astype(state.spikes.dtype)
+        spikes = jnp.zeros_like(state.spikes).at[self.indices].add(hits)
+        return SpikeTimesState(i=state.i + 1, spikes=spikes), spikes
+
+
+class PoissonState(eqx.Module):
+    """State of `Poisson`: the PRNG `key` of the next step and the last step's `spikes`."""
+
+    key: PRNGKeyArray
+    spikes: Float[Array, "*n"]
+
+
+class Poisson(AbstractNeuron):
+    r"""Independent Poisson spike trains.
+
+    In each step every neuron spikes (0/1) with probability $1 - e^{-r\,\Delta t}$, the
+    probability that a Poisson process of rate $r$ fires at least once in the step.
+    Randomness comes from the key in the state, split at every step, so a run continued
+    from its final state goes on with fresh, reproducible draws.
+
+    **Arguments:**
+    - `rates`: firing rates (1/ms, so 20 Hz is 0.02), >= 0; their shape is the group's.
+    """
+
+    rates: Float[Array, "*n"] = param()
+
+    def constraints(self):
+        return (
+            val.nonnegative("Poisson", "rates", resolve(self.rates), "rates are in 1/ms, >= 0"),
+        )
+
+    def init_state(self, n: Shape | None = None, *, dtype=None, key: PRNGKeyArray) -> PoissonState:
+        """The state with PRNG `key` (required: `jax.random.key(seed)`)."""
+        shape = _check_size("Poisson", n, jnp.shape(resolve(self.rates)))
+        return PoissonState(key=key, spikes=zeros(shape, dtype))
+
+    def step(self, state: PoissonState, x, dt) -> tuple[PoissonState, Float[Array, "*n"]]:
+        key, sub = jax.random.split(state.key)
+        p = -jnp.expm1(-resolve(self.rates) * dt)
+        u = jax.random.uniform(sub, state.spikes.shape, dtype=state.spikes.dtype)
+        spikes = (u < p).astype(u.dtype)
+        return PoissonState(key=key, spikes=spikes), spikes

@@ -1,0 +1,187 @@
+"""The simulator: one `jax.lax.scan` over time."""
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _validation as val
+
+_INPUT_FIX = "clean the inputs (NaN or inf at a time step) before simulating"
+
+
+def simulate(
+    system,
+    inputs,
+    dt,
+    *,
+    state=None,
+    record: Callable[[Any, Any], Any] | None = None,
+    key=None,
+    n_steps: int | None = None,
+):
+    r"""Run `system` over the leading (time) axis of `inputs`.
+
+    Row $i$ of `inputs` is the drive of step $i$, which ends at $t_i = i\,\Delta t$; the
+    recorded row $i$ is the output at $t_i$, just after that step's events. One
+    `jax.lax.scan`, so `jax.jit`, `jax.vmap` and `jax.grad` apply to the whole run, and a run
+    split in two (the second half starting from the first half's final state) equals the
+    whole run.
+
+    **Arguments:**
+    - `system`: anything with `init_state(n, *, dtype=None)` and
+      `step(state, x, dt) -> (state, out)`: a synapse, neuron, source, or a user's module
+      composing them.
+    - `inputs`: an array or pytree whose leaves share the leading time axis (spikes as 0/1
+      or counts, currents in pA); `None` for sources that take no input (give `n_steps`).
+    - `dt`: the time step (ms), > 0.
+    - `state`: the initial state. `None` builds it with
+      `system.init_state(n, dtype=dtype)`, `n` and `dtype` taken from the first input leaf
+      (shape after the time axis; floating dtype, or JAX's default float for spike counts).
+    - `record`: `None` records the step outputs (for a synapse: `g`, shape `(time, *n)`);
+      a callable `record(state, out) -> pytree` records only what it returns.
+    - `key`: a PRNG key handed to `init_state` when `state` is `None`, for stochastic
+      systems such as `Poisson`.
+    - `n_steps`: the number of steps when `inputs` is `None`.
+
+    **Returns:** `(final_state, recorded)`: the state after the last step (pass it as
+    `state=` to continue the run exactly) and the recorded pytree, time leading.
+
+    **Errors:** bad parameters (for example `tau <= 0`), `dt <= 0`, NaN or infinite
+    inputs and a state that does not fit the inputs raise a `ValueError` naming the value
+    and the fix. Under `jit`/`vmap`/`grad`, where values are not known while tracing,
+    the value checks run with the computation (`eqx.error_if`); set `EQX_ON_ERROR=nan`
+    or `off` to change that.
+    """
+    leaves = jax.tree.leaves(inputs)
+    if inputs is None or not leaves:
+        if n_steps is None:
+            raise ValueError("simulate got no inputs: pass n_steps=<number of steps>.")
+        T = int(n_steps)
+    else:
+        T = _time_length(leaves)
+        if n_steps is not None and int(n_steps) != T:
+            raise ValueError(
+                f"simulate got n_steps={n_steps} but inputs with {T} time steps; "
+                "drop n_steps or make them agree."
+            )
+    if state is None:
+        state = _initial_state(system, leaves, key)
+    elif key is not None:
+        raise ValueError("simulate takes key only to build the state; with state= given, drop key.")
+    else:
+        _check_state(system, state, leaves)
+
+    checks = val.collect(system) + _step_checks(dt) + _input_checks(inputs)
+    traced = val.raise_concrete(checks)
+    return _run(system, state, inputs, dt, record, T, traced)
+
+
+@eqx.filter_jit
+def _run(system, state, inputs, dt, record, T, traced):
+    state = val.guard(state, traced)
+
+    def body(carry, x):
+        carry, out = system.step(carry, x, dt)
+        return carry, out if record is None else record(carry, out)
+
+    return jax.lax.scan(body, state, inputs, length=T)
+
+
+def _time_length(leaves) -> int:
+    lengths = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
+    if None in lengths:
+        raise ValueError(
+            "simulate needs inputs with a leading time axis (got a 0-d leaf); "
+            "give arrays of shape (time, ...)."
+        )
+    if len(lengths) != 1:
+        raise ValueError(
+            f"simulate needs every input leaf to share the time axis (got lengths "
+            f"{sorted(lengths)}); make them equal."
+        )
+    return lengths.pop()
+
+
+def _initial_state(system, leaves, key):
+    if leaves:
+        first = leaves[0]
+        n = tuple(np.shape(first)[1:])
+        dtype = jnp.result_type(first)
+        dtype = dtype if jnp.issubdtype(dtype, jnp.floating) else None
+    else:
+        n, dtype = None, None
+    kwargs = {} if key is None else {"key": key}
+    try:
+        return system.init_state(n, dtype=dtype, **kwargs)
+    except TypeError as err:
+        if key is not None and "key" in str(err):
+            raise TypeError(
+                f"{type(system).__name__}.init_state takes no key: it is deterministic, drop key."
+            ) from err
+        if key is None and "key" in str(err):
+            raise TypeError(
+                f"{type(system).__name__} is stochastic: pass simulate(..., key=jax.random.key(0))"
+                " or state=system.init_state(n, key=...)."
+            ) from err
+        raise
+
+
+def _check_state(system, state, leaves):
+    """A given state must have the structure and shapes `init_state` gives for these
+    inputs (for systems whose size follows the inputs)."""
+    if not leaves:
+        return
+    n = tuple(np.shape(leaves[0])[1:])
+    try:
+        expected = eqx.filter_eval_shape(lambda: system.init_state(n))
+    except (TypeError, ValueError):
+        return  # stochastic or fixed-size systems: their own step checks shapes
+    got_struct, want_struct = jax.tree.structure(state), jax.tree.structure(expected)
+    if got_struct != want_struct:
+        raise ValueError(
+            f"simulate got a state that does not match {type(system).__name__}: "
+            f"structure {got_struct} but expected {want_struct}; "
+            "build it with system.init_state(n) or take the final state of an earlier run."
+        )
+    for (path, got), want in zip(
+        jax.tree_util.tree_leaves_with_path(state), jax.tree.leaves(expected)
+    ):
+        if np.shape(got) != want.shape:
+            raise ValueError(
+                f"simulate got a state whose {jax.tree_util.keystr(path)} has shape "
+                f"{np.shape(got)}, but inputs of shape (time, {', '.join(map(str, n))}) "
+                f"need {want.shape}; build it with system.init_state({n}) or match the inputs."
+            )
+
+
+def _step_checks(dt) -> list[val.Check]:
+    dt = jnp.asarray(dt)
+    return [
+        val.Check(
+            ~(jnp.isfinite(dt) & (dt > 0)),
+            dt,
+            "dt must be finite and > 0 ms",
+            "pass the time step in ms, e.g. dt=0.1",
+        )
+    ]
+
+
+def _input_checks(inputs) -> list[val.Check]:
+    checks = []
+    for path, leaf in jax.tree_util.tree_leaves_with_path(inputs):
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+            finite = jnp.isfinite(leaf)
+            bad_steps = ~jnp.all(finite.reshape(finite.shape[0], -1), axis=1)
+            checks.append(
+                val.Check(
+                    bad_steps,
+                    {"time step": jnp.arange(bad_steps.shape[0])},
+                    f"inputs{jax.tree_util.keystr(path)} must be finite (NaN or inf found)",
+                    _INPUT_FIX,
+                )
+            )
+    return checks

@@ -1,0 +1,14 @@
+"""Synaptic kinetics: one small module per family."""
+
+from .base import AbstractSynapse as AbstractSynapse
+from .exponential import (
+    Alpha as Alpha,
+    AlphaState as AlphaState,
+    DualExpon as DualExpon,
+    DualExponState as DualExponState,
+    DualExponV2 as DualExponV2,
+    DualExponV2State as DualExponV2State,
+    Expon as Expon,
+    ExponState as ExponState,
+)
+from .jump import VoltageJump as VoltageJump, VoltageJumpState as VoltageJumpState

@@ -1,0 +1,220 @@
+r"""Linear kinetic synapses, advanced with their exact solution over a step.
+
+For spikes on the time grid the values at grid points do not depend on `dt`.
+"""
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .. import _kinetics as kin, _validation as val
+from .._component import zeros
+from .._custom_types import Shape
+from .._params import param, resolve
+from .base import AbstractSynapse
+
+
+class ExponState(eqx.Module):
+    """State of `Expon`: the gating variable `g` (dimensionless)."""
+
+    g: Float[Array, "*n"]
+
+
+class Expon(AbstractSynapse):
+    r"""Single-exponential synapse.
+
+    $$\frac{dg}{dt} = -\frac{g}{\tau}, \qquad g \leftarrow g + x \text{ at each spike.}$$
+
+    Exact step: $g_n = g_{n-1}\,e^{-\Delta t/\tau} + x_n$. A spike of step $n$ shows in
+    the output of step $n$; one spike of weight $w$ at $t_s$ gives $g(t) = w\,e^{-(t - t_s)/\tau}$.
+
+    **Arguments:**
+    - `tau`: decay time constant (ms), > 0. Default 8.0.
+
+    **Reference:** Sterratt et al. 2011, *Principles of Computational Modelling in
+    Neuroscience*, ch. 7.
+    """
+
+    tau: Float[Array, "*n"] = param(default=8.0)
+
+    def constraints(self):
+        return (val.positive("Expon", "tau", resolve(self.tau)),)
+
+    def init_state(self, n: Shape, *, dtype=None) -> ExponState:
+        return ExponState(g=zeros(n, dtype))
+
+    def step(self, state: ExponState, x, dt) -> tuple[ExponState, Float[Array, "*n"]]:
+        g = state.g * kin.decay(dt, resolve(self.tau)) + x
+        return ExponState(g=g), g
+
+
+class AlphaState(eqx.Module):
+    """State of `Alpha`: the auxiliary variable `h` and the gating variable `g`."""
+
+    h: Float[Array, "*n"]
+    g: Float[Array, "*n"]
+
+
+class Alpha(AbstractSynapse):
+    r"""Alpha-function synapse.
+
+    $$\frac{dh}{dt} = -\frac{h}{\tau}, \qquad \frac{dg}{dt} = \frac{h - g}{\tau},
+    \qquad h \leftarrow h + x \text{ at each spike.}$$
+
+    One spike of weight 1 at $t_s$ gives $g(t) = \frac{t - t_s}{\tau} e^{-(t - t_s)/\tau}$,
+    peaking at $1/e$ at $t - t_s = \tau$. Exact step:
+    $g_n = (g_{n-1} + h_{n-1}\,\Delta t/\tau)\,e^{-\Delta t/\tau}$,
+    $h_n = h_{n-1}\,e^{-\Delta t/\tau} + x_n$.
+
+    **Arguments:**
+    - `tau_decay`: time constant (ms), > 0. Default 10.0.
+
+    **Reference:** Rall 1967; Sterratt et al. 2011, ch. 7.
+    """
+
+    tau_decay: Float[Array, "*n"] = param(default=10.0)
+
+    def constraints(self):
+        return (val.positive("Alpha", "tau_decay", resolve(self.tau_decay)),)
+
+    def init_state(self, n: Shape, *, dtype=None) -> AlphaState:
+        return AlphaState(h=zeros(n, dtype), g=zeros(n, dtype))
+
+    def step(self, state: AlphaState, x, dt) -> tuple[AlphaState, Float[Array, "*n"]]:
+        tau = resolve(self.tau_decay)
+        f = kin.decay(dt, tau)
+        g = (state.g + state.h * dt / tau) * f
+        h = state.h * f + x
+        return AlphaState(h=h, g=g), g
+
+
+class DualExponState(eqx.Module):
+    """State of `DualExpon`: the rise variable `h` (1/ms) and the gating variable `g`."""
+
+    h: Float[Array, "*n"]
+    g: Float[Array, "*n"]
+
+
+class DualExpon(AbstractSynapse):
+    r"""Difference-of-exponentials synapse, in cascade form.
+
+    $$\frac{dh}{dt} = -\frac{h}{\tau_r}, \qquad \frac{dg}{dt} = -\frac{g}{\tau_d} + h,
+    \qquad h \leftarrow h + a\,x \text{ at each spike.}$$
+
+    With `A=None` the single-spike peak of $g$ is 1:
+    $a = \frac{1}{\tau_r}(\tau_r/\tau_d)^{\tau_r/(\tau_r - \tau_d)}$, which tends to $e/\tau$
+    as the time constants meet; values and gradients stay finite there. With `A` given,
+    $a = A(\tau_d - \tau_r)/(\tau_r\tau_d)$, so one spike gives
+    $g(t) = A(e^{-t/\tau_d} - e^{-t/\tau_r})$.
+
+    Exact step: $g_n = g_{n-1}e^{-\Delta t/\tau_d} + h_{n-1}K(\Delta t)$,
+    $h_n = h_{n-1}e^{-\Delta t/\tau_r} + a x_n$, with
+    $K = (e^{-\Delta t/\tau_d} - e^{-\Delta t/\tau_r})/(1/\tau_r - 1/\tau_d)$
+    ($\Delta t\,e^{-\Delta t/\tau}$ at equal time constants).
+    The peak of one spike comes at $\frac{\tau_r\tau_d}{\tau_d - \tau_r}\ln(\tau_d/\tau_r)$.
+
+    **Arguments:**
+    - `tau_rise`: rise time constant (ms), > 0. Default 1.0.
+    - `tau_decay`: decay time constant (ms), > 0. Default 10.0. Either may be the larger;
+      they may be equal.
+    - `A`: amplitude factor (dimensionless), or `None` (default) for a unit peak.
+
+    **Reference:** Sterratt et al. 2011, ch. 7; Roth & van Rossum 2009, in *Computational
+    Modeling Methods for Neuroscientists*.
+    """
+
+    tau_rise: Float[Array, "*n"] = param(default=1.0)
+    tau_decay: Float[Array, "*n"] = param(default=10.0)
+    A: Float[Array, "*n"] | None = param(default=None)
+
+    def constraints(self):
+        checks = [
+            val.positive("DualExpon", "tau_rise", resolve(self.tau_rise)),
+            val.positive("DualExpon", "tau_decay", resolve(self.tau_decay)),
+        ]
+        if self.A is not None:
+            checks.append(val.finite("DualExpon", "A", resolve(self.A)))
+        return tuple(checks)
+
+    def jump(self) -> Float[Array, "*n"]:
+        """The jump `a` of `h` per unit of drive (1/ms)."""
+        tau_r, tau_d = resolve(self.tau_rise), resolve(self.tau_decay)
+        if self.A is None:
+            # (tau_r/tau_d)^(tau_r/(tau_r - tau_d)) = exp(r ln r / (r - 1)), r = tau_r/tau_d
+            r = tau_r / tau_d
+            return jnp.exp(r * kin.log1p_rel(r - 1.0)) / tau_r
+        return resolve(self.A) * (tau_d - tau_r) / (tau_r * tau_d)
+
+    def init_state(self, n: Shape, *, dtype=None) -> DualExponState:
+        return DualExponState(h=zeros(n, dtype), g=zeros(n, dtype))
+
+    def step(self, state: DualExponState, x, dt):
+        tau_r, tau_d = resolve(self.tau_rise), resolve(self.tau_decay)
+        g = state.g * kin.decay(dt, tau_d) + state.h * kin.cascade(dt, tau_r, tau_d)
+        h = state.h * kin.decay(dt, tau_r) + self.jump() * x
+        return DualExponState(h=h, g=g), g
+
+
+class DualExponV2State(eqx.Module):
+    """State of `DualExponV2`: the rise and decay variables `g_rise`, `g_decay`."""
+
+    g_rise: Float[Array, "*n"]
+    g_decay: Float[Array, "*n"]
+
+
+class DualExponV2(AbstractSynapse):
+    r"""Difference-of-exponentials synapse, as two independent exponentials.
+
+    $$\frac{dg_r}{dt} = -\frac{g_r}{\tau_r}, \qquad \frac{dg_d}{dt} = -\frac{g_d}{\tau_d},
+    \qquad g_r \leftarrow g_r + x,\ g_d \leftarrow g_d + x \text{ at each spike},$$
+
+    output $g = A(g_d - g_r)$. With `A=None` the single-spike peak is 1:
+    $A = \frac{\tau_d}{\tau_d - \tau_r}(\tau_r/\tau_d)^{\tau_r/(\tau_r - \tau_d)}$.
+    Both variables decay exactly: $g_n = g_{n-1}e^{-\Delta t/\tau} + x_n$.
+
+    Needs `tau_rise < tau_decay`; `DualExpon` is the form for time constants that may meet.
+
+    **Arguments:**
+    - `tau_rise`: rise time constant (ms), > 0. Default 1.0.
+    - `tau_decay`: decay time constant (ms), > `tau_rise`. Default 10.0.
+    - `A`: amplitude factor (dimensionless), or `None` (default) for a unit peak.
+
+    **Reference:** BrainPy's `DualExponV2`; Sterratt et al. 2011, ch. 7.
+    """
+
+    tau_rise: Float[Array, "*n"] = param(default=1.0)
+    tau_decay: Float[Array, "*n"] = param(default=10.0)
+    A: Float[Array, "*n"] | None = param(default=None)
+
+    def constraints(self):
+        tau_r, tau_d = resolve(self.tau_rise), resolve(self.tau_decay)
+        checks = [
+            val.positive("DualExponV2", "tau_rise", tau_r),
+            val.positive("DualExponV2", "tau_decay", tau_d),
+            val.Check(
+                ~(tau_r < tau_d),
+                {"tau_rise": tau_r, "tau_decay": tau_d},
+                "DualExponV2 needs tau_rise < tau_decay",
+                "swap them, or use jsyn.DualExpon, which allows any two time constants",
+            ),
+        ]
+        if self.A is not None:
+            checks.append(val.finite("DualExponV2", "A", resolve(self.A)))
+        return tuple(checks)
+
+    def amplitude(self) -> Float[Array, "*n"]:
+        """The factor `A` of the output (the unit-peak value when `A=None`)."""
+        if self.A is not None:
+            return resolve(self.A)
+        tau_r, tau_d = resolve(self.tau_rise), resolve(self.tau_decay)
+        r = tau_r / tau_d
+        return jnp.exp(r * kin.log1p_rel(r - 1.0)) / (1.0 - r)
+
+    def init_state(self, n: Shape, *, dtype=None) -> DualExponV2State:
+        return DualExponV2State(g_rise=zeros(n, dtype), g_decay=zeros(n, dtype))
+
+    def step(self, state: DualExponV2State, x, dt):
+        g_rise = state.g_rise * kin.decay(dt, resolve(self.tau_rise)) + x
+        g_decay = state.g_decay * kin.decay(dt, resolve(self.tau_decay)) + x
+        g = self.amplitude() * (g_decay - g_rise)
+        return DualExponV2State(g_rise=g_rise, g_decay=g_decay), g
