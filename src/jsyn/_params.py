@@ -134,14 +134,28 @@ def as_param(x):
     return _float_array(x)
 
 
-def resolve(x) -> Array:
-    """The physical value of a field: `.value()` of an `AbstractParam`, else the array."""
-    if isinstance(x, AbstractParam):
-        return x.value()
-    return x
+def resolve(x, like=None) -> Array:
+    """The physical value of a field: `.value()` of an `AbstractParam`, else the array.
+
+    With `like` (an array of the population, such as a state variable), the value takes
+    its dtype, so a float32 run stays float32 whatever the parameters were built with,
+    and a per-synapse array gains leading axes to match its rank explicitly.
+    """
+    value = x.value() if isinstance(x, AbstractParam) else x
+    if like is None or value is None:
+        return value
+    value = value.astype(like.dtype)
+    if 0 < value.ndim < like.ndim:
+        value = value.reshape((1,) * (like.ndim - value.ndim) + value.shape)
+    return value
 
 
 def param(**kwargs):
     """A model parameter field: converted by `as_param`, differentiable, never static.
     Takes `eqx.field`'s keywords (`default=...`)."""
     return eqx.field(converter=as_param, **kwargs)
+
+
+Param = Float[Array, "..."] | AbstractParam
+"""The type of a parameter field: an array broadcastable to the population, or a
+constrained parametrisation of one."""

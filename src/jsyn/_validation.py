@@ -92,7 +92,10 @@ def raise_concrete(checks) -> list[Check]:
 
 def guard(tree, checks):
     """Attach the traced checks to `tree` with `eqx.error_if`, so that they run (once) when
-    the computation that uses `tree` runs."""
+    the computation that uses `tree` runs. A tree without arrays computes nothing and
+    is returned as it is."""
+    if not jax.tree.leaves(tree):
+        return tree
     for check in checks:
         tree = eqx.error_if(tree, jnp.any(check.bad), message(check))
     return tree

@@ -14,7 +14,7 @@ from jaxtyping import Array, Float
 
 from . import _validation as val
 from ._component import AbstractComponent
-from ._params import param, resolve
+from ._params import Param, param, resolve
 
 
 class AbstractOutput(AbstractComponent):
@@ -37,13 +37,13 @@ class CUBA(AbstractOutput):
       (> 0) or inhibition (< 0).
     """
 
-    g_max: Float[Array, "*n"] = param(default=1.0)
+    g_max: Param = param(default=1.0)
 
     def constraints(self):
         return (val.finite("CUBA", "g_max", resolve(self.g_max)),)
 
     def current(self, g, V=None) -> Float[Array, "*n"]:
-        return resolve(self.g_max) * g
+        return resolve(self.g_max, g) * g
 
 
 class COBA(AbstractOutput):
@@ -59,8 +59,8 @@ class COBA(AbstractOutput):
     **Reference:** Brette et al. 2007, J Comput Neurosci 23:349.
     """
 
-    g_max: Float[Array, "*n"] = param(default=1.0)
-    E: Float[Array, "*n"] = param(default=0.0)
+    g_max: Param = param(default=1.0)
+    E: Param = param(default=0.0)
 
     def constraints(self):
         return (
@@ -77,7 +77,7 @@ class COBA(AbstractOutput):
     def current(self, g, V=None) -> Float[Array, "*n"]:
         if V is None:
             raise TypeError("COBA.current needs the membrane potential V (mV).")
-        return resolve(self.g_max) * g * (resolve(self.E) - V)
+        return resolve(self.g_max, g) * g * (resolve(self.E, V) - V)
 
 
 class MgBlock(AbstractOutput):
@@ -98,12 +98,12 @@ class MgBlock(AbstractOutput):
     **Reference:** Jahr & Stevens 1990, J Neurosci 10:3178.
     """
 
-    g_max: Float[Array, "*n"] = param(default=1.0)
-    E: Float[Array, "*n"] = param(default=0.0)
-    cc_Mg: Float[Array, "*n"] = param(default=1.2)
-    alpha: Float[Array, "*n"] = param(default=0.062)
-    beta: Float[Array, "*n"] = param(default=3.57)
-    V_offset: Float[Array, "*n"] = param(default=0.0)
+    g_max: Param = param(default=1.0)
+    E: Param = param(default=0.0)
+    cc_Mg: Param = param(default=1.2)
+    alpha: Param = param(default=0.062)
+    beta: Param = param(default=3.57)
+    V_offset: Param = param(default=0.0)
 
     def constraints(self):
         return (
@@ -118,11 +118,11 @@ class MgBlock(AbstractOutput):
     def unblocked(self, V) -> Float[Array, "*n"]:
         """The fraction of channels free of magnesium at `V` (mV), in (0, 1]."""
         # 1 / (1 + c e^{-a(V - V0)}) = sigmoid(a(V - V0) - ln c), stable for any V.
-        log_c = jnp.log(resolve(self.cc_Mg) / resolve(self.beta))
-        z = resolve(self.alpha) * (V - resolve(self.V_offset)) - log_c
+        log_c = jnp.log(resolve(self.cc_Mg, V) / resolve(self.beta, V))
+        z = resolve(self.alpha, V) * (V - resolve(self.V_offset, V)) - log_c
         return jax.nn.sigmoid(z)
 
     def current(self, g, V=None) -> Float[Array, "*n"]:
         if V is None:
             raise TypeError("MgBlock.current needs the membrane potential V (mV).")
-        return resolve(self.g_max) * g * (resolve(self.E) - V) * self.unblocked(V)
+        return resolve(self.g_max, g) * g * (resolve(self.E, V) - V) * self.unblocked(V)

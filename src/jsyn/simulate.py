@@ -82,7 +82,7 @@ def simulate(
 
 @eqx.filter_jit
 def _run(system, state, inputs, dt, record, T, traced):
-    state = val.guard(state, traced)
+    state, inputs = val.guard((state, inputs), traced)
 
     def body(carry, x):
         carry, out = system.step(carry, x, dt)
@@ -159,7 +159,7 @@ def _check_state(system, state, leaves):
 
 
 def _step_checks(dt) -> list[val.Check]:
-    dt = jnp.asarray(dt)
+    dt = np.asarray(dt) if isinstance(dt, int | float) else jnp.asarray(dt)
     return [
         val.Check(
             ~(jnp.isfinite(dt) & (dt > 0)),

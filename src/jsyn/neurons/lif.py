@@ -7,7 +7,7 @@ from jaxtyping import Array, Float
 from .. import _kinetics as kin, _validation as val
 from .._component import as_shape
 from .._custom_types import Shape
-from .._params import param, resolve
+from .._params import Param, param, resolve
 from .base import AbstractNeuron
 from .surrogate import AbstractSurrogate, SigmoidSurrogate
 
@@ -47,12 +47,12 @@ class LIF(AbstractNeuron):
     **Reference:** Gerstner et al. 2014, *Neuronal Dynamics*, ch. 1.3.
     """
 
-    V_rest: Float[Array, "*n"] = param(default=-60.0)
-    V_th: Float[Array, "*n"] = param(default=-50.0)
-    V_reset: Float[Array, "*n"] = param(default=-60.0)
-    tau: Float[Array, "*n"] = param(default=20.0)
-    R: Float[Array, "*n"] = param(default=1.0)
-    tau_ref: Float[Array, "*n"] = param(default=0.0)
+    V_rest: Param = param(default=-60.0)
+    V_th: Param = param(default=-50.0)
+    V_reset: Param = param(default=-60.0)
+    tau: Param = param(default=20.0)
+    R: Param = param(default=1.0)
+    tau_ref: Param = param(default=0.0)
     surrogate: AbstractSurrogate = SigmoidSurrogate()
 
     def constraints(self):
@@ -73,22 +73,23 @@ class LIF(AbstractNeuron):
     def init_state(self, n: Shape, *, dtype=None, V0=None) -> LIFState:
         """The state of `n` neurons at rest, or at potential `V0` (mV) if given."""
         dtype = jnp.result_type(float) if dtype is None else dtype
-        V = resolve(self.V_rest) if V0 is None else V0
-        V = jnp.broadcast_to(jnp.asarray(V, dtype=dtype), as_shape(n))
+        V = resolve(self.V_rest) if V0 is None else jnp.asarray(V0)
+        V = jnp.broadcast_to(V.astype(dtype), as_shape(n))
         return LIFState(V=V, t_ref=jnp.zeros(as_shape(n), dtype))
 
     def step(self, state: LIFState, x, dt, *, jump=None) -> tuple[LIFState, Float[Array, "*n"]]:
         """One step of `dt` ms with input current `x` (pA) and an optional voltage `jump`
         (mV, ignored while refractory): returns `(state, spikes)`, spikes 0/1."""
-        V_reset = resolve(self.V_reset)
+        like = state.V
+        V_reset = resolve(self.V_reset, like)
         refractory = state.t_ref > 0.5 * dt
-        V_inf = resolve(self.V_rest) + resolve(self.R) * x
-        V = kin.relax(state.V, V_inf, kin.decay(dt, resolve(self.tau)))
+        V_inf = resolve(self.V_rest, like) + resolve(self.R, like) * jnp.asarray(x, like.dtype)
+        V = kin.relax(state.V, V_inf, kin.decay(dt, resolve(self.tau, like)))
         if jump is not None:
             V = V + jump
         V = jnp.where(refractory, state.V, V)
-        spikes = self.surrogate(V - resolve(self.V_th))
+        spikes = self.surrogate(V - resolve(self.V_th, like))
         fired = spikes > 0
         V = jnp.where(fired, V_reset, V)
-        t_ref = jnp.where(fired, resolve(self.tau_ref), jnp.maximum(state.t_ref - dt, 0.0))
-        return LIFState(V=V, t_ref=t_ref.astype(state.t_ref.dtype)), spikes
+        t_ref = jnp.where(fired, resolve(self.tau_ref, like), jnp.maximum(state.t_ref - dt, 0.0))
+        return LIFState(V=V, t_ref=t_ref), spikes

@@ -1,5 +1,7 @@
 """Spike sources: given spike times and Poisson trains."""
 
+from collections.abc import Sequence
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -9,7 +11,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 from .. import _validation as val
 from .._component import as_shape, zeros
 from .._custom_types import Shape
-from .._params import param, resolve
+from .._params import Param, param, resolve
 from .base import AbstractNeuron
 
 
@@ -48,7 +50,12 @@ class SpikeTimes(AbstractNeuron):
     indices: Int[Array, " k"]
     n: int = eqx.field(static=True)
 
-    def __init__(self, times: ArrayLike, indices: ArrayLike | None = None, n: int | None = None):
+    def __init__(
+        self,
+        times: ArrayLike | Sequence[float],
+        indices: ArrayLike | Sequence[int] | None = None,
+        n: int | None = None,
+    ):
         times = jnp.atleast_1d(jnp.asarray(times, dtype=jnp.result_type(float)))
         if times.ndim != 1:
             raise ValueError(f"SpikeTimes.times must be 1-d (got shape {times.shape}).")
@@ -99,7 +106,7 @@ class SpikeTimes(AbstractNeuron):
         return SpikeTimesState(i=jnp.zeros((), jnp.int32), spikes=zeros(shape, dtype))
 
     def step(self, state: SpikeTimesState, x, dt) -> tuple[SpikeTimesState, Float[Array, " n"]]:
-        hits = (jnp.round(self.times / dt) == state.i).astype(state.spikes.dtype)
+        hits = (jnp.round(self.times / dt).astype(jnp.int32) == state.i).astype(state.spikes.dtype)
         spikes = jnp.zeros_like(state.spikes).at[self.indices].add(hits)
         return SpikeTimesState(i=state.i + 1, spikes=spikes), spikes
 
@@ -123,7 +130,7 @@ class Poisson(AbstractNeuron):
     - `rates`: firing rates (1/ms, so 20 Hz is 0.02), >= 0; their shape is the group's.
     """
 
-    rates: Float[Array, "*n"] = param()
+    rates: Param = param()
 
     def constraints(self):
         return (
@@ -137,7 +144,7 @@ class Poisson(AbstractNeuron):
 
     def step(self, state: PoissonState, x, dt) -> tuple[PoissonState, Float[Array, "*n"]]:
         key, sub = jax.random.split(state.key)
-        p = -jnp.expm1(-resolve(self.rates) * dt)
+        p = -jnp.expm1(-resolve(self.rates, state.spikes) * dt)
         u = jax.random.uniform(sub, state.spikes.shape, dtype=state.spikes.dtype)
         spikes = (u < p).astype(u.dtype)
         return PoissonState(key=key, spikes=spikes), spikes

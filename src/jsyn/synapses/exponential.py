@@ -10,7 +10,7 @@ from jaxtyping import Array, Float
 from .. import _kinetics as kin, _validation as val
 from .._component import zeros
 from .._custom_types import Shape
-from .._params import param, resolve
+from .._params import Param, param, resolve
 from .base import AbstractSynapse
 
 
@@ -35,7 +35,7 @@ class Expon(AbstractSynapse):
     Neuroscience*, ch. 7.
     """
 
-    tau: Float[Array, "*n"] = param(default=8.0)
+    tau: Param = param(default=8.0)
 
     def constraints(self):
         return (val.positive("Expon", "tau", resolve(self.tau)),)
@@ -44,7 +44,7 @@ class Expon(AbstractSynapse):
         return ExponState(g=zeros(n, dtype))
 
     def step(self, state: ExponState, x, dt) -> tuple[ExponState, Float[Array, "*n"]]:
-        g = state.g * kin.decay(dt, resolve(self.tau)) + x
+        g = state.g * kin.decay(dt, resolve(self.tau, state.g)) + jnp.asarray(x, state.g.dtype)
         return ExponState(g=g), g
 
 
@@ -72,7 +72,7 @@ class Alpha(AbstractSynapse):
     **Reference:** Rall 1967; Sterratt et al. 2011, ch. 7.
     """
 
-    tau_decay: Float[Array, "*n"] = param(default=10.0)
+    tau_decay: Param = param(default=10.0)
 
     def constraints(self):
         return (val.positive("Alpha", "tau_decay", resolve(self.tau_decay)),)
@@ -81,10 +81,10 @@ class Alpha(AbstractSynapse):
         return AlphaState(h=zeros(n, dtype), g=zeros(n, dtype))
 
     def step(self, state: AlphaState, x, dt) -> tuple[AlphaState, Float[Array, "*n"]]:
-        tau = resolve(self.tau_decay)
+        tau = resolve(self.tau_decay, state.g)
         f = kin.decay(dt, tau)
         g = (state.g + state.h * dt / tau) * f
-        h = state.h * f + x
+        h = state.h * f + jnp.asarray(x, state.h.dtype)
         return AlphaState(h=h, g=g), g
 
 
@@ -123,9 +123,9 @@ class DualExpon(AbstractSynapse):
     Modeling Methods for Neuroscientists*.
     """
 
-    tau_rise: Float[Array, "*n"] = param(default=1.0)
-    tau_decay: Float[Array, "*n"] = param(default=10.0)
-    A: Float[Array, "*n"] | None = param(default=None)
+    tau_rise: Param = param(default=1.0)
+    tau_decay: Param = param(default=10.0)
+    A: Param | None = param(default=None)
 
     def constraints(self):
         checks = [
@@ -136,22 +136,22 @@ class DualExpon(AbstractSynapse):
             checks.append(val.finite("DualExpon", "A", resolve(self.A)))
         return tuple(checks)
 
-    def jump(self) -> Float[Array, "*n"]:
-        """The jump `a` of `h` per unit of drive (1/ms)."""
-        tau_r, tau_d = resolve(self.tau_rise), resolve(self.tau_decay)
+    def jump(self, like=None) -> Float[Array, "*n"]:
+        """The jump `a` of `h` per unit of drive (1/ms), in the dtype of `like`."""
+        tau_r, tau_d = resolve(self.tau_rise, like), resolve(self.tau_decay, like)
         if self.A is None:
             # (tau_r/tau_d)^(tau_r/(tau_r - tau_d)) = exp(r ln r / (r - 1)), r = tau_r/tau_d
             r = tau_r / tau_d
             return jnp.exp(r * kin.log1p_rel(r - 1.0)) / tau_r
-        return resolve(self.A) * (tau_d - tau_r) / (tau_r * tau_d)
+        return resolve(self.A, like) * (tau_d - tau_r) / (tau_r * tau_d)
 
     def init_state(self, n: Shape, *, dtype=None) -> DualExponState:
         return DualExponState(h=zeros(n, dtype), g=zeros(n, dtype))
 
     def step(self, state: DualExponState, x, dt):
-        tau_r, tau_d = resolve(self.tau_rise), resolve(self.tau_decay)
+        tau_r, tau_d = resolve(self.tau_rise, state.g), resolve(self.tau_decay, state.g)
         g = state.g * kin.decay(dt, tau_d) + state.h * kin.cascade(dt, tau_r, tau_d)
-        h = state.h * kin.decay(dt, tau_r) + self.jump() * x
+        h = state.h * kin.decay(dt, tau_r) + self.jump(state.h) * jnp.asarray(x, state.h.dtype)
         return DualExponState(h=h, g=g), g
 
 
@@ -182,9 +182,9 @@ class DualExponV2(AbstractSynapse):
     **Reference:** BrainPy's `DualExponV2`; Sterratt et al. 2011, ch. 7.
     """
 
-    tau_rise: Float[Array, "*n"] = param(default=1.0)
-    tau_decay: Float[Array, "*n"] = param(default=10.0)
-    A: Float[Array, "*n"] | None = param(default=None)
+    tau_rise: Param = param(default=1.0)
+    tau_decay: Param = param(default=10.0)
+    A: Param | None = param(default=None)
 
     def constraints(self):
         tau_r, tau_d = resolve(self.tau_rise), resolve(self.tau_decay)
@@ -202,11 +202,12 @@ class DualExponV2(AbstractSynapse):
             checks.append(val.finite("DualExponV2", "A", resolve(self.A)))
         return tuple(checks)
 
-    def amplitude(self) -> Float[Array, "*n"]:
-        """The factor `A` of the output (the unit-peak value when `A=None`)."""
+    def amplitude(self, like=None) -> Float[Array, "*n"]:
+        """The factor `A` of the output (the unit-peak value when `A=None`), in the dtype
+        of `like`."""
         if self.A is not None:
-            return resolve(self.A)
-        tau_r, tau_d = resolve(self.tau_rise), resolve(self.tau_decay)
+            return resolve(self.A, like)
+        tau_r, tau_d = resolve(self.tau_rise, like), resolve(self.tau_decay, like)
         r = tau_r / tau_d
         return jnp.exp(r * kin.log1p_rel(r - 1.0)) / (1.0 - r)
 
@@ -214,7 +215,8 @@ class DualExponV2(AbstractSynapse):
         return DualExponV2State(g_rise=zeros(n, dtype), g_decay=zeros(n, dtype))
 
     def step(self, state: DualExponV2State, x, dt):
-        g_rise = state.g_rise * kin.decay(dt, resolve(self.tau_rise)) + x
-        g_decay = state.g_decay * kin.decay(dt, resolve(self.tau_decay)) + x
-        g = self.amplitude() * (g_decay - g_rise)
+        x = jnp.asarray(x, state.g_rise.dtype)
+        g_rise = state.g_rise * kin.decay(dt, resolve(self.tau_rise, state.g_rise)) + x
+        g_decay = state.g_decay * kin.decay(dt, resolve(self.tau_decay, state.g_decay)) + x
+        g = self.amplitude(g_rise) * (g_decay - g_rise)
         return DualExponV2State(g_rise=g_rise, g_decay=g_decay), g

@@ -1,0 +1,13 @@
+import jax
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def getkey():
+    """A fresh PRNG key per call, reproducible per test."""
+    keys = iter(jax.random.split(jax.random.key(5678), 1000))
+    return lambda: next(keys)

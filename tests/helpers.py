@@ -1,0 +1,105 @@
+"""Shared test utilities and the registry every model joins."""
+
+import dataclasses
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jsyn
+
+DT = 0.1
+
+
+def tree_allclose(a, b, rtol=1e-10, atol=1e-12) -> bool:
+    """Same structure, and every leaf close."""
+    if jax.tree.structure(a) != jax.tree.structure(b):
+        return False
+    return all(
+        np.shape(x) == np.shape(y) and np.allclose(x, y, rtol=rtol, atol=atol)
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    )
+
+
+def central_fd(f: Callable[[float], float], x: float, eps: float = 1e-6) -> float:
+    """Central finite difference of a scalar function."""
+    return (f(x + eps) - f(x - eps)) / (2 * eps)
+
+
+def spike_train(n_steps=300, n=3, seed=0, rate=0.04, dtype=jnp.float64):
+    """An irregular spike train on the grid: counts (0, 1, sometimes 2) per step,
+    with weights, shape (n_steps, n)."""
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(rate, size=(n_steps, n)).astype(float)
+    weights = rng.uniform(0.5, 1.5, size=(n_steps, n))
+    return jnp.asarray(counts * weights, dtype=dtype)
+
+
+def current_steps(n_steps=300, n=3, seed=0, low=0.0, high=30.0, dtype=jnp.float64):
+    """A piecewise-constant input current (pA), shape (n_steps, n)."""
+    rng = np.random.default_rng(seed)
+    levels = rng.uniform(low, high, size=(n_steps // 50 + 1, n))
+    return jnp.asarray(np.repeat(levels, 50, axis=0)[:n_steps], dtype=dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A ready-built system for the conformance suite.
+
+    `params` names the fields whose gradient must match finite differences; `inputs`
+    makes the drive of a run, shape (time, n); `record` picks the smooth trace that
+    gradients are checked on (default: the step output).
+    """
+
+    name: str
+    system: eqx.Module
+    inputs: Callable[..., jax.Array]
+    params: tuple[str, ...]
+    record: Callable | None = None
+
+    def __repr__(self):
+        return self.name
+
+
+ALL_SYSTEMS = [
+    Case("Expon", jsyn.Expon(tau=6.0), spike_train, ("tau",)),
+    Case("Expon-per-synapse", jsyn.Expon(tau=jnp.array([2.0, 5.0, 11.0])), spike_train, ("tau",)),
+    Case("Expon-LogPositive", jsyn.Expon(tau=jsyn.LogPositive(6.0)), spike_train, ("tau",)),
+    Case("Alpha", jsyn.Alpha(tau_decay=4.0), spike_train, ("tau_decay",)),
+    Case("DualExpon", jsyn.DualExpon(1.5, 7.0), spike_train, ("tau_rise", "tau_decay")),
+    Case(
+        "DualExpon-equal-taus",
+        jsyn.DualExpon(tau_rise=5.0, tau_decay=5.0),
+        spike_train,
+        ("tau_rise", "tau_decay"),
+    ),
+    Case(
+        "DualExpon-A",
+        jsyn.DualExpon(tau_rise=2.0, tau_decay=6.0, A=0.7),
+        spike_train,
+        ("tau_rise", "tau_decay", "A"),
+    ),
+    Case("DualExponV2", jsyn.DualExponV2(1.5, 7.0), spike_train, ("tau_rise", "tau_decay")),
+    Case("VoltageJump", jsyn.VoltageJump(), spike_train, ()),
+    # Subthreshold drive: no spike, so the potential is smooth and finite differences apply.
+    # The trace is V + 60 mV, of order 10, so the finite differences do not lose digits.
+    Case(
+        "LIF-subthreshold",
+        jsyn.LIF(tau=15.0, R=0.5),
+        lambda **kw: current_steps(high=18.0, **kw),
+        ("V_rest", "tau", "R"),
+        record=lambda state, spikes: state.V + 60.0,
+    ),
+]
+"""Every model of the package, ready-built. A new model joins the suite with one line."""
+
+
+def param_value(system, name):
+    return jsyn.resolve(getattr(system, name))
+
+
+def with_param(system, name, value):
+    """`system` with parameter `name` replaced by a plain array `value`."""
+    return eqx.tree_at(lambda s: getattr(s, name), system, value, is_leaf=lambda x: x is None)

@@ -1,0 +1,135 @@
+"""The conformance suite: every registered system obeys the protocol and the
+JAX transformations (jit, vmap, scan, grad, dtypes)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jsyn
+from helpers import ALL_SYSTEMS, DT, central_fd, param_value, tree_allclose, with_param
+
+cases = pytest.mark.parametrize("case", ALL_SYSTEMS, ids=repr)
+
+
+@cases
+def test_jit_equals_eager(case):
+    x = case.inputs()
+    jitted = jax.jit(lambda s, x: jsyn.simulate(s, x, DT))(case.system, x)
+    with jax.disable_jit():
+        eager = jsyn.simulate(case.system, x, DT)
+    assert tree_allclose(jitted, eager)
+
+
+@cases
+def test_vmap_over_trials_equals_loop(case):
+    trials = jnp.stack([case.inputs(seed=s) for s in range(3)])
+    batched = jax.vmap(lambda x: jsyn.simulate(case.system, x, DT))(trials)
+    for i in range(3):
+        single = jsyn.simulate(case.system, trials[i], DT)
+        assert tree_allclose(jax.tree.map(lambda a: a[i], batched), single)
+
+
+@cases
+def test_scan_equals_manual_step_loop(case):
+    x = case.inputs(n_steps=60)
+    final, rec = jsyn.simulate(case.system, x, DT)
+    state = case.system.init_state(x.shape[1:])
+    outs = []
+    for t in range(x.shape[0]):
+        state, out = case.system.step(state, x[t], DT)
+        outs.append(out)
+    assert tree_allclose(final, state)
+    assert tree_allclose(rec, jnp.stack(outs))
+
+
+@cases
+def test_split_run_equals_whole_run(case):
+    x = case.inputs()
+    final, rec = jsyn.simulate(case.system, x, DT)
+    mid, rec1 = jsyn.simulate(case.system, x[:137], DT)
+    final2, rec2 = jsyn.simulate(case.system, x[137:], DT, state=mid)
+    assert tree_allclose(final, final2)
+    assert tree_allclose(rec, jnp.concatenate([rec1, rec2]))
+
+
+def _loss(system, x, record=None):
+    _, rec = jsyn.simulate(system, x, DT, record=record)
+    weights = jnp.linspace(0.5, 1.5, rec.size).reshape(rec.shape)
+    return jnp.sum(weights * rec)
+
+
+@cases
+def test_grad_wrt_parameters_matches_finite_differences(case):
+    if not case.params:
+        pytest.skip(f"{case.name} has no parameters")
+    x = case.inputs()
+    for name in case.params:
+        value = jnp.asarray(param_value(case.system, name), dtype=jnp.float64)
+
+        def loss_of(v, name=name):
+            return _loss(with_param(case.system, name, v), x, case.record)
+
+        grad = jax.grad(loss_of)(value)
+        for idx in np.ndindex(value.shape):
+
+            def along(eps, idx=idx, value=value, loss_of=loss_of):
+                return loss_of(value.at[idx].add(eps))
+
+            fd = central_fd(along, 0.0, eps=1e-5)
+            assert np.isfinite(grad[idx])
+            np.testing.assert_allclose(grad[idx], fd, rtol=1e-5, atol=1e-8, err_msg=name)
+
+
+@cases
+def test_grad_wrt_inputs_matches_finite_differences(case):
+    x = case.inputs(n_steps=80)
+    grad = jax.grad(lambda x: _loss(case.system, x, case.record))(x)
+    for idx in [(3, 0), (40, 1), (79, 2)]:
+        fd = central_fd(
+            lambda e, idx=idx: _loss(case.system, x.at[idx].add(e), case.record), 0.0, 1e-5
+        )
+        np.testing.assert_allclose(grad[idx], fd, rtol=1e-5, atol=1e-8)
+
+
+@cases
+def test_grad_through_constrained_parameters(case):
+    """Gradients reach the raw leaf of a constrained parametrisation (the fitting path)."""
+    if not case.params:
+        pytest.skip(f"{case.name} has no parameters")
+    import equinox as eqx
+
+    x = case.inputs(n_steps=80)
+    grads = eqx.filter_grad(_loss)(case.system, x, case.record)
+    for name in case.params:
+        g = getattr(grads, name)
+        leaves = jax.tree.leaves(g)
+        assert leaves and all(np.all(np.isfinite(leaf)) for leaf in leaves)
+
+
+@cases
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_dtype_is_preserved(case, dtype):
+    x = case.inputs(dtype=dtype)
+    final, rec = jsyn.simulate(case.system, x, DT)
+    for leaf in jax.tree.leaves((final, rec)):
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            assert leaf.dtype == dtype
+
+
+@cases
+def test_step_keeps_state_structure(case):
+    x = case.inputs(n_steps=1)
+    state = case.system.init_state(x.shape[1:])
+    new, out = case.system.step(state, x[0], DT)
+    assert jax.tree.structure(new) == jax.tree.structure(state)
+    for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(state)):
+        assert a.shape == b.shape and a.dtype == b.dtype
+    assert out.shape == x.shape[1:]
+
+
+@cases
+def test_population_may_be_a_shape(case):
+    x = case.inputs(n=6).reshape(-1, 2, 3)
+    _, rec = jsyn.simulate(case.system, x, DT)
+    assert rec.shape == x.shape

@@ -1,0 +1,169 @@
+"""The simulator's contract and its errors (DESIGN.md)."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jsyn
+from helpers import spike_train
+
+
+def test_default_records_outputs_and_returns_final_state():
+    x = spike_train(n_steps=50, n=4)
+    final, g = jsyn.simulate(jsyn.Expon(), x, 0.1)
+    assert g.shape == (50, 4)
+    assert isinstance(final, jsyn.ExponState)
+    np.testing.assert_array_equal(final.g, g[-1])
+
+
+def test_record_keeps_only_what_it_returns():
+    x = spike_train(n_steps=50, n=4)
+    _, rec = jsyn.simulate(jsyn.DualExpon(), x, 0.1, record=lambda s, g: {"h0": s.h[0]})
+    assert rec["h0"].shape == (50,)
+    _, full = jsyn.simulate(jsyn.DualExpon(), x, 0.1, record=lambda s, g: s.h)
+    np.testing.assert_array_equal(rec["h0"], full[:, 0])
+
+
+def test_state_is_inferred_from_the_input_shape_and_dtype():
+    x = jnp.zeros((10, 2, 3), jnp.float32)
+    final, g = jsyn.simulate(jsyn.Alpha(), x, 0.1)
+    assert final.h.shape == (2, 3) and final.h.dtype == jnp.float32
+
+
+def test_integer_spike_counts_are_accepted():
+    counts = jnp.zeros((20, 2), jnp.int32).at[3, 1].set(2)
+    _, g = jsyn.simulate(jsyn.Expon(tau=5.0), counts, 0.1)
+    assert g[3, 1] == 2.0 and jnp.issubdtype(g.dtype, jnp.floating)
+
+
+def test_pytree_inputs_reach_a_user_system():
+    """simulate drives any module with the protocol, with pytree inputs."""
+
+    class TwoChannels(eqx.Module):
+        fast: jsyn.Expon
+        slow: jsyn.Expon
+
+        def init_state(self, n, *, dtype=None):
+            return (self.fast.init_state(n, dtype=dtype), self.slow.init_state(n, dtype=dtype))
+
+        def step(self, state, x, dt):
+            a, ga = self.fast.step(state[0], x["ampa"], dt)
+            b, gb = self.slow.step(state[1], x["nmda"], dt)
+            return (a, b), ga + gb
+
+    sys = TwoChannels(jsyn.Expon(tau=2.0), jsyn.Expon(tau=50.0))
+    x = {"ampa": spike_train(n=2, seed=1), "nmda": spike_train(n=2, seed=2)}
+    _, g = jsyn.simulate(sys, x, 0.1)
+    _, g1 = jsyn.simulate(sys.fast, x["ampa"], 0.1)
+    _, g2 = jsyn.simulate(sys.slow, x["nmda"], 0.1)
+    np.testing.assert_allclose(g, g1 + g2, rtol=1e-12)
+
+
+def test_grad_wrt_dt_like_any_parameter():
+    x = spike_train(n_steps=80, n=1)
+    grad = jax.grad(lambda dt: jsyn.simulate(jsyn.Expon(), x, dt)[1].sum())(jnp.asarray(0.1))
+    assert np.isfinite(grad) and grad < 0
+
+
+# -- errors: eager (the bad value is named), under jit and under vmap (named parameter) ---
+
+BAD = [
+    (lambda: jsyn.simulate(jsyn.Expon(), spike_train(), -0.1), "dt must be finite and > 0"),
+    (lambda: jsyn.simulate(jsyn.Expon(), spike_train(), 0.0), "dt must be finite and > 0"),
+    (
+        lambda: jsyn.simulate(jsyn.Expon(), spike_train().at[7, 2].set(jnp.nan), 0.1),
+        r"inputs must be finite.*time step=7",
+    ),
+    (
+        lambda: jsyn.simulate(jsyn.Expon(), spike_train().at[9, 0].set(jnp.inf), 0.1),
+        r"inputs must be finite.*time step=9",
+    ),
+]
+
+
+@pytest.mark.parametrize("call,match", BAD)
+def test_bad_input_is_named_eagerly(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def _bad_tau_model():
+    # Built through tree_at so construction-time checks are bypassed: the simulate entry
+    # must still catch it.
+    return eqx.tree_at(lambda s: s.tau, jsyn.Expon(), jnp.asarray(-2.0))
+
+
+def test_bad_parameter_is_caught_at_simulate_entry():
+    with pytest.raises(ValueError, match=r"Expon.tau must be > 0 \(got -2.0\).*LogPositive"):
+        jsyn.simulate(_bad_tau_model(), spike_train(), 0.1)
+
+
+def test_bad_parameter_is_caught_at_construction():
+    with pytest.raises(ValueError, match=r"Expon.tau must be > 0 \(got -1.0\)"):
+        jsyn.Expon(tau=-1.0)
+    with pytest.raises(ValueError, match=r"Alpha.tau_decay must be > 0 \(got 0.0\)"):
+        jsyn.Alpha(tau_decay=0.0)
+    with pytest.raises(ValueError, match=r"DualExpon.tau_rise must be > 0.*index \(1,\)"):
+        jsyn.DualExpon(tau_rise=jnp.array([1.0, -1.0]))
+
+
+def test_errors_under_jit():
+    x = spike_train()
+    run = jax.jit(lambda tau, dt, x: jsyn.simulate(jsyn.Expon(tau=tau), x, dt)[1])
+    with pytest.raises(Exception, match="Expon.tau must be > 0"):
+        run(-1.0, 0.1, x).block_until_ready()
+    with pytest.raises(Exception, match="dt must be finite and > 0"):
+        run(5.0, -0.1, x).block_until_ready()
+    with pytest.raises(Exception, match="inputs must be finite"):
+        run(5.0, 0.1, x.at[3, 0].set(jnp.nan)).block_until_ready()
+    with pytest.raises(Exception, match="DualExponV2 needs tau_rise < tau_decay"):
+        jax.jit(lambda t: jsyn.simulate(jsyn.DualExponV2(t, 5.0), x, 0.1)[1])(
+            9.0
+        ).block_until_ready()
+
+
+def test_errors_under_vmap():
+    x = spike_train()
+    taus = jnp.array([5.0, -1.0, 3.0])
+    with pytest.raises(Exception, match="Expon.tau must be > 0"):
+        jax.vmap(lambda t: jsyn.simulate(jsyn.Expon(tau=t), x, 0.1)[1])(taus)
+    trials = jnp.stack([x, x.at[5, 1].set(jnp.nan)])
+    with pytest.raises(Exception, match="inputs must be finite"):
+        jax.vmap(lambda x: jsyn.simulate(jsyn.Expon(), x, 0.1)[1])(trials)
+
+
+def test_good_values_pass_under_jit_and_vmap():
+    x = spike_train()
+    taus = jnp.array([5.0, 1.0, 3.0])
+    out = jax.jit(jax.vmap(lambda t: jsyn.simulate(jsyn.Expon(tau=t), x, 0.1)[1]))(taus)
+    assert out.shape == (3,) + x.shape and np.all(np.isfinite(out))
+
+
+def test_state_shape_mismatch_is_named():
+    with pytest.raises(ValueError, match=r"state whose \.g has shape \(5,\).*need \(3,\)"):
+        jsyn.simulate(jsyn.Expon(), spike_train(n=3), 0.1, state=jsyn.Expon().init_state(5))
+
+
+def test_state_of_another_model_is_rejected():
+    with pytest.raises(ValueError, match="does not match DualExpon"):
+        jsyn.simulate(jsyn.DualExpon(), spike_train(), 0.1, state=jsyn.Expon().init_state(3))
+
+
+def test_inputs_must_share_the_time_axis():
+    x = {"a": jnp.zeros((10, 2)), "b": jnp.zeros((12, 2))}
+    with pytest.raises(ValueError, match="share the time axis"):
+        jsyn.simulate(jsyn.Expon(), x, 0.1, state=jsyn.Expon().init_state(2))
+
+
+def test_sources_need_n_steps():
+    with pytest.raises(ValueError, match="n_steps"):
+        jsyn.simulate(jsyn.SpikeTimes([1.0]), None, 0.1)
+    with pytest.raises(ValueError, match="n_steps=5 but inputs with 10"):
+        jsyn.simulate(jsyn.Expon(), jnp.zeros((10, 1)), 0.1, n_steps=5)
+
+
+def test_key_for_a_deterministic_model_is_refused(getkey):
+    with pytest.raises(TypeError, match="deterministic"):
+        jsyn.simulate(jsyn.Expon(), jnp.zeros((10, 1)), 0.1, key=getkey())
