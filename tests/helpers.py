@@ -58,6 +58,7 @@ class Case:
     inputs: Callable[..., jax.Array]
     params: tuple[str, ...]
     record: Callable | None = None
+    fixed_size: bool = False
 
     def __repr__(self):
         return self.name
@@ -91,6 +92,14 @@ ALL_SYSTEMS = [
         lambda **kw: current_steps(high=18.0, **kw),
         ("V_rest", "tau", "R"),
         record=lambda state, spikes: state.V + 60.0,
+    ),
+    # A source: its size is fixed by its spikes, and it ignores the drive it is given.
+    Case(
+        "SpikeTimes",
+        jsyn.SpikeTimes([0.0, 1.0, 1.04, 7.3, 19.9, 25.0], [0, 1, 1, 2, 0, 2], n=3),
+        spike_train,
+        (),
+        fixed_size=True,
     ),
 ]
 """Every model of the package, ready-built. A new model joins the suite with one line."""

@@ -144,9 +144,10 @@ def resolve(x, like=None) -> Array:
     value = x.value() if isinstance(x, AbstractParam) else x
     if like is None or value is None:
         return value
-    value = value.astype(like.dtype)
-    if 0 < value.ndim < like.ndim:
-        value = value.reshape((1,) * (like.ndim - value.ndim) + value.shape)
+    value = value.astype(jnp.result_type(like))
+    rank = jnp.ndim(like)
+    if 0 < value.ndim < rank:
+        value = value.reshape((1,) * (rank - value.ndim) + value.shape)
     return value
 
 

@@ -82,7 +82,12 @@ def simulate(
 
 @eqx.filter_jit
 def _run(system, state, inputs, dt, record, T, traced):
-    state, inputs = val.guard((state, inputs), traced)
+    # Thread the run-time checks onto the (small) state; onto the inputs only for
+    # systems without state arrays.
+    if jax.tree.leaves(state):
+        state = val.guard(state, traced)
+    else:
+        inputs = val.guard(inputs, traced)
 
     def body(carry, x):
         carry, out = system.step(carry, x, dt)
@@ -173,15 +178,15 @@ def _step_checks(dt) -> list[val.Check]:
 def _input_checks(inputs) -> list[val.Check]:
     checks = []
     for path, leaf in jax.tree_util.tree_leaves_with_path(inputs):
-        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
-            finite = jnp.isfinite(leaf)
-            bad_steps = ~jnp.all(finite.reshape(finite.shape[0], -1), axis=1)
-            checks.append(
-                val.Check(
-                    bad_steps,
-                    {"time step": jnp.arange(bad_steps.shape[0])},
-                    f"inputs{jax.tree_util.keystr(path)} must be finite (NaN or inf found)",
-                    _INPUT_FIX,
-                )
-            )
+        if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+            continue
+        where = f"inputs{jax.tree_util.keystr(path)} must be finite (NaN or inf found)"
+        if val.concrete(leaf) is None:  # traced: one reduction, no per-step detail
+            bad = ~jnp.all(jnp.isfinite(leaf))
+            checks.append(val.Check(bad, bad, where, _INPUT_FIX))
+        else:
+            finite = np.isfinite(np.asarray(leaf)).reshape(np.shape(leaf)[0], -1)
+            bad_steps = ~finite.all(axis=1)
+            steps = np.arange(bad_steps.shape[0])
+            checks.append(val.Check(bad_steps, {"time step": steps}, where, _INPUT_FIX))
     return checks
