@@ -11,4 +11,17 @@ from .exponential import (
     Expon as Expon,
     ExponState as ExponState,
 )
+from .gaba_b import GABAb as GABAb, GABAbState as GABAbState
 from .jump import VoltageJump as VoltageJump, VoltageJumpState as VoltageJumpState
+from .markov import (
+    AMPA as AMPA,
+    AMPAState as AMPAState,
+    GABAa as GABAa,
+    GABAaState as GABAaState,
+)
+from .nmda import (
+    NMDA as NMDA,
+    BioNMDA as BioNMDA,
+    BioNMDAState as BioNMDAState,
+    NMDAState as NMDAState,
+)
