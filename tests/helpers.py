@@ -101,6 +101,73 @@ ALL_SYSTEMS = [
         (),
         fixed_size=True,
     ),
+    # Short-term plasticity takes spikes as 0/1 events (a count k is k spikes at once).
+    Case(
+        "STD",
+        jsyn.STD(tau=10.0, U=0.4),
+        lambda dtype=jnp.float64, **kw: (spike_train(**kw) > 0).astype(dtype),
+        ("tau", "U"),
+    ),
+    Case(
+        "STP-per-synapse",
+        jsyn.STP(U=jnp.array([0.1, 0.3, 0.6]), tau_f=20.0, tau_d=8.0),
+        lambda dtype=jnp.float64, **kw: (spike_train(**kw) > 0).astype(dtype),
+        ("U", "tau_f", "tau_d"),
+    ),
+    # Transmitter-pulse models. With T_dur a multiple of dt the sampled output has kinks in
+    # T_dur (a pulse ending exactly at a recorded time, or at the next spike, which hides
+    # its end), where central differences fail; so T_dur is off the 0.1 ms grid here (the
+    # default T_dur is checked in tests/synapses, at a dt it is not a multiple of).
+    # The drive is clipped to [0, 1], a kink at x = 0 where central differences are only
+    # first-order accurate; the parameters keep that error well inside the tolerance.
+    Case(
+        "AMPA",
+        jsyn.AMPA(T_dur=0.37),
+        spike_train,
+        ("alpha", "beta", "T", "T_dur"),
+    ),
+    Case(
+        "AMPA-per-synapse",
+        jsyn.AMPA(beta=jnp.array([0.18, 0.3, 0.1]), T_dur=jnp.array([0.45, 0.37, 1.23])),
+        spike_train,
+        ("alpha", "beta", "T", "T_dur"),
+    ),
+    Case("GABAa", jsyn.GABAa(T_dur=0.83), spike_train, ("alpha", "beta", "T", "T_dur")),
+    Case("NMDA", jsyn.NMDA(), spike_train, ("tau_rise", "tau_decay", "a")),
+    Case(
+        "BioNMDA",
+        jsyn.BioNMDA(alpha1=0.5, T=0.5, T_dur=0.37),
+        spike_train,
+        ("alpha1", "beta1", "alpha2", "beta2", "T", "T_dur"),
+    ),
+    # Kd = 1 (not 100 uM^4) and a longer pulse, so 30 ms of input open a fair fraction of
+    # channels (g up to ~0.35) and every gradient, n and Kd included, is well conditioned.
+    Case(
+        "GABAb",
+        jsyn.GABAb(Kd=1.0, T_dur=0.87),
+        spike_train,
+        ("K1", "K2", "K3", "K4", "Kd", "n", "T", "T_dur"),
+    ),
+    # Couplings of rate models: 3 nodes fixed by conn_mat, per-connection delays (steps) up
+    # to 5, so the ring buffer wraps many times and a split run crosses it mid-way.
+    Case(
+        "AdditiveCoupling-delays",
+        jsyn.AdditiveCoupling(
+            jnp.array([[0.5, -0.2, 1.0], [0.3, 0.0, 0.7], [-0.4, 0.9, 0.1]]),
+            delays=jnp.array([[0, 2, 5], [1, 0, 3], [4, 1, 0]]),
+        ),
+        spike_train,
+        ("conn_mat",),
+        fixed_size=True,
+    ),
+    # One array of inputs: nodes coupled to themselves, y = x.
+    Case(
+        "DiffusiveCoupling-recurrent",
+        jsyn.DiffusiveCoupling(jnp.array([[0.0, 0.4, 0.1], [0.4, 0.0, 0.8], [0.2, 0.8, 0.0]]), 2),
+        current_steps,
+        ("conn_mat",),
+        fixed_size=True,
+    ),
 ]
 """Every model of the package, ready-built. A new model joins the suite with one line."""
 

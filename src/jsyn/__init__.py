@@ -18,6 +18,14 @@ from ._params import (
     SoftplusPositive as SoftplusPositive,
     resolve as resolve,
 )
+from .gap import (
+    AbstractCoupling as AbstractCoupling,
+    AdditiveCoupling as AdditiveCoupling,
+    CouplingState as CouplingState,
+    DiffusiveCoupling as DiffusiveCoupling,
+    GapJunction as GapJunction,
+    delay_steps as delay_steps,
+)
 from .neurons import (
     LIF as LIF,
     AbstractNeuron as AbstractNeuron,
@@ -36,17 +44,34 @@ from .outputs import (
     AbstractOutput as AbstractOutput,
     MgBlock as MgBlock,
 )
+from .plasticity import (
+    STD as STD,
+    STP as STP,
+    AbstractShortTermPlasticity as AbstractShortTermPlasticity,
+    STDState as STDState,
+    STPState as STPState,
+)
 from .simulate import simulate as simulate
 from .synapses import (
+    AMPA as AMPA,
+    NMDA as NMDA,
     AbstractSynapse as AbstractSynapse,
     Alpha as Alpha,
     AlphaState as AlphaState,
+    AMPAState as AMPAState,
+    BioNMDA as BioNMDA,
+    BioNMDAState as BioNMDAState,
     DualExpon as DualExpon,
     DualExponState as DualExponState,
     DualExponV2 as DualExponV2,
     DualExponV2State as DualExponV2State,
     Expon as Expon,
     ExponState as ExponState,
+    GABAa as GABAa,
+    GABAaState as GABAaState,
+    GABAb as GABAb,
+    GABAbState as GABAbState,
+    NMDAState as NMDAState,
     VoltageJump as VoltageJump,
     VoltageJumpState as VoltageJumpState,
 )
