@@ -18,6 +18,7 @@ from ._params import (
     SoftplusPositive as SoftplusPositive,
     resolve as resolve,
 )
+from .delays import Delay as Delay, DelayState as DelayState, split_steps as split_steps
 from .gap import (
     AbstractCoupling as AbstractCoupling,
     AdditiveCoupling as AdditiveCoupling,
