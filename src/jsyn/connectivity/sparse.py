@@ -1,0 +1,267 @@
+"""Sparse connectivity with event-driven propagation."""
+
+import functools
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Int
+
+from .. import _validation as val
+from .._params import AbstractParam, Param, as_param, resolve
+from .base import AbstractConnection, check_signal
+
+_FIRST_TIER = 16
+_TIER_GROWTH = 4
+
+
+def default_tiers(n_pre: int) -> tuple[int, ...]:
+    """Capacities 16, 64, 256, ... below `n_pre`, then `n_pre` itself (the exact fallback)."""
+    tiers, cap = [], _FIRST_TIER
+    while cap < n_pre:
+        tiers.append(cap)
+        cap *= _TIER_GROWTH
+    return (*tiers, n_pre)
+
+
+def _concrete_index_array(name: str, idx) -> np.ndarray:
+    arr = val.concrete(idx)
+    if arr is None:
+        raise TypeError(
+            f"Sparse.{name} must be concrete integers (they fix the wiring); build the "
+            "connection outside jit/vmap/grad."
+        )
+    arr = np.atleast_1d(np.asarray(arr))
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(
+            f"Sparse.{name} must be a 1-d array of integer neuron indices "
+            f"(got shape {arr.shape}, dtype {arr.dtype})."
+        )
+    return arr.astype(np.int64)
+
+
+class Sparse(AbstractConnection):
+    r"""Sparse connectivity: a list of synapses $(i_s, j_s)$ with weights $w_s$, and
+    **event-driven** propagation.
+
+    The drive of postsynaptic neuron $j$ is $\sum_s [j_s = j]\, x_{i_s} w_s$. The synapses
+    are stored sorted by presynaptic neuron, with a table of each neuron's targets (its
+    row padded to the largest out-degree `width`), so a step touches only the synapses of
+    the neurons that spiked: it counts the nonzero entries of the signal, picks the
+    smallest capacity tier that holds them (`tiers`, by default 16, 64, 256, ... and
+    `n_pre`, chosen per step with `jax.lax.switch`), gathers those neurons with
+    `jax.lax.top_k` and scatter-adds their weights. The last tier is every neuron, so **no
+    spike is ever dropped**, whatever the activity; the result equals the dense product
+    for any signal (not only 0/1). Work per step follows the number of spikes times
+    `width`.
+
+    Gradients are those of the dense product: w.r.t. the weights, the delays, and the
+    signal of **every** presynaptic neuron, silent ones included (for surrogate-gradient
+    training). Under `jax.grad`/`jax.jvp` the tangent is computed over all synapses.
+    Under `jax.vmap` the tier switch runs every branch (JAX's rule for a batched
+    `switch`); to batch trials of a large event-driven network, concatenate them into
+    one population instead.
+
+    Per-synapse arrays (weights, delays, states) have shape `(n_syn,)` and follow the
+    stored order, `pre_idx` then `post_idx` as given within one presynaptic neuron.
+
+    **Arguments:**
+    - `pre_idx`, `post_idx`: the presynaptic and postsynaptic neuron of each synapse
+      (1-d integer arrays of equal length, concrete). Repeated pairs are separate
+      synapses. Unsorted pairs are sorted by `pre_idx` (stably), a per-synapse `w` with them.
+    - `n_pre`, `n_post`: the group sizes.
+    - `w`: the weights (dimensionless): a scalar, or one per synapse, shape `(n_syn,)`.
+      Array or `AbstractParam`; differentiable.
+    - `tiers`: the capacity tiers, increasing, ending at `n_pre`. Default
+      `default_tiers(n_pre)`.
+    - `event_driven`: `False` propagates through every synapse each step (the same
+      result; cheaper only when most neurons spike in every step). Default `True`.
+    """
+
+    w: Param
+    pre_idx: Int[Array, " syn"]
+    post_idx: Int[Array, " syn"]
+    indptr: Int[Array, " n_pre_plus_1"]
+    targets: Int[Array, "n_pre width"]
+    n_pre: int = eqx.field(static=True)
+    n_post: int = eqx.field(static=True)
+    width: int = eqx.field(static=True)
+    tiers: tuple[int, ...] = eqx.field(static=True)
+    event_driven: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        pre_idx: ArrayLike | Sequence[int],
+        post_idx: ArrayLike | Sequence[int],
+        n_pre: int,
+        n_post: int,
+        w: ArrayLike | AbstractParam = 1.0,
+        *,
+        tiers: Sequence[int] | None = None,
+        event_driven: bool = True,
+    ):
+        pre = _concrete_index_array("pre_idx", pre_idx)
+        post = _concrete_index_array("post_idx", post_idx)
+        n_pre, n_post = int(n_pre), int(n_post)
+        if n_pre < 1 or n_post < 1:
+            raise ValueError(f"Sparse needs n_pre, n_post >= 1 (got {n_pre}, {n_post}).")
+        if pre.shape != post.shape:
+            raise ValueError(
+                f"Sparse needs one post index per pre index (got {pre.size} pre and "
+                f"{post.size} post indices)."
+            )
+        for name, idx, n in (("pre_idx", pre, n_pre), ("post_idx", post, n_post)):
+            if idx.size and (idx.min() < 0 or idx.max() >= n):
+                raise ValueError(
+                    f"Sparse.{name} must lie in [0, {n}) (got min={idx.min()}, "
+                    f"max={idx.max()}); fix the indices or the group size."
+                )
+        w = as_param(w)
+        w_shape = jnp.shape(resolve(w))
+        if w_shape not in ((), (pre.size,)):
+            raise ValueError(
+                f"Sparse.w must be a scalar or one weight per synapse, shape ({pre.size},) "
+                f"(got shape {w_shape})."
+            )
+        order = np.argsort(pre, kind="stable")
+        if np.any(order != np.arange(pre.size)):
+            pre, post = pre[order], post[order]
+            if w_shape:
+                w = jax.tree.map(lambda leaf: leaf[order], w)
+        counts = np.bincount(pre, minlength=n_pre)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        width = int(counts.max()) if pre.size else 0
+        slot = np.arange(pre.size) - indptr[pre]
+        targets = np.full((n_pre, width), n_post, dtype=np.int32)
+        targets[pre, slot] = post
+        tiers = default_tiers(n_pre) if tiers is None else tuple(int(c) for c in tiers)
+        if (
+            not tiers
+            or tiers[-1] != n_pre
+            or any(a >= b for a, b in zip(tiers, tiers[1:]))
+            or tiers[0] < 1
+        ):
+            raise ValueError(
+                f"Sparse.tiers must increase from >= 1 and end at n_pre={n_pre} (got {tiers}); "
+                "the last tier is the exact fallback that holds every neuron."
+            )
+        self.w = w
+        self.pre_idx = jnp.asarray(pre, dtype=jnp.int32)
+        self.post_idx = jnp.asarray(post, dtype=jnp.int32)
+        self.indptr = jnp.asarray(indptr, dtype=jnp.int32)
+        self.targets = jnp.asarray(targets)
+        self.n_pre = n_pre
+        self.n_post = n_post
+        self.width = width
+        self.tiers = tiers
+        self.event_driven = bool(event_driven)
+
+    @property
+    def n_syn(self) -> int:
+        """The number of synapses."""
+        return int(self.pre_idx.shape[0])
+
+    @property
+    def syn_shape(self) -> tuple[int, ...]:
+        return (self.n_syn,)
+
+    def deliver(self, signal, into, *, weights=None, rows=None, rows_next=None, frac=None):
+        s = check_signal("Sparse.deliver", signal, self.n_pre).astype(into.dtype)
+        w = self.weights(into) if weights is None else jnp.asarray(weights).astype(into.dtype)
+        if self.width == 0:
+            return into
+        if rows is None:
+            mode = "none"
+            rows = rows_next = jnp.zeros((), jnp.int32)
+            frac = jnp.zeros((), into.dtype)
+        else:
+            per_syn = jnp.ndim(rows) > 0 or jnp.ndim(frac) > 0
+            mode = "synapse" if per_syn else "scalar"
+            if per_syn:
+                rows = jnp.broadcast_to(rows, self.syn_shape)
+                rows_next = jnp.broadcast_to(rows_next, self.syn_shape)
+                frac = jnp.broadcast_to(frac, self.syn_shape)
+        tiers = self.tiers if self.event_driven else (self.n_pre,)
+        spec = _Spec(tiers, self.width, self.n_syn, w.ndim > 0, mode)
+        return _deliver(spec, self.targets, self.indptr, s, w, rows, rows_next, frac, into)
+
+    def spread(self, signal) -> Float[Array, " syn"]:
+        return check_signal("Sparse.spread", signal, self.n_pre)[self.pre_idx]
+
+    def collect(self, values, *, weights=None) -> Float[Array, " n_post"]:
+        w = self.weights(values) if weights is None else jnp.asarray(weights).astype(values.dtype)
+        return jax.ops.segment_sum(w * values, self.post_idx, num_segments=self.n_post)
+
+    def matrix(self) -> Float[Array, "n_pre n_post"]:
+        w = jnp.broadcast_to(self.weights(), self.syn_shape)
+        return jnp.zeros((self.n_pre, self.n_post), w.dtype).at[self.pre_idx, self.post_idx].add(w)
+
+
+class _Spec(NamedTuple):
+    """The static layout of one event-driven delivery (hashable)."""
+
+    tiers: tuple[int, ...]
+    width: int
+    n_syn: int
+    w_per_synapse: bool
+    mode: str  # "none", "scalar" or "synapse" delays
+
+
+def _gathered(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into, idx):
+    """Scatter the synapses of presynaptic neurons `idx` (all of them for `None`)."""
+    if idx is None:
+        post, vals, start = targets, signal, indptr[:-1]
+    else:
+        post, vals, start = targets[idx], signal[idx], indptr[idx]
+    need_syn = spec.w_per_synapse or spec.mode == "synapse"
+    if need_syn:
+        # Padding entries of a row point past its synapses; their target is n_post, an
+        # out-of-range index that the scatters below drop, so any valid index serves.
+        syn = jnp.minimum(
+            start[:, None] + jnp.arange(spec.width, dtype=start.dtype)[None, :], spec.n_syn - 1
+        )
+    v = vals[:, None] * (w[syn] if spec.w_per_synapse else w)
+    if spec.mode == "none":
+        return into.at[post].add(v, mode="drop")
+    if spec.mode == "synapse":
+        rows, rows_next, frac = rows[syn], rows_next[syn], frac[syn]
+    into = into.at[rows, post].add((1.0 - frac) * v, mode="drop")
+    return into.at[rows_next, post].add(frac * v, mode="drop")
+
+
+def _select(signal, cap: int):
+    """The indices of up to `cap` nonzero entries of `signal` (all of them when there are
+    at most `cap`; the rest of the slots hold zero entries, which contribute nothing)."""
+    active = (signal != 0).astype(jnp.float32)
+    return jax.lax.top_k(active, cap)[1]
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _deliver(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into):
+    args = (targets, indptr, signal, w, rows, rows_next, frac, into)
+    if len(spec.tiers) == 1:
+        return _gathered(spec, *args, idx=None)
+    n_active = jnp.count_nonzero(signal)
+    branch = jnp.sum(n_active > jnp.asarray(spec.tiers[:-1], n_active.dtype)).astype(jnp.int32)
+
+    def tier(cap):
+        def run(*args):
+            return _gathered(spec, *args, idx=_select(args[2], cap))
+
+        return run
+
+    branches = [tier(cap) for cap in spec.tiers[:-1]]
+    branches.append(lambda *args: _gathered(spec, *args, idx=None))
+    return jax.lax.switch(branch, branches, *args)
+
+
+@_deliver.defjvp
+def _deliver_jvp(spec, primals, tangents):
+    out = _deliver(spec, *primals)
+    # The tangent over every synapse: the dense product's derivative, silent neurons and
+    # all (linear in the tangents, so reverse mode transposes it).
+    _, t_out = jax.jvp(lambda *a: _gathered(spec, *a, idx=None), primals, tangents)
+    return out, t_out
