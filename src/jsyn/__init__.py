@@ -18,6 +18,18 @@ from ._params import (
     SoftplusPositive as SoftplusPositive,
     resolve as resolve,
 )
+from .connectivity import (
+    AbstractConnection as AbstractConnection,
+    Dense as Dense,
+    Sparse as Sparse,
+    all_to_all as all_to_all,
+    fixed_in_degree as fixed_in_degree,
+    fixed_out_degree as fixed_out_degree,
+    fixed_prob as fixed_prob,
+    from_matrix as from_matrix,
+    from_pairs as from_pairs,
+    one_to_one as one_to_one,
+)
 from .delays import Delay as Delay, DelayState as DelayState, split_steps as split_steps
 from .gap import (
     AbstractCoupling as AbstractCoupling,
@@ -26,6 +38,12 @@ from .gap import (
     DiffusiveCoupling as DiffusiveCoupling,
     GapJunction as GapJunction,
     delay_steps as delay_steps,
+)
+from .network import (
+    Network as Network,
+    NetworkState as NetworkState,
+    Projection as Projection,
+    ProjectionState as ProjectionState,
 )
 from .neurons import (
     LIF as LIF,

@@ -22,6 +22,7 @@ def simulate(
     record: Callable[[Any, Any], Any] | None = None,
     key=None,
     n_steps: int | None = None,
+    record_every: int = 1,
 ):
     r"""Run `system` over the leading (time) axis of `inputs`.
 
@@ -46,6 +47,8 @@ def simulate(
     - `key`: a PRNG key handed to `init_state` when `state` is `None`, for stochastic
       systems such as `Poisson`.
     - `n_steps`: the number of steps when `inputs` is `None`.
+    - `record_every`: keep the record of every k-th step only (steps k-1, 2k-1, ...), so
+      memory stays small over long runs; the number of steps must be a multiple of it.
 
     **Returns:** `(final_state, recorded)`: the state after the last step (pass it as
     `state=` to continue the run exactly) and the recorded pytree, time leading.
@@ -75,13 +78,19 @@ def simulate(
     else:
         _check_state(system, state, leaves)
 
+    every = int(record_every)
+    if every < 1 or T % every:
+        raise ValueError(
+            f"simulate needs record_every >= 1 dividing the number of steps (got "
+            f"record_every={record_every} for {T} steps); pick a divisor of {T}."
+        )
     checks = val.collect(system) + _step_checks(dt) + _input_checks(inputs)
     traced = val.raise_concrete(checks)
-    return _run(system, state, inputs, dt, record, T, traced)
+    return _run(system, state, inputs, dt, record, T, traced, every)
 
 
 @eqx.filter_jit
-def _run(system, state, inputs, dt, record, T, traced):
+def _run(system, state, inputs, dt, record, T, traced, every=1):
     # Thread the run-time checks onto the (small) state; onto the inputs only for
     # systems without state arrays.
     if jax.tree.leaves(state):
@@ -93,7 +102,19 @@ def _run(system, state, inputs, dt, record, T, traced):
         carry, out = system.step(carry, x, dt)
         return carry, out if record is None else record(carry, out)
 
-    return jax.lax.scan(body, state, inputs, length=T)
+    if every == 1:
+        return jax.lax.scan(body, state, inputs, length=T)
+
+    def block(carry, xs):  # `every` steps, recording only the last
+        def quiet(c, x):
+            return system.step(c, x, dt)[0], None
+
+        head = jax.tree.map(lambda x: x[:-1], xs)
+        carry, _ = jax.lax.scan(quiet, carry, head, length=every - 1)
+        return body(carry, jax.tree.map(lambda x: x[-1], xs))
+
+    blocks = jax.tree.map(lambda x: x.reshape(T // every, every, *x.shape[1:]), inputs)
+    return jax.lax.scan(block, state, blocks, length=T // every)
 
 
 def _time_length(leaves) -> int:

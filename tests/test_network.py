@@ -1,0 +1,449 @@
+"""Projections and networks: exact delays, fractional delays and their gradients, summed ==
+per-synapse kinetics, sparse == dense, a network against an independent NumPy loop of the
+MODELS.md equations, jit/vmap/split runs, recording, and errors."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jsyn
+from helpers import DT, central_fd, tree_allclose
+
+
+def _pulse(n_steps, n, step, who, dtype=jnp.float64):
+    return jnp.zeros((n_steps, n), dtype).at[step, who].set(1.0)
+
+
+# -- delays ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("per_synapse", [False, True])
+def test_integer_delays_are_exact_in_steps(sparse, per_synapse, dtype):
+    """2 ms at dt = 0.1 arrive 20 steps later, whatever the kinetics' bookkeeping."""
+    conn = jsyn.all_to_all(2, 3, 0.5, sparse=sparse)
+    proj = jsyn.Projection(conn, jsyn.Expon(tau=5.0), delay=2.0, dt=DT, per_synapse=per_synapse)
+    spikes = _pulse(40, 2, 5, 1, dtype)
+    _, g = jsyn.simulate(proj, spikes, DT)
+    g = np.asarray(g)
+    assert g.dtype == dtype
+    np.testing.assert_array_equal(g[:25], 0.0)
+    np.testing.assert_allclose(g[25], 0.5, rtol=1e-6)
+    np.testing.assert_allclose(g[26], 0.5 * np.exp(-DT / 5.0), rtol=1e-6)
+
+
+def test_per_synapse_integer_delays_against_numpy():
+    conn = jsyn.fixed_prob(6, 5, 0.6, key=0, w=lambda n: jnp.linspace(0.5, 1.5, n))
+    delays = jnp.asarray(np.random.default_rng(0).integers(0, 8, conn.n_syn) * 0.5)  # 0..3.5 ms
+    proj = jsyn.Projection(conn, jsyn.Expon(tau=4.0), delay=delays, dt=DT)
+    spikes = (jax.random.uniform(jax.random.key(1), (120, 6)) < 0.1).astype(jnp.float64)
+    _, g = jsyn.simulate(proj, spikes, DT)
+    # NumPy: drive[t + d/dt, j] += w s[t, i]; g = g e^{-dt/tau} + drive
+    drive = np.zeros((200, 5))
+    s = np.asarray(spikes)
+    for syn, (i, j) in enumerate(zip(np.asarray(conn.pre_idx), np.asarray(conn.post_idx))):
+        k = int(round(float(delays[syn]) / DT))
+        drive[k : k + 120, j] += float(conn.weights()[syn]) * s[:, i]
+    expected, gj = np.zeros((120, 5)), np.zeros(5)
+    for t in range(120):
+        gj = gj * np.exp(-DT / 4.0) + drive[t]
+        expected[t] = gj
+    np.testing.assert_allclose(g, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_fractional_delay_splits_the_spike_between_two_steps():
+    proj = jsyn.Projection(jsyn.one_to_one(1), jsyn.Expon(tau=1e9), delay=0.73, dt=DT)
+    _, g = jsyn.simulate(proj, _pulse(20, 1, 2, 0), DT)
+    g = np.asarray(g[:, 0])
+    np.testing.assert_array_equal(g[:9], 0.0)
+    np.testing.assert_allclose(g[9], 0.7, rtol=1e-6)  # step 2 + 7: 1 - 0.3
+    np.testing.assert_allclose(g[10:], 1.0, rtol=1e-6)  # the rest, 0.3, one step later
+
+
+def _delay_loss(proj, spikes, V):
+    def loss(delay):
+        p = eqx.tree_at(lambda p: p.delay, proj, delay)
+        _, g = jsyn.simulate(p, spikes, DT)
+        return jnp.sum(jnp.linspace(0.5, 1.5, g.size).reshape(g.shape) * g)
+
+    return loss
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "sparse-summed",
+        pytest.param("dense-summed", marks=pytest.mark.slow),
+        pytest.param("sparse-per-synapse", marks=pytest.mark.slow),
+        "dense-scalar-ampa",
+    ],
+)
+def test_delay_gradients_match_central_differences(kind):
+    conn = jsyn.fixed_prob(4, 3, 0.7, key=2, w=lambda n: jnp.linspace(0.4, 1.2, n))
+    if kind.startswith("dense"):
+        conn = jsyn.Dense(conn.matrix())
+    rng = np.random.default_rng(5)
+    if kind == "dense-scalar-ampa":
+        delay, synapse = jnp.asarray(0.437), jsyn.AMPA(T_dur=0.37)
+    else:
+        delay = jnp.asarray(rng.uniform(0.05, 1.9, conn.syn_shape).round(3) + 0.0013)
+        synapse = jsyn.DualExpon(1.0, 4.0)
+    proj = jsyn.Projection(
+        conn,
+        synapse,
+        delay=delay,
+        dt=DT,
+        max_delay=2.5,
+        per_synapse=kind != "dense-summed" and kind != "sparse-summed",
+    )
+    spikes = (jax.random.uniform(jax.random.key(3), (150, 4)) < 0.08).astype(jnp.float64)
+    loss = _delay_loss(proj, spikes, None)
+    grad = jax.grad(loss)(delay)
+    assert np.any(np.abs(np.asarray(grad)) > 1e-3)
+    for idx in list(np.ndindex(delay.shape))[:6]:
+        fd = central_fd(lambda e, idx=idx: loss(delay.at[idx].add(e)), 0.0, eps=1e-6)
+        np.testing.assert_allclose(grad[idx], fd, rtol=1e-6, atol=1e-9, err_msg=str(idx))
+
+
+# -- kinetics bookkeeping --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "synapse", [jsyn.Expon(tau=3.0), pytest.param(jsyn.DualExpon(1.0, 6.0), marks=pytest.mark.slow)]
+)
+def test_summed_kinetics_equal_per_synapse_kinetics(synapse):
+    conn = jsyn.fixed_prob(20, 10, 0.3, key=1, w=lambda n: jnp.linspace(0.1, 2.0, n))
+    delay = jnp.asarray(np.random.default_rng(0).uniform(0, 2, conn.n_syn))
+    spikes = (jax.random.uniform(jax.random.key(0), (100, 20)) < 0.1).astype(jnp.float64)
+    runs = []
+    for per_synapse in (False, True):
+        proj = jsyn.Projection(conn, synapse, delay=delay, dt=DT, per_synapse=per_synapse)
+        assert proj.per_synapse == per_synapse
+        runs.append(jsyn.simulate(proj, spikes, DT)[1])
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-10, atol=1e-12)
+
+
+def test_nonlinear_kinetics_keep_per_synapse_state():
+    conn = jsyn.fixed_prob(8, 6, 0.5, key=0)
+    proj = jsyn.Projection(conn, jsyn.AMPA(), jsyn.COBA())
+    assert proj.per_synapse
+    assert proj.init_state().synapse.g.shape == (conn.n_syn,)
+    assert not jsyn.Projection(conn, jsyn.Expon()).per_synapse
+
+
+@pytest.mark.parametrize(
+    "synapse,with_stp",
+    [
+        (jsyn.Expon(tau=3.0), True),
+        (jsyn.AMPA(), False),
+        pytest.param(jsyn.Expon(tau=3.0), False, marks=pytest.mark.slow),
+        pytest.param(jsyn.AMPA(), True, marks=pytest.mark.slow),
+    ],
+)
+def test_sparse_and_dense_projections_agree(synapse, with_stp):
+    sparse = jsyn.fixed_prob(30, 12, 0.25, key=3, w=lambda n: jnp.linspace(0.2, 1.0, n))
+    dense = jsyn.Dense(sparse.matrix())
+    stp = jsyn.STP(U=0.3, tau_f=50.0, tau_d=20.0) if with_stp else None
+    spikes = (jax.random.uniform(jax.random.key(4), (150, 30)) < 0.05).astype(jnp.float64)
+    g = [
+        jsyn.simulate(jsyn.Projection(c, synapse, stp=stp, delay=0.5, dt=DT), spikes, DT)[1]
+        for c in (sparse, dense)
+    ]
+    np.testing.assert_allclose(g[0], g[1], rtol=1e-10, atol=1e-12)
+
+
+def test_stp_scales_the_drive_by_the_efficacy():
+    stp = jsyn.STD(tau=50.0, U=0.5)
+    proj = jsyn.Projection(jsyn.one_to_one(1, 2.0), jsyn.Expon(tau=1e9), stp=stp)
+    spikes = _pulse(10, 1, 2, 0).at[4, 0].set(1.0)
+    _, g = jsyn.simulate(proj, spikes, DT)
+    x_before_second = 1.0 - 0.5 * np.exp(-2 * DT / 50.0)
+    f = np.exp(-DT / 1e9)  # the synapse's own (negligible) decay, kept exact
+    expected = 2.0 * (0.5 * f**7 + 0.5 * x_before_second * f**5)
+    np.testing.assert_allclose(g[-1, 0], expected, rtol=1e-12)
+
+
+def _cells_V(state, spikes):
+    return state.groups["cells"].V
+
+
+def _cells_spikes(state, spikes):
+    return spikes["cells"]
+
+
+# -- networks --------------------------------------------------------------------------------
+
+N, NE = 60, 48
+TAU_E, TAU_I, E_E, E_I = 5.0, 10.0, 0.0, -80.0
+
+
+def _ei_network(delays=(0.0, 0.0), sparse=True, event_driven=True):
+    w_e = lambda n: jnp.asarray(np.random.default_rng(1).uniform(0.5, 1.5, n))  # noqa: E731
+    tiers = ((NE,), (N - NE,)) if not event_driven else (None, None)
+    exc = jsyn.fixed_prob(NE, N, 0.2, key=10, w=w_e, tiers=tiers[0])
+    inh = jsyn.fixed_prob(N - NE, N, 0.2, key=11, w=3.0, tiers=tiers[1])
+    if not sparse:
+        exc, inh = jsyn.Dense(exc.matrix()), jsyn.Dense(inh.matrix())
+    lif = jsyn.LIF(tau=20.0, tau_ref=2.0)
+    kw = dict(pre="cells", post="cells", dt=DT)
+    projections = {
+        "exc": jsyn.Projection(
+            exc, jsyn.Expon(tau=TAU_E), jsyn.COBA(E=E_E), delay=delays[0], pre_slice=(0, NE), **kw
+        ),
+        "inh": jsyn.Projection(
+            inh, jsyn.Expon(tau=TAU_I), jsyn.COBA(E=E_I), delay=delays[1], pre_slice=(NE, N), **kw
+        ),
+    }
+    return jsyn.Network({"cells": (lif, N)}, projections)
+
+
+def _start(net, seed=0):
+    state = net.init_state()
+    V0 = jnp.asarray(np.random.default_rng(seed).uniform(-60.0, -50.0, N))
+    return eqx.tree_at(lambda s: s.groups["cells"].V, state, V0)
+
+
+def _drive(n_steps=400, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"cells": jnp.asarray(rng.uniform(8.0, 22.0, (n_steps, N)))}
+
+
+def numpy_ei_network(net, V0, I_ext, delays):
+    """MODELS.md by hand: LIF (exact relaxation, current held over the step, reset and
+    refractory), Expon conductances, COBA currents g (E - V), delays in whole steps."""
+    W = [np.asarray(net.projections[p].conn.matrix()) for p in ("exc", "inh")]
+    pre = [slice(0, NE), slice(NE, N)]
+    taus, Es = (TAU_E, TAU_I), (E_E, E_I)
+    ks = [int(round(d / DT)) for d in delays]
+    T = I_ext.shape[0]
+    arrive = [np.zeros((T + 50, N)), np.zeros((T + 50, N))]
+    V, t_ref, g = V0.copy(), np.zeros(N), [np.zeros(N), np.zeros(N)]
+    spikes, Vs = np.zeros((T, N)), np.zeros((T, N))
+    for t in range(T):
+        I = I_ext[t] + g[0] * (Es[0] - V) + g[1] * (Es[1] - V)
+        V_inf = -60.0 + I
+        V_new = V_inf + (V - V_inf) * np.exp(-DT / 20.0)
+        V = np.where(t_ref > 0.5 * DT, V, V_new)
+        fired = V >= -50.0
+        V = np.where(fired, -60.0, V)
+        t_ref = np.where(fired, 2.0, np.maximum(t_ref - DT, 0.0))
+        spikes[t], Vs[t] = fired, V
+        for p in range(2):
+            arrive[p][t + ks[p]] += fired[pre[p]] @ W[p]
+            g[p] = g[p] * np.exp(-DT / taus[p]) + arrive[p][t]
+    return spikes, Vs
+
+
+@pytest.mark.parametrize("delays", [(0.0, 0.0), (1.5, 0.8)])
+def test_network_matches_an_independent_numpy_loop(delays):
+    net = _ei_network(delays)
+    state, I = _start(net), _drive()
+
+    def record(s, spikes):
+        return {"spikes": spikes["cells"], "V": s.groups["cells"].V}
+
+    _, rec = jsyn.simulate(net, I, DT, state=state, record=record)
+    spikes, V = numpy_ei_network(
+        net, np.asarray(state.groups["cells"].V), np.asarray(I["cells"]), delays
+    )
+    assert spikes.sum() > 50  # the network is active
+    np.testing.assert_array_equal(rec["spikes"], spikes)
+    np.testing.assert_allclose(rec["V"], V, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.slow
+def test_event_driven_dense_and_sparse_networks_agree():
+    records = []
+    for sparse, event_driven in ((True, True), (True, False), (False, True)):
+        net = _ei_network((1.0, 0.5), sparse=sparse, event_driven=event_driven)
+        _, rec = jsyn.simulate(net, _drive(), DT, state=_start(net), record=lambda s, o: o["cells"])
+        records.append(np.asarray(rec))
+    for rec in records[1:]:
+        np.testing.assert_array_equal(rec, records[0])
+
+
+def test_every_neuron_spiking_in_one_step_drops_nothing():
+    """A source fires all its 300 neurons in one step; the event-driven sum holds all."""
+    n = 300
+    src = jsyn.SpikeTimes(np.full(n, 1.0), np.arange(n), n=n)
+    conn = jsyn.fixed_prob(n, 20, 0.1, key=0, w=lambda k: jnp.linspace(0.1, 1.0, k))
+    assert conn.tiers[-1] == n and len(conn.tiers) > 1
+    proj = jsyn.Projection(conn, jsyn.Expon(tau=1e9), jsyn.CUBA(), pre="src", post="cells")
+    net = jsyn.Network({"src": src, "cells": (jsyn.LIF(), 20)}, {"p": proj})
+    final, _ = jsyn.simulate(net, None, DT, n_steps=15)
+    decay = np.exp(-4 * DT / 1e9)  # the spikes of step 10, four steps of (tiny) decay
+    np.testing.assert_allclose(
+        final.projections["p"].g, decay * np.asarray(conn.matrix()).sum(axis=0), rtol=1e-12
+    )
+
+
+@pytest.mark.slow
+def test_jit_equals_eager_and_split_equals_whole():
+    net = _ei_network((1.0, 0.3))
+    state, I = _start(net), _drive(300)
+    record = lambda s, o: (o["cells"], s.projections["exc"].g)  # noqa: E731
+    final, rec = jax.jit(lambda s, I: jsyn.simulate(net, I, DT, state=s, record=record))(state, I)
+    with jax.disable_jit():
+        final_e, rec_e = jsyn.simulate(net, _drive(3), DT, state=state, record=record)
+    assert tree_allclose(jax.tree.map(lambda x: x[:3], rec), rec_e)
+    mid, rec1 = jsyn.simulate(
+        net, jax.tree.map(lambda x: x[:137], I), DT, state=state, record=record
+    )
+    final2, rec2 = jsyn.simulate(
+        net, jax.tree.map(lambda x: x[137:], I), DT, state=mid, record=record
+    )
+    assert tree_allclose(final, final2)
+    assert tree_allclose(rec, jax.tree.map(lambda a, b: jnp.concatenate([a, b]), rec1, rec2))
+
+
+def test_vmap_over_trials_equals_loop():
+    net = _ei_network((0.5, 0.5))
+    states = [_start(net, seed) for seed in range(3)]
+    batched_state = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+    I = _drive(200)
+    record = lambda s, o: o["cells"]  # noqa: E731
+    run = jax.jit(jax.vmap(lambda s: jsyn.simulate(net, I, DT, state=s, record=record)[1]))
+    batched = run(batched_state)
+    for b in range(3):
+        single = jsyn.simulate(net, I, DT, state=states[b], record=record)[1]
+        np.testing.assert_array_equal(batched[b], single)
+
+
+def test_gradients_through_a_network_match_finite_differences():
+    """A source drives 3 cells below threshold through fractional per-synapse delays: the
+    potentials are smooth in the weights and delays."""
+    src = jsyn.SpikeTimes([1.0, 2.3, 4.0, 4.1, 7.7], [0, 1, 2, 0, 1], n=3)
+    conn = jsyn.fixed_prob(3, 3, 1.0, key=0, w=lambda n: jnp.linspace(0.02, 0.05, n))
+    delay = jnp.asarray(np.random.default_rng(1).uniform(0.1, 1.9, 9).round(2) + 0.003)
+    proj = jsyn.Projection(
+        conn,
+        jsyn.Expon(tau=4.0),
+        jsyn.COBA(E=0.0),
+        delay=delay,
+        dt=DT,
+        max_delay=2.0,
+        pre="src",
+        post="cells",
+    )
+    net = jsyn.Network({"src": src, "cells": (jsyn.LIF(), 3)}, {"p": proj})
+
+    def trace(net):
+        return jsyn.simulate(net, None, DT, n_steps=150, record=_cells_V)[1]
+
+    def loss(net):
+        return jnp.sum(trace(net) + 60.0)
+
+    V = trace(net)
+    assert float(jnp.max(V)) < -50.0 and float(jnp.max(V)) > -59.0  # driven, below threshold
+
+    grads = eqx.filter_grad(loss)(net)
+    for name, get in (
+        ("w", lambda n: n.projections["p"].conn.w),
+        ("delay", lambda n: n.projections["p"].delay),
+    ):
+        value, grad = get(net), get(grads)
+        for idx in [(0,), (4,), (8,)]:
+            fd = central_fd(
+                lambda e, idx=idx, get=get: loss(eqx.tree_at(get, net, value.at[idx].add(e))),
+                0.0,
+                eps=1e-6,
+            )
+            np.testing.assert_allclose(grad[idx], fd, rtol=1e-6, atol=1e-9, err_msg=name)
+
+
+def test_record_every_keeps_every_kth_step():
+    x = (jax.random.uniform(jax.random.key(0), (200, 4)) < 0.1).astype(jnp.float64)
+    final, full = jsyn.simulate(jsyn.Expon(), x, DT)
+    final_thin, thin = jsyn.simulate(jsyn.Expon(), x, DT, record_every=10)
+    assert thin.shape == (20, 4)
+    np.testing.assert_array_equal(thin, full[9::10])
+    assert tree_allclose(final, final_thin)
+    with pytest.raises(ValueError, match="record_every >= 1 dividing"):
+        jsyn.simulate(jsyn.Expon(), x, DT, record_every=7)
+
+
+def test_voltage_jump_projection():
+    src = jsyn.SpikeTimes([1.0], [0], n=1)
+    proj = jsyn.Projection(jsyn.one_to_one(1, 4.0), jsyn.VoltageJump(), pre="src", post="c")
+    net = jsyn.Network({"src": src, "c": (jsyn.LIF(), 1)}, [proj])
+    _, V = jsyn.simulate(net, None, DT, n_steps=20, record=lambda s, o: s.groups["c"].V[0])
+    # The spike of step 10 jumps V by 4 mV in step 11 (the next step), then it decays.
+    np.testing.assert_array_equal(V[:11], -60.0)
+    np.testing.assert_allclose(V[11], -56.0, rtol=1e-12)
+
+
+def test_poisson_groups_take_a_key():
+    net = jsyn.Network(
+        {"in": jsyn.Poisson(jnp.full(50, 0.05)), "c": (jsyn.LIF(), 10)},
+        {
+            "p": jsyn.Projection(
+                jsyn.fixed_prob(50, 10, 0.2, key=0, w=0.5),
+                jsyn.Expon(),
+                jsyn.CUBA(g_max=10.0),
+                pre="in",
+                post="c",
+            )
+        },
+    )
+    with pytest.raises(TypeError, match="key"):
+        jsyn.simulate(net, None, DT, n_steps=10)
+    _, rec = jsyn.simulate(
+        net, None, DT, n_steps=100, key=jax.random.key(0), record=lambda s, o: o["in"].sum()
+    )
+    assert 10 < float(rec.sum()) < 50  # 50 cells for 10 ms at 50 Hz: 25 expected
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def test_network_construction_errors():
+    conn = jsyn.one_to_one(3)
+    lif = (jsyn.LIF(), 3)
+    with pytest.raises(ValueError, match="not a group"):
+        jsyn.Network(
+            {"a": lif}, [jsyn.Projection(conn, jsyn.Expon(), jsyn.CUBA(), pre="a", post="b")]
+        )
+    with pytest.raises(ValueError, match="n_post=3, but post group 'b' has 4 neurons"):
+        jsyn.Network(
+            {"a": lif, "b": (jsyn.LIF(), 4)},
+            [jsyn.Projection(conn, jsyn.Expon(), jsyn.CUBA(), pre="a", post="b")],
+        )
+    with pytest.raises(ValueError, match="give its size"):
+        jsyn.Network({"a": jsyn.LIF()})
+    with pytest.raises(ValueError, match="spans 2 neurons but the connection has 3"):
+        jsyn.Projection(conn, jsyn.Expon(), pre_slice=(0, 2))
+
+
+def test_projection_delay_errors():
+    conn = jsyn.one_to_one(3)
+    with pytest.raises(ValueError, match="delay must be finite and >= 0 ms"):
+        jsyn.Projection(conn, jsyn.Expon(), delay=-1.0, dt=DT)
+    with pytest.raises(ValueError, match="needs the time step dt"):
+        jsyn.Projection(conn, jsyn.Expon(), delay=1.0)
+    with pytest.raises(ValueError, match="one delay per synapse, shape \\(3,\\)"):
+        jsyn.Projection(conn, jsyn.Expon(), delay=jnp.ones(4), dt=DT)
+    with pytest.raises(ValueError, match="sums the drive before the kinetics"):
+        jsyn.Projection(conn, jsyn.AMPA(), per_synapse=False)
+    proj = jsyn.Projection(conn, jsyn.Expon(), delay=1.0, dt=DT)
+    with pytest.raises(ValueError, match="built for dt=0.1"):
+        jsyn.simulate(proj, jnp.zeros((5, 3)), 0.2)
+    # A delay beyond the buffer: at the simulate entry, eagerly and under jit.
+    too_long = eqx.tree_at(lambda p: p.delay, proj, jnp.asarray(1.5))
+    with pytest.raises(ValueError, match="max_delay=1.0"):
+        jsyn.simulate(too_long, jnp.zeros((5, 3)), DT)
+    with pytest.raises(Exception, match="max_delay=1.0"):
+        jax.jit(
+            lambda d: jsyn.simulate(eqx.tree_at(lambda p: p.delay, proj, d), jnp.zeros((5, 3)), DT)
+        )(jnp.asarray(1.5))
+
+
+def test_network_step_errors():
+    net = _ei_network()
+    state = net.init_state()
+    with pytest.raises(ValueError, match="dict of external currents"):
+        net.step(state, {"nope": jnp.zeros(N)}, DT)
+    with pytest.raises(ValueError, match="must have shape \\(60,\\)"):
+        net.step(state, {"cells": jnp.zeros(5)}, DT)
