@@ -156,6 +156,31 @@ ALL_SYSTEMS = [
         spike_train,
         ("delay",),
     ),
+    # Projections: 3 -> 3 cells. Event-driven sparse wiring (tiers 1, 2, 3, so steps with
+    # 0, 1, 2 and 3 spiking cells take different branches) with STD and per-synapse delays
+    # off the grid (smooth in each). Dense wiring and per-synapse kinetics are checked in
+    # tests/test_network.py.
+    Case(
+        "Projection-Sparse-STD-delays",
+        jsyn.Projection(
+            jsyn.Sparse(
+                [0, 0, 1, 2, 2],
+                [0, 2, 1, 0, 1],
+                3,
+                3,
+                jnp.array([0.5, 1.2, 0.8, 1.0, 0.3]),
+                tiers=(1, 2, 3),
+            ),
+            jsyn.Expon(tau=4.0),
+            stp=jsyn.STD(tau=30.0, U=0.3),
+            delay=jnp.array([0.37, 1.23, 0.05, 2.57, 0.91]),
+            dt=DT,
+            max_delay=3.0,
+        ),
+        spike_train,
+        ("delay",),
+        fixed_size=True,
+    ),
     # Couplings of rate models: 3 nodes fixed by conn_mat, per-connection delays (steps) up
     # to 5, so the ring buffer wraps many times and a split run crosses it mid-way.
     Case(

@@ -239,13 +239,9 @@ def _select(signal, cap: int):
     return jax.lax.top_k(active, cap)[1]
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _deliver(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into):
-    args = (targets, indptr, signal, w, rows, rows_next, frac, into)
-    if len(spec.tiers) == 1:
-        return _gathered(spec, *args, idx=None)
-    n_active = jnp.count_nonzero(signal)
-    branch = jnp.sum(n_active > jnp.asarray(spec.tiers[:-1], n_active.dtype)).astype(jnp.int32)
+@functools.lru_cache(maxsize=256)
+def _branches(spec: _Spec) -> tuple:
+    """One function per tier (cached, so that JAX's caches recognise them call after call)."""
 
     def tier(cap):
         def run(*args):
@@ -253,9 +249,20 @@ def _deliver(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, int
 
         return run
 
-    branches = [tier(cap) for cap in spec.tiers[:-1]]
-    branches.append(lambda *args: _gathered(spec, *args, idx=None))
-    return jax.lax.switch(branch, branches, *args)
+    def everything(*args):
+        return _gathered(spec, *args, idx=None)
+
+    return (*(tier(cap) for cap in spec.tiers[:-1]), everything)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _deliver(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into):
+    args = (targets, indptr, signal, w, rows, rows_next, frac, into)
+    if len(spec.tiers) == 1:
+        return _gathered(spec, *args, idx=None)
+    n_active = jnp.count_nonzero(signal)
+    branch = jnp.sum(n_active > jnp.asarray(spec.tiers[:-1], n_active.dtype)).astype(jnp.int32)
+    return jax.lax.switch(branch, _branches(spec), *args)
 
 
 @_deliver.defjvp
