@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
-from . import _validation as val
+from . import _kinetics as kin, _validation as val
 from ._component import AbstractSystem, as_shape
 from ._custom_types import ScalarLike, Shape
 from ._params import AbstractParam, Param, as_param, resolve
@@ -41,7 +41,15 @@ from .delays import Delay, DelayState, split_steps
 from .neurons import AbstractNeuron
 from .outputs import AbstractOutput
 from .plasticity import AbstractShortTermPlasticity
-from .synapses import AbstractSynapse, Alpha, DualExpon, DualExponV2, Expon, VoltageJump
+from .synapses import (
+    AbstractSynapse,
+    Alpha,
+    DualExpon,
+    DualExponV2,
+    Expon,
+    ExponState,
+    VoltageJump,
+)
 
 _LINEAR = (Expon, Alpha, DualExpon, DualExponV2, VoltageJump)
 """Kinetics linear in their drive: the sum over synapses may be taken before them."""
@@ -356,6 +364,15 @@ class Projection(AbstractSystem):
             synapse, g_syn = self.synapse.step(state.synapse, drive, dt)
             g = self.conn.collect(g_syn)
         else:
+            if self.delay is None and isinstance(self.synapse, Expon):
+                # Expon's step, g e^{-dt/tau} + drive, with the drive scatter-added straight
+                # into the decayed conductance (one pass fewer over the population).
+                tau = resolve(self.synapse.tau, like)
+                g = self.conn.deliver(signal, state.synapse.g * kin.decay(dt, tau))
+                new = ProjectionState(
+                    stp=stp, arrivals=None, pos=pos, delayed=None, synapse=ExponState(g=g), g=g
+                )
+                return new, g
             if self.delay is None:
                 drive = self.conn.deliver(signal, jnp.zeros_like(like))
             else:
