@@ -18,6 +18,7 @@ from ._params import (
     SoftplusPositive as SoftplusPositive,
     resolve as resolve,
 )
+from .fit import FitResult as FitResult, fit as fit, fit_many as fit_many
 from .gap import (
     AbstractCoupling as AbstractCoupling,
     AdditiveCoupling as AdditiveCoupling,
@@ -51,6 +52,7 @@ from .plasticity import (
     STDState as STDState,
     STPState as STPState,
 )
+from .psc import PSC as PSC, PSCState as PSCState
 from .simulate import simulate as simulate
 from .synapses import (
     AMPA as AMPA,
