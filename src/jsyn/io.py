@@ -159,7 +159,7 @@ def _parse_V_hold(text: str, source) -> np.ndarray:
     )
 
 
-def _load_csv(path: Path) -> Recording:
+def _load_csv(path: Path, need_traces: bool = True) -> Recording:
     text = _read_text(path)
     V_hold = None
     lines = []
@@ -200,7 +200,7 @@ def _load_csv(path: Path) -> Recording:
         if np.any(column < 0) or np.any(column != np.round(column)):
             raise _fail(path, "column 'spikes' must hold spike counts per sample (0, 1, ...)")
         spikes = np.repeat(t, column.astype(int))
-    if not trace_cols:
+    if not trace_cols and need_traces:
         raise _fail(path, "has no trace column besides time and spikes")
     traces = data[:, trace_cols]
     for j, c in enumerate(trace_cols):
@@ -311,10 +311,7 @@ def load_spikes(path, *, t: np.ndarray | None = None) -> np.ndarray:
         lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
         header = lines[0].lower().replace(" ", "") if lines else ""
         if "spikes" in header.split(",") and len(header.split(",")) > 1:
-            rec = _load_csv(path)
-            if rec.spikes is None:  # pragma: no cover - _load_csv sets it
-                raise _fail(path, "has no 'spikes' column")
-            times = rec.spikes
+            times = _load_csv(path, need_traces=False).spikes
         else:
             if lines and not _is_number(lines[0].replace(",", " ").split()[0]):
                 lines = lines[1:]
