@@ -29,7 +29,6 @@ Reference: Nocedal & Wright 2006, *Numerical Optimization*, ch. 10; Seber & Wild
 *Nonlinear Regression*, ch. 5.
 """
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -247,11 +246,15 @@ def _problem(model, inputs, target, weights, state, dt, cfg: _Config):
             r = r * jnp.sqrt(weights)
         return r.ravel()
 
-    def physical(theta):
+    def physical_list(theta):
         m = rebuild(theta)
-        return ravel_pytree([jnp.asarray(resolve(_follow(m, p)), dtype) for p in cfg.paths])[0]
+        return [jnp.asarray(resolve(_follow(m, p)), dtype) for p in cfg.paths]
 
-    return theta0, rebuild, predict, residual, physical
+    def physical(theta):
+        return ravel_pytree(physical_list(theta))[0]
+
+    _, unravel_physical = ravel_pytree(physical_list(theta0))
+    return theta0, rebuild, predict, residual, physical, unravel_physical
 
 
 def _tolerance(cfg: _Config, dtype) -> float:
@@ -266,6 +269,8 @@ def _sum_sq(r):
 
 
 def _value_and_jacobian(residual):
+    """`theta -> (r, J)`: the residuals and their Jacobian `(m, p)`, forward mode."""
+
     def both(theta):
         r = residual(theta)
         return r, r
@@ -308,7 +313,8 @@ def _levenberg_marquardt(residual, theta0, cfg: _Config):
         ok = first | (jnp.isfinite(f_t) & (actual > 0))
         rho = actual / jnp.where(predicted > 0, predicted, one)
         lam_ok = lam * jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
-        small_f = ok & (actual <= tol * f) & (predicted <= tol * f)
+        # MINPACK's test: neither the actual nor the predicted reduction exceeds tol * f.
+        small_f = (jnp.abs(actual) <= tol * f) & (predicted <= tol * f)
         small_x = jnp.linalg.norm(delta) <= tol * (jnp.linalg.norm(theta) + tol)
         f_new = jnp.where(ok, f_t, f)
         it = c["it"] + jnp.where(first, 0, 1)
@@ -391,7 +397,7 @@ def _optax_loop(loss_fn, theta0, cfg: _Config):
 
 
 def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config):
-    theta0, rebuild, predict, residual, physical = _problem(
+    theta0, rebuild, predict, residual, physical, unravel_physical = _problem(
         model, inputs, target, weights, state, dt, cfg
     )
     dtype = theta0.dtype
@@ -428,10 +434,10 @@ def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config):
     a, b = physical(theta - z * se_raw), physical(theta + z * se_raw)
     return {
         "model": rebuild(theta),
-        "value": value,
-        "stderr": stderr,
-        "ci_low": jnp.minimum(a, b),
-        "ci_high": jnp.maximum(a, b),
+        "value": unravel_physical(value),
+        "stderr": unravel_physical(stderr),
+        "ci_low": unravel_physical(jnp.minimum(a, b)),
+        "ci_high": unravel_physical(jnp.maximum(a, b)),
         "loss": loss,
         "history": history,
         "n_steps": n_steps,
@@ -557,25 +563,15 @@ def _prepare(
 
 
 def _result(out, names, level) -> FitResult:
-    # Split the raveled physical values back into {name: array of the field's shape}.
-    model = out["model"]
-    batch = np.shape(out["loss"])
-
-    def split(flat):
-        parts, start = {}, 0
-        for name in names:
-            size = math.prod(np.shape(_field(model, name))[len(batch) :])
-            shape = np.shape(_field(model, name))
-            parts[name] = flat[..., start : start + size].reshape(shape)
-            start += size
-        return parts
+    def named(values):
+        return dict(zip(names, values))
 
     return FitResult(
-        model=model,
-        value=split(out["value"]),
-        stderr=split(out["stderr"]),
-        ci_low=split(out["ci_low"]),
-        ci_high=split(out["ci_high"]),
+        model=out["model"],
+        value=named(out["value"]),
+        stderr=named(out["stderr"]),
+        ci_low=named(out["ci_low"]),
+        ci_high=named(out["ci_high"]),
         loss=out["loss"],
         history=out["history"],
         n_steps=out["n_steps"],
@@ -585,10 +581,6 @@ def _result(out, names, level) -> FitResult:
         names=names,
         level=level,
     )
-
-
-def _field(model, name):
-    return resolve(_follow(model, _fittable(model)[name]))
 
 
 def fit(
