@@ -123,6 +123,12 @@ def _kinetic_examples() -> list[tuple[str, jsyn.AbstractSynapse, str]]:
             r"DualExpon: $dh/dt = -h/\tau_r$, $dg/dt = -g/\tau_d + h$, $h \leftarrow h + a w$"
             r" ($\tau_r$ = 1 ms, $\tau_d$ = 10 ms)",
         ),
+        (
+            "dual_expon_v2",
+            jsyn.DualExponV2(),
+            r"DualExponV2: $g = A(g_d - g_r)$, $dg_{r,d}/dt = -g_{r,d}/\tau_{r,d}$, both"
+            r" $\leftarrow + w$ ($\tau_r$ = 1 ms, $\tau_d$ = 10 ms)",
+        ),
     ]
 
 
