@@ -148,6 +148,14 @@ ALL_SYSTEMS = [
         spike_train,
         ("K1", "K2", "K3", "K4", "Kd", "n", "T", "T_dur"),
     ),
+    # Per-element delays off the grid (3.7, 12.3, 25.7 steps), so the output is smooth in
+    # each of them; max_delay leaves room for the finite-difference perturbations.
+    Case(
+        "Delay-per-element",
+        jsyn.Delay(jnp.array([0.37, 1.23, 2.57]), DT, max_delay=3.0),
+        spike_train,
+        ("delay",),
+    ),
     # Couplings of rate models: 3 nodes fixed by conn_mat, per-connection delays (steps) up
     # to 5, so the ring buffer wraps many times and a split run crosses it mid-way.
     Case(

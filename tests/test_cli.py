@@ -8,7 +8,9 @@ from jsyn import demo
 from jsyn.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-EXAMPLES = ("expon", "alpha", "dual_expon", "voltage_jump", "cuba_vs_coba")
+EXAMPLES = ("expon", "alpha", "dual_expon", "dual_expon_v2", "voltage_jump", "cuba_vs_coba")
+EXAMPLES += ("ampa", "gaba_a", "bio_nmda", "nmda", "gaba_b", "stp", "std", "gap_junction")
+EXAMPLES += ("additive_coupling", "diffusive_coupling")
 
 
 def test_demo_writes_pngs_and_summary(tmp_path, capsys):
@@ -54,6 +56,7 @@ def test_unwritable_out_dir_exits_1(tmp_path, capsys):
         (jsyn.Alpha(), np.exp(-1.0), 10.0),
         # tau_r tau_d / (tau_d - tau_r) ln(tau_d / tau_r), rounded to the 0.1 ms grid
         (jsyn.DualExpon(), 1.0, 10.0 / 9.0 * np.log(10.0)),
+        (jsyn.DualExponV2(), 1.0, 10.0 / 9.0 * np.log(10.0)),
     ],
 )
 def test_kinetics_first_spike_response(synapse, peak, delay):

@@ -18,6 +18,7 @@ from ._params import (
     SoftplusPositive as SoftplusPositive,
     resolve as resolve,
 )
+from .delays import Delay as Delay, DelayState as DelayState, split_steps as split_steps
 from .fit import FitResult as FitResult, fit as fit, fit_many as fit_many
 from .gap import (
     AbstractCoupling as AbstractCoupling,

@@ -33,8 +33,10 @@ def _add_demo(commands) -> None:
     demo = commands.add_parser(
         "demo",
         help="simulate and plot the tutorial examples",
-        description="Simulate the tutorial examples (Expon, Alpha, DualExpon, VoltageJump, "
-        "CUBA vs COBA); write one PNG per example and summary.txt into DIR.",
+        description="Simulate the tutorial examples and the model catalogue (Expon, Alpha, "
+        "DualExpon, DualExponV2, VoltageJump, CUBA vs COBA, AMPA, GABAa, BioNMDA, NMDA with "
+        "its Mg block, GABAb, STP, STD, gap junctions, additive and diffusive couplings); "
+        "write one PNG per example and summary.txt into DIR.",
     )
     demo.add_argument(
         "--out",

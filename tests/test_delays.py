@@ -1,0 +1,148 @@
+"""Delays: exact in whole steps, linear interpolation between steps (against NumPy),
+spikes conserved, gradients w.r.t. the delay, and errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jsyn
+from helpers import DT, central_fd, spike_train
+
+
+def np_delayed(X, steps):
+    """y[n, j] = (1 - f) X[n - k, j] + f X[n - k - 1, j] with steps[j] = k + f; X = 0
+    before row 0. Written with loops, rows and fractions taken independently."""
+    T, n = X.shape
+    y = np.zeros((T, n))
+    for j in range(n):
+        k = int(np.floor(steps[j]))
+        f = steps[j] - k
+        for t in range(T):
+            for lag, weight in ((k, 1.0 - f), (k + 1, f)):
+                if t - lag >= 0:
+                    y[t, j] += weight * X[t - lag, j]
+    return y
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("delay_ms,dt,steps", [(2.0, 0.1, 20), (3.0, 0.1, 30), (0.7, 0.05, 14)])
+def test_whole_steps_are_exact(delay_ms, dt, steps, dtype):
+    x = jnp.zeros((steps + 20, 2), dtype).at[5].set(jnp.array([1.0, 2.0], dtype))
+    _, y = jsyn.simulate(jsyn.Delay(delay_ms, dt), x, dt)
+    expected = np.zeros(x.shape)
+    expected[5 + steps] = [1.0, 2.0]
+    np.testing.assert_array_equal(np.asarray(y), expected)
+
+
+def test_zero_delay_passes_the_input_through():
+    x = spike_train(n_steps=50)
+    _, y = jsyn.simulate(jsyn.Delay(0.0, DT), x, DT)
+    np.testing.assert_array_equal(y, x)
+
+
+@pytest.mark.parametrize("delays", [[0.0, 0.37, 1.23], [2.5, 0.05, 0.999]])
+def test_per_element_fractional_delays_match_numpy(delays):
+    x = spike_train(n_steps=120, seed=3) + 0.1 * spike_train(n_steps=120, seed=4, rate=0.5)
+    _, y = jsyn.simulate(jsyn.Delay(jnp.array(delays), DT), x, DT)
+    steps = np.asarray(delays) / DT
+    np.testing.assert_allclose(y, np_delayed(np.asarray(x), steps), rtol=1e-12, atol=1e-12)
+
+
+def test_fractional_delay_conserves_spikes():
+    x = spike_train(n_steps=200, seed=1)
+    _, y = jsyn.simulate(jsyn.Delay(0.73, DT), x, DT)
+    # Everything sent before the last 8 steps has arrived, in full.
+    np.testing.assert_allclose(jnp.sum(y, axis=0), jnp.sum(x[:-8], axis=0), rtol=1e-12)
+
+
+def test_split_steps_snaps_rounding_error_and_keeps_the_gradient():
+    k, frac = jsyn.split_steps(2.0, 0.1)  # 19.999999999999996 in floating point
+    assert int(k) == 20 and float(frac) == 0.0
+    k, frac = jsyn.split_steps(1.234, 0.1)
+    assert int(k) == 12 and float(frac) == pytest.approx(0.34)
+    np.testing.assert_allclose(jax.grad(lambda d: jsyn.split_steps(d, 0.1)[1])(2.0), 10.0)
+    np.testing.assert_allclose(jax.grad(lambda d: jsyn.split_steps(d, 0.1)[1])(1.234), 10.0)
+
+
+@pytest.mark.parametrize("delay", [0.37, 1.55, 2.04])
+def test_gradient_through_a_synapse_matches_finite_differences(delay):
+    x = spike_train(n_steps=200, n=1, seed=2)
+    syn = jsyn.DualExpon(1.0, 5.0)
+
+    class Delayed(jsyn.AbstractSystem):
+        delay: jsyn.Delay
+
+        def constraints(self):
+            return ()
+
+        def init_state(self, n, *, dtype=None):
+            return (self.delay.init_state(n, dtype=dtype), syn.init_state(n, dtype=dtype))
+
+        def step(self, state, x, dt):
+            d_state, s_state = state
+            d_state, arrived = self.delay.step(d_state, x, dt)
+            s_state, g = syn.step(s_state, arrived, dt)
+            return (d_state, s_state), g
+
+    target = jsyn.simulate(Delayed(jsyn.Delay(1.0, DT)), x, DT)[1]
+
+    def loss(d):
+        g = jsyn.simulate(Delayed(jsyn.Delay(d, DT, max_delay=3.0)), x, DT)[1]
+        return jnp.sum((g - target) ** 2)
+
+    grad = jax.grad(loss)(delay)
+    assert grad != 0.0
+    np.testing.assert_allclose(grad, central_fd(loss, delay, 1e-6), rtol=1e-6)
+
+
+def test_a_run_continues_exactly_from_its_final_state():
+    x = spike_train(n_steps=100)
+    delay = jsyn.Delay(jnp.array([0.3, 0.75, 1.6]), DT)
+    _, whole = jsyn.simulate(delay, x, DT)
+    mid, first = jsyn.simulate(delay, x[:41], DT)
+    _, second = jsyn.simulate(delay, x[41:], DT, state=mid)
+    np.testing.assert_array_equal(whole, jnp.concatenate([first, second]))
+
+
+def test_buffer_is_sized_by_max_delay():
+    assert jsyn.Delay(2.0, 0.1).n_slots == 22
+    assert jsyn.Delay(jnp.array([0.3, 1.25]), 0.1).n_slots == 14
+    assert jsyn.Delay(0.5, 0.1, max_delay=5.0).n_slots == 52
+
+
+@pytest.mark.parametrize(
+    "build,error,match",
+    [
+        (lambda: jsyn.Delay(-1.0, DT), ValueError, r"Delay.delay must be finite and >= 0.*-1.0"),
+        (lambda: jsyn.Delay(2.0, DT, max_delay=1.0), ValueError, r"<= max_delay=1.0.*2.0"),
+        (lambda: jsyn.Delay(1.0, 0.0), ValueError, r"Delay.dt must be finite and > 0"),
+        (lambda: jsyn.Delay(1.0, DT, max_delay=-2.0), ValueError, r"max_delay must be.*-2.0"),
+        (lambda: jsyn.Delay(jnp.ones(3), DT).init_state(4), ValueError, r"shape \(3,\).*\(4,\)"),
+    ],
+)
+def test_bad_construction_is_named(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
+
+
+def test_traced_delay_needs_max_delay():
+    with pytest.raises(TypeError, match="needs max_delay"):
+        jax.jit(lambda d: jsyn.Delay(d, DT).n_slots)(1.0)
+
+
+def test_stepping_with_another_dt_is_refused():
+    with pytest.raises(ValueError, match=r"built for dt=0.1 ms but is stepped with dt=0.05"):
+        jsyn.simulate(jsyn.Delay(1.0, 0.1), spike_train(n_steps=10), 0.05)
+
+
+def test_delay_beyond_the_buffer_is_caught_under_jit_and_vmap():
+    x = spike_train(n_steps=30)
+
+    def run(d):
+        return jsyn.simulate(jsyn.Delay(d, DT, max_delay=1.0), x, DT)[1]
+
+    with pytest.raises(Exception, match=r"Delay.delay must be <= max_delay=1.0"):
+        jax.jit(run)(1.5)
+    with pytest.raises(Exception, match=r"Delay.delay must be finite and >= 0"):
+        jax.vmap(run)(jnp.array([0.5, -0.2]))
