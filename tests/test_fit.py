@@ -320,3 +320,28 @@ def test_shape_mismatch_and_bad_options():
         jsyn.fit(jsyn.Expon(tau=-1.0), spikes, target, dt, params="tau")
     with pytest.raises(ValueError, match="leading axis of 3"):
         jsyn.fit_many(jsyn.Expon(), spikes, jnp.stack([target] * 3), dt, params="tau")
+
+
+def test_conductance_through_a_delay_recovers_the_delay():
+    """A conductance (nS; g_max * g, modelled with CUBA) recorded through an axonal delay of
+    2.37 ms, off the 0.1 ms grid, with 2 % noise: the delay, fitted in (0, 8) ms through
+    `Bounded`, together with the kinetics and the amplitude."""
+    dt, T = 0.1, 2000
+    spikes = raster([10.0, 60.0, 90.0, 150.0], T, dt)
+
+    def model(delay, tau_rise, tau_decay, g_max):
+        return jsyn.PSC(
+            jsyn.DualExpon(tau_rise, tau_decay),
+            jsyn.CUBA(g_max=g_max),
+            delay=jsyn.Delay(delay, dt, max_delay=8.0),
+        )
+
+    _, clean = jsyn.simulate(model(2.37, 0.8, 6.0, 1.5), spikes, dt)
+    target, _ = noisy(clean, 0.02, seed=3)
+    init = model(B(1.0, 0.0, 8.0), LP(1.0), LP(4.0), SP(1.0))
+    res = jsyn.fit(init, spikes, target, dt, params="delay,tau_rise,tau_decay,g_max")
+    assert res.names[0] == "delay.delay"
+    assert res.converged
+    assert res.value["delay.delay"] == pytest.approx(2.37, abs=0.02)
+    assert res.ci_low["delay.delay"] < 2.37 < res.ci_high["delay.delay"]
+    assert res.value["output.g_max"] == pytest.approx(1.5, rel=0.02)
