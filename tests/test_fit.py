@@ -253,6 +253,8 @@ def test_fit_many_equals_separate_fits_with_per_recording_inputs():
         assert int(one.n_steps) == int(res.n_steps[i])
     fitted = jax.tree.map(lambda x: x[1], res.model)
     assert jsyn.resolve(fitted.tau) == pytest.approx(5.0)
+    text = res.summary()
+    assert "3 recordings" in text and "tau" in text and "3 of 3 converged" in text
 
 
 def test_fitted_model_reproduces_the_prediction_and_summary_lists_parameters():
