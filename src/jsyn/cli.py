@@ -64,8 +64,8 @@ _FIT_MODELS = {
     "Expon": (("tau", "g_max"), "COBA", 0.0),
     "Alpha": (("tau_decay", "g_max"), "COBA", 0.0),
     "DualExpon": (("tau_rise", "tau_decay", "g_max"), "COBA", 0.0),
-    "AMPA": (("alpha", "beta", "g_max"), "COBA", 0.0),
-    "GABAa": (("alpha", "beta", "g_max"), "COBA", -80.0),
+    "AMPA": (("beta", "g_max"), "COBA", 0.0),  # alpha trades off against g_max
+    "GABAa": (("beta", "g_max"), "COBA", -80.0),
     "NMDA": (("tau_rise", "tau_decay", "g_max"), "MgBlock", 0.0),
 }
 
