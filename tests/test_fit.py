@@ -226,6 +226,16 @@ def test_zero_weights_ignore_corrupted_samples():
     assert abs(float(plain.value["tau"]) - 4.0) > 0.1
 
 
+def test_fit_many_with_per_recording_weights():
+    spikes, target, dt = expon_problem(sigma=0.0)
+    bad = jnp.stack([target.at[150:200].set(10.0), target.at[20:60].set(-5.0)])
+    weights = jnp.ones_like(bad).at[0, 150:200].set(0.0).at[1, 20:60].set(0.0)
+    res = jsyn.fit_many(
+        jsyn.Expon(tau=LP(10.0)), spikes, bad, dt, params="tau", weights=weights, shared_inputs=True
+    )
+    np.testing.assert_allclose(res.value["tau"], [4.0, 4.0], rtol=1e-8)
+
+
 def test_filter_spec_selects_like_names():
     spikes, target, dt = expon_problem()
     model = dual_expon_psc(LP(1.0), LP(5.0), SP(1.5))
