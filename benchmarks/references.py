@@ -146,10 +146,14 @@ def run_brian2(
     threads: int = 1,
     repeats: int = 3,
     python: str | None = None,
+    method: str = "euler",
     keep_dir: bool = False,
 ) -> dict:
     """Build, compile and run the network in Brian2's cpp_standalone mode.
 
+    `method` is Brian2's integrator for the neuron equations: "euler" (forward Euler, as in
+    BrainPy's and Brian2's own benchmark scripts; default) or "exponential_euler" (V exact
+    over the step with g frozen; costs an exp per neuron per step in COBA).
     Single-threaded for threads <= 1 (no OpenMP), else OpenMP with that many threads. The
     project is generated into a fresh temporary directory (removed afterwards unless keep_dir)
     and compiled once; the binary then runs `repeats` times (same seed, same network).
@@ -164,7 +168,9 @@ def run_brian2(
     """
     python = python or os.environ.get("JSYN_BRIAN2_PYTHON")
     if python:
-        return _in_subprocess(python, "brian2", model, n, duration_ms, dt, seed, threads, repeats)
+        return _in_subprocess(
+            python, "brian2", model, n, duration_ms, dt, seed, threads, repeats, method
+        )
     c = _constants(model)
     b2, import_s = _import("brian2", _HINT)
     if shutil.which("g++") is None and shutil.which("c++") is None:
@@ -214,7 +220,7 @@ def run_brian2(
         threshold="v >= v_th",
         reset="v = v_reset",
         refractory=c["t_ref"] * ms,
-        method="exponential_euler",
+        method=method,
         namespace=ns,
         name="neurons",
     )
@@ -251,6 +257,7 @@ def run_brian2(
     out = dict(
         simulator="brian2",
         mode="cpp_standalone",
+        method=method,
         versions=dict(brian2=b2.__version__, numpy=np.__version__, gcc=_gcc_version()),
         model=model.lower(),
         n=n,
@@ -457,12 +464,15 @@ def _versions(*names) -> dict:
 RUNNERS = {"brian2": run_brian2, "brainpy": run_brainpy}
 
 
-def _in_subprocess(python, sim, model, n, duration_ms, dt, seed, threads, repeats) -> dict:
+def _in_subprocess(
+    python, sim, model, n, duration_ms, dt, seed, threads, repeats, method="euler"
+) -> dict:
     """Run one reference in `python` (another interpreter / venv); parse its JSON line."""
     cmd = [
         python, os.path.abspath(__file__), "--worker", sim, "--models", model,
         "--sizes", str(n), "--duration-ms", str(duration_ms), "--dt", str(dt),
         "--seed", str(seed), "--threads", str(threads), "--repeats", str(repeats),
+        "--brian2-method", method,
     ]  # fmt: skip
     env = dict(os.environ)
     env.pop("JSYN_BRIAN2_PYTHON", None)
@@ -532,6 +542,12 @@ def main(argv=None) -> int:
     ap.add_argument("--dt", type=float, default=0.1, help="time step (ms)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="Brian2 OpenMP threads (<=1: none)")
+    ap.add_argument(
+        "--brian2-method",
+        default="euler",
+        choices=["euler", "exponential_euler"],
+        help="Brian2's integrator (default: euler)",
+    )
     ap.add_argument("--json", metavar="PATH", help="also write every result to PATH")
     ap.add_argument("--worker", choices=sorted(RUNNERS), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -545,7 +561,8 @@ def main(argv=None) -> int:
 
     if args.worker:  # one run, one JSON line on stdout (see _in_subprocess)
         try:
-            res = RUNNERS[args.worker](args.models[0], args.sizes[0], **kw)
+            extra = dict(method=args.brian2_method) if args.worker == "brian2" else {}
+            res = RUNNERS[args.worker](args.models[0], args.sizes[0], **kw, **extra)
         except ReferenceUnavailable as e:
             res = {"unavailable": str(e)}
         except Exception as e:
@@ -559,15 +576,19 @@ def main(argv=None) -> int:
         for n in args.sizes:
             for sim in args.sims:
                 try:
-                    res = RUNNERS[sim](model, n, **kw)
+                    extra = dict(method=args.brian2_method) if sim == "brian2" else {}
+                    res = RUNNERS[sim](model, n, **kw, **extra)
                 except ReferenceUnavailable as e:
                     res = dict(simulator=sim, model=model, n=n, skipped=str(e))
+                res["cpus"] = sorted(os.sched_getaffinity(0))
+                res["loadavg_after"] = os.getloadavg()
                 rows.append(res)
                 print(_table([res]).splitlines()[-1], flush=True, file=sys.stderr)
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, repeats={args.repeats}, "
         f"duration={args.duration_ms} ms, dt={args.dt} ms, seed={args.seed}, "
-        f"affinity={sorted(os.sched_getaffinity(0))}"
+        f"affinity={sorted(os.sched_getaffinity(0))}, "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
     print(_table(rows))
     if args.json:
