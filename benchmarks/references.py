@@ -34,6 +34,15 @@ n changes V from step n + 1 on. CUBA is Brette et al.'s benchmark 2 as BrainPy a
 benchmark it (E_L = -49 mV, no input, jumps 1.62 and -9 mV), written with the same LIF as COBA
 (V_rest = -60 mV plus a constant 11 mV, identical dynamics).
 
+Where the two references differ from each other (both are kept as their authors run them):
+Brian2 integrates with forward Euler by default (`method="euler"`, as in BrainPy's and
+Brian2's benchmark scripts; "exponential_euler" is an option and costs ~4x the run time in
+COBA), float64, and Bernoulli connectivity (the synapse count varies around p N_pre N_post).
+BrainPy's `LifRef` uses "exp_auto" (exponential Euler, V exact over the step with the
+synaptic input linearised), float32, and `FixedProb` without multiple connections draws
+exactly round(p N_post) distinct targets per presynaptic neuron (a fixed out-degree; the
+in-degree is random with mean 80). In both, a spike emitted at step n first moves V at n + 1.
+
     python benchmarks/references.py --sizes 4000 16000 64000 [--models coba cuba]
         [--sims brian2 brainpy] [--repeats 3] [--threads 1] [--json results.json]
 """
