@@ -58,7 +58,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     dt = 0.1
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}")
+    print(
+        f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}"
+    )
     print(f"{'n':>7} {'mode':>8} {'impl':>8} {'compile s':>10} {'median s':>10} {'min s':>10}")
     for n in map(int, args.sizes.split(",")):
         rng = np.random.default_rng(0)

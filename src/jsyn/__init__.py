@@ -31,6 +31,7 @@ from .connectivity import (
     one_to_one as one_to_one,
 )
 from .delays import Delay as Delay, DelayState as DelayState, split_steps as split_steps
+from .fit import FitResult as FitResult, fit as fit, fit_many as fit_many
 from .gap import (
     AbstractCoupling as AbstractCoupling,
     AdditiveCoupling as AdditiveCoupling,
@@ -70,6 +71,7 @@ from .plasticity import (
     STDState as STDState,
     STPState as STPState,
 )
+from .psc import PSC as PSC, PSCState as PSCState
 from .simulate import simulate as simulate
 from .synapses import (
     AMPA as AMPA,

@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         title="commands", dest="command", metavar="COMMAND", required=True
     )
     _add_demo(commands)
+    _add_fit(commands)
     return parser
 
 
@@ -32,8 +33,10 @@ def _add_demo(commands) -> None:
     demo = commands.add_parser(
         "demo",
         help="simulate and plot the tutorial examples",
-        description="Simulate the tutorial examples (Expon, Alpha, DualExpon, VoltageJump, "
-        "CUBA vs COBA); write one PNG per example and summary.txt into DIR.",
+        description="Simulate the tutorial examples and the model catalogue (Expon, Alpha, "
+        "DualExpon, DualExponV2, VoltageJump, CUBA vs COBA, AMPA, GABAa, BioNMDA, NMDA with "
+        "its Mg block, GABAb, STP, STD, gap junctions, additive and diffusive couplings); "
+        "write one PNG per example and summary.txt into DIR.",
     )
     demo.add_argument(
         "--out",
@@ -54,6 +57,199 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"jsyn demo: cannot write the results: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+_FIT_MODELS = {
+    # model: (default parameters to fit, output law, reversal potential E in mV)
+    "Expon": (("tau", "g_max"), "COBA", 0.0),
+    "Alpha": (("tau_decay", "g_max"), "COBA", 0.0),
+    "DualExpon": (("tau_rise", "tau_decay", "g_max"), "COBA", 0.0),
+    "AMPA": (("beta", "g_max"), "COBA", 0.0),  # alpha trades off against g_max
+    "GABAa": (("beta", "g_max"), "COBA", -80.0),
+    "NMDA": (("tau_rise", "tau_decay", "g_max"), "MgBlock", 0.0),
+}
+
+
+def _add_fit(commands) -> None:
+    fit = commands.add_parser(
+        "fit",
+        help="fit a synapse model to a voltage-clamp recording",
+        description="Fit the current of jsyn.PSC(MODEL, output law, V_hold) to a recording "
+        "(CSV or NPZ: time in ms, current in pA; see jsyn.io) driven by the presynaptic "
+        "spikes, and print the fitted values with their confidence intervals. Without "
+        "RECORDING, fits the example recording shipped with jsyn. Runs in float64.",
+    )
+    fit.add_argument(
+        "recording",
+        nargs="?",
+        type=Path,
+        metavar="RECORDING",
+        help="a .csv or .npz recording (default: the shipped example, jsyn/data/example_psc.csv)",
+    )
+    fit.add_argument(
+        "--spikes",
+        type=Path,
+        metavar="SPIKES",
+        help="presynaptic spike times (ms): a text/.npy list or a CSV with a 0/1 'spikes' "
+        "column (default: the recording's own 'spikes')",
+    )
+    fit.add_argument(
+        "--model", required=True, choices=sorted(_FIT_MODELS), help="the receptor kinetics"
+    )
+    fit.add_argument(
+        "--params",
+        metavar="NAMES",
+        help="comma-separated parameters to fit (default per model, e.g. "
+        "tau_rise,tau_decay,g_max for DualExpon)",
+    )
+    fit.add_argument(
+        "--V-hold",
+        dest="V_hold",
+        type=float,
+        metavar="MV",
+        help="holding potential (mV), if the recording does not give it",
+    )
+    fit.add_argument(
+        "--E", type=float, metavar="MV", help="reversal potential (mV; default by model)"
+    )
+    fit.add_argument("--out", type=Path, metavar="JSON", help="write the results as JSON")
+    fit.add_argument("--plot", type=Path, metavar="PNG", help="plot data, fit and loss")
+    fit.add_argument("--starts", type=int, default=1, metavar="K", help="multi-start (default 1)")
+    fit.set_defaults(handler=_fit)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from .io import RecordingError
+
+    try:
+        return _run_fit(args)
+    except (RecordingError, ValueError, TypeError) as err:
+        message = " ".join(str(err).split())
+        print(f"jsyn fit: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    import json
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    jax.config.update("jax_enable_x64", True)
+    import jsyn
+
+    from .io import RecordingError, example_path, load_recording
+
+    path = example_path() if args.recording is None else args.recording
+    rec = load_recording(path, spikes=args.spikes, V_hold=args.V_hold)
+    if rec.V_hold is None:
+        raise RecordingError(
+            f"{path}: no holding potential; pass --V-hold MV or add '# V_hold = MV' to the file"
+        )
+    defaults, output_name, E = _FIT_MODELS[args.model]
+    E = E if args.E is None else args.E
+    names = (
+        defaults
+        if args.params is None
+        else tuple(n.strip() for n in args.params.split(",") if n.strip())
+    )
+    if args.starts < 1:
+        raise ValueError(f"--starts must be >= 1 (got {args.starts})")
+    spikes = jnp.asarray(rec.raster())
+    target = jnp.asarray(rec.traces)
+    V_hold = jnp.asarray(rec.V_hold)
+
+    def build(synapse, g_max):
+        output = getattr(jsyn, output_name)(g_max=g_max, E=E)
+        return jsyn.PSC(synapse, output, V_hold=V_hold)
+
+    synapse = getattr(jsyn, args.model)()
+    # Initial guess: the model's defaults, and g_max scaled to the recording's peak.
+    _, unit = jsyn.simulate(build(synapse, 1.0), spikes, rec.dt)
+    peak = float(jnp.max(jnp.abs(unit)))
+    g0 = float(jnp.max(jnp.abs(target))) / peak if peak > 0 else 1.0
+    for name in names:
+        if name != "g_max" and hasattr(synapse, name):
+            value = getattr(synapse, name)
+            synapse = _wrap(synapse, name, jsyn.LogPositive(value))
+    model = build(synapse, jsyn.SoftplusPositive(g0) if "g_max" in names else g0)
+    res = jsyn.fit(model, spikes, target, rec.dt, params=list(names), n_starts=args.starts)
+    print(
+        f"{args.model} fitted to {path} ({rec.traces.shape[0]} samples, dt = {rec.dt:g} ms, "
+        f"{rec.spikes.size} spikes, V_hold = {', '.join(f'{v:g}' for v in rec.V_hold)} mV)"
+    )
+    print(res.summary())
+    if args.out is not None:
+        payload = {
+            "model": args.model,
+            "output": output_name,
+            "E": E,
+            "recording": str(path),
+            "dt": rec.dt,
+            "V_hold": rec.V_hold.tolist(),
+            "level": res.level,
+            "params": {
+                name: {
+                    key: np.asarray(getattr(res, key)[name]).tolist()
+                    for key in ("value", "stderr", "ci_low", "ci_high")
+                }
+                for name in res.names
+            },
+            "loss": float(res.loss),
+            "noise_std": float(res.noise_std),
+            "n_steps": int(res.n_steps),
+            "converged": bool(res.converged),
+        }
+        try:
+            args.out.write_text(json.dumps(payload, indent=2) + "\n")
+        except OSError as err:
+            print(f"jsyn fit: cannot write {args.out}: {err}", file=sys.stderr)
+            return 1
+        print(args.out)
+    if args.plot is not None:
+        _, fitted = jsyn.simulate(res.model, spikes, rec.dt)
+        try:
+            _plot_fit(args.plot, rec, np.asarray(fitted), res)
+        except OSError as err:
+            print(f"jsyn fit: cannot write {args.plot}: {err}", file=sys.stderr)
+            return 1
+        print(args.plot)
+    return 0
+
+
+def _wrap(module, name, value):
+    import equinox as eqx
+
+    return eqx.tree_at(lambda m: getattr(m, name), module, value)
+
+
+def _plot_fit(path: Path, rec, fitted, res) -> None:
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 7), layout="constrained")
+    ax_fit, ax_res, ax_loss = fig.subplots(3, 1, height_ratios=(3, 1.2, 1.5))
+    for j, name in enumerate(rec.names):
+        ax_fit.plot(rec.t, rec.traces[:, j], color="0.6", lw=0.8, label=f"{name} (data)")
+        ax_fit.plot(rec.t, fitted[:, j], color=f"C{j}", lw=1.5, label=f"{name} (fit)")
+        ax_res.plot(rec.t, rec.traces[:, j] - fitted[:, j], color=f"C{j}", lw=0.6)
+    for t in rec.spikes:
+        ax_fit.axvline(t, color="0.85", lw=0.8, zorder=0)
+    ax_fit.set_ylabel("current into the cell (pA)")
+    ax_fit.legend(fontsize="small")
+    text = "; ".join(
+        f"{n.split('.')[-1]} = {float(np.ravel(res.value[n])[0]):.4g} "
+        f"[{float(np.ravel(res.ci_low[n])[0]):.4g}, {float(np.ravel(res.ci_high[n])[0]):.4g}]"
+        for n in res.names
+    )
+    ax_fit.set_title(f"{text} ({res.level:.0%} intervals)", fontsize="small")
+    ax_res.set_ylabel("residual (pA)")
+    ax_res.set_xlabel("time (ms); grey: presynaptic spikes")
+    ax_loss.semilogy(res.losses(), "o-", ms=3)
+    ax_loss.set_xlabel("optimiser step")
+    ax_loss.set_ylabel("mean squared error (pA²)")
+    fig.savefig(path, dpi=100)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,7 @@
-"""The simulator: one `jax.lax.scan` over time."""
+"""The simulator: one `jax.lax.scan` over time, optionally nested and checkpointed."""
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -22,6 +23,7 @@ def simulate(
     record: Callable[[Any, Any], Any] | None = None,
     key=None,
     n_steps: int | None = None,
+    checkpoint: int | Sequence[int] | None = None,
     record_every: int = 1,
 ):
     r"""Run `system` over the leading (time) axis of `inputs`.
@@ -47,8 +49,17 @@ def simulate(
     - `key`: a PRNG key handed to `init_state` when `state` is `None`, for stochastic
       systems such as `Poisson`.
     - `n_steps`: the number of steps when `inputs` is `None`.
+    - `checkpoint`: `None` (default) runs one plain scan, whose reverse-mode gradient
+      stores the residuals of every step, so its memory grows with the number of steps.
+      An int $k \ge 1$ nests $k$ scans of about $T^{1/k}$ steps each and wraps the inner
+      ones in `jax.checkpoint`: a gradient then stores about $k\,T^{1/k}$ states and
+      recomputes the rest (about one extra forward pass per level). A sequence of ints
+      gives the lengths of the nested scans, outermost first (their product must be at
+      least the number of steps). Steps past the end (to fill the product) leave the
+      state unchanged and are not recorded. Values and gradients equal the plain run's.
     - `record_every`: keep the record of every k-th step only (steps k-1, 2k-1, ...), so
       memory stays small over long runs; the number of steps must be a multiple of it.
+      Not combined with `checkpoint`.
 
     **Returns:** `(final_state, recorded)`: the state after the last step (pass it as
     `state=` to continue the run exactly) and the recorded pytree, time leading.
@@ -78,34 +89,44 @@ def simulate(
     else:
         _check_state(system, state, leaves)
 
+    lengths = checkpoint_lengths(checkpoint, T)
     every = int(record_every)
     if every < 1 or T % every:
         raise ValueError(
             f"simulate needs record_every >= 1 dividing the number of steps (got "
             f"record_every={record_every} for {T} steps); pick a divisor of {T}."
         )
+    if every > 1 and lengths is not None:
+        raise ValueError(
+            "simulate takes record_every or checkpoint, not both (got record_every="
+            f"{record_every}, checkpoint={checkpoint!r}); drop one of them."
+        )
     checks = val.collect(system) + _step_checks(dt) + _input_checks(inputs)
     traced = val.raise_concrete(checks)
-    return _run(system, state, inputs, dt, record, T, traced, every)
+    return _run(system, state, inputs, dt, record, T, traced, lengths, every)
 
 
 @eqx.filter_jit
-def _run(system, state, inputs, dt, record, T, traced, every=1):
+def _run(system, state, inputs, dt, record, T, traced, lengths, every=1):
     # Thread the run-time checks onto the (small) state; onto the inputs only for
     # systems without state arrays.
     if jax.tree.leaves(state):
         state = val.guard(state, traced)
     else:
         inputs = val.guard(inputs, traced)
+    if every > 1:
+        return _thinned_scan(system, state, inputs, dt, record, T, every)
+    return scan(system, state, inputs, dt, record, T, lengths)
+
+
+def _thinned_scan(system, state, inputs, dt, record, T: int, every: int):
+    """A scan over blocks of `every` steps that records only the last step of each."""
 
     def body(carry, x):
         carry, out = system.step(carry, x, dt)
         return carry, out if record is None else record(carry, out)
 
-    if every == 1:
-        return jax.lax.scan(body, state, inputs, length=T)
-
-    def block(carry, xs):  # `every` steps, recording only the last
+    def block(carry, xs):
         def quiet(c, x):
             return system.step(c, x, dt)[0], None
 
@@ -115,6 +136,80 @@ def _run(system, state, inputs, dt, record, T, traced, every=1):
 
     blocks = jax.tree.map(lambda x: x.reshape(T // every, every, *x.shape[1:]), inputs)
     return jax.lax.scan(block, state, blocks, length=T // every)
+
+
+def checkpoint_lengths(checkpoint, T: int) -> tuple[int, ...] | None:
+    """The lengths of the nested scans asked for by `simulate(..., checkpoint=...)`."""
+    if checkpoint is None:
+        return None
+    if isinstance(checkpoint, bool) or not (
+        isinstance(checkpoint, int | Sequence) or hasattr(checkpoint, "__index__")
+    ):
+        raise TypeError(
+            f"checkpoint must be None, a number of levels or a sequence of scan lengths "
+            f"(got {checkpoint!r}); for example checkpoint=2."
+        )
+    if not isinstance(checkpoint, Sequence):
+        levels = int(checkpoint)
+        if levels < 1:
+            raise ValueError(
+                f"checkpoint must be >= 1 nested levels (got {levels}); pass None for a plain scan."
+            )
+        base = max(1, math.ceil(max(T, 1) ** (1.0 / levels)))
+        inner = (base,) * (levels - 1)
+        return (max(1, math.ceil(T / math.prod(inner))), *inner)
+    lengths = tuple(int(n) for n in checkpoint)
+    if not lengths or min(lengths) < 1 or math.prod(lengths) < T:
+        raise ValueError(
+            f"checkpoint lengths must be ints >= 1 whose product covers the {T} steps "
+            f"(got {lengths}, product {math.prod(lengths) if lengths else 0}); "
+            "pass a number of levels instead, for example checkpoint=2."
+        )
+    return lengths
+
+
+def scan(system, state, inputs, dt, record, T: int, lengths: tuple[int, ...] | None = None):
+    """The run itself, without the checks: a plain `lax.scan`, or nested scans whose inner
+    levels are rematerialised (`jax.checkpoint`) when `lengths` is given."""
+
+    def body(carry, x):
+        carry, out = system.step(carry, x, dt)
+        return carry, out if record is None else record(carry, out)
+
+    if lengths is None:
+        return jax.lax.scan(body, state, inputs, length=T)
+
+    total = math.prod(lengths)
+    pad = total - T
+
+    def padded(leaf):
+        leaf = jnp.asarray(leaf)
+        return jnp.concatenate([leaf, jnp.zeros((pad, *leaf.shape[1:]), leaf.dtype)])
+
+    if pad:
+        inputs = jax.tree.map(padded, inputs)
+
+        def masked(carry, xs):
+            x, valid = xs
+            new, out = body(carry, x)
+            return jax.tree.map(lambda a, b: jnp.where(valid, a, b), new, carry), out
+
+        xs = (inputs, jnp.arange(total) < T)
+        step = masked
+    else:
+        xs = inputs
+        step = body
+
+    def nest(carry, xs, level):
+        if level == len(lengths) - 1:
+            return jax.lax.scan(step, carry, xs, length=lengths[level])
+        inner = jax.checkpoint(lambda c, x: nest(c, x, level + 1))
+        return jax.lax.scan(inner, carry, xs, length=lengths[level])
+
+    xs = jax.tree.map(lambda leaf: leaf.reshape(*lengths, *leaf.shape[1:]), xs)
+    final, out = nest(state, xs, 0)
+    out = jax.tree.map(lambda leaf: leaf.reshape(total, *leaf.shape[len(lengths) :])[:T], out)
+    return final, out
 
 
 def _time_length(leaves) -> int:

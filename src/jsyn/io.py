@@ -1,0 +1,362 @@
+"""Recordings from files: CSV and NPZ traces with a time column, spike times, holding
+potentials.
+
+**CSV.** A header row names the columns; lines starting with `#` are comments, and a
+comment `# V_hold = -70` (mV; one value, or one per trace separated by commas) gives the
+holding potential. The time column is `t` (or `time`, or the first column), in ms, evenly
+spaced. Every other column is a trace (pA), except a column named `spikes`: 0/1 (or
+counts) per sample, the presynaptic spikes.
+
+**NPZ.** Arrays `t` (ms, shape `(time,)`), `traces` (shape `(time,)` or `(time, k)`),
+optionally `spikes` (spike times, ms), `V_hold` (mV, scalar or one per trace) and `names`.
+
+**Spike files** (`load_spikes`): spike times in ms, as text (one per line, or separated by
+commas or whitespace; a non-numeric first line is a header), `.npy`, or a CSV with a
+column `spikes` of 0/1 per sample (then a time column is needed too).
+
+Every problem (missing file, malformed column, mismatched lengths, NaN samples, uneven
+time steps) raises `RecordingError`, a `ValueError` with a one-line message naming the
+file, the column or row, and the fix.
+"""
+
+import csv
+import dataclasses
+import io as _io
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+EXAMPLE = "example_psc.csv"
+"""The example recording shipped in the package (see `example_path`)."""
+
+
+class RecordingError(ValueError):
+    """A recording or spike file that cannot be used; the message says why, in one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    """A recording: evenly sampled traces, and optionally the presynaptic spike times and
+    holding potentials.
+
+    **Attributes:**
+    - `t`: sample times (ms), shape `(time,)`, evenly spaced.
+    - `traces`: the recorded traces (pA for currents), shape `(time, k)`.
+    - `names`: the name of each trace.
+    - `spikes`: presynaptic spike times (ms), shape `(n_spikes,)`, or `None`.
+    - `V_hold`: holding potential per trace (mV), shape `(k,)`, or `None`.
+    - `source`: where it was read from.
+    """
+
+    t: np.ndarray
+    traces: np.ndarray
+    names: tuple[str, ...]
+    spikes: np.ndarray | None = None
+    V_hold: np.ndarray | None = None
+    source: str = ""
+
+    @property
+    def dt(self) -> float:
+        """The sampling interval (ms)."""
+        return float(self.t[1] - self.t[0])
+
+    def raster(self) -> np.ndarray:
+        """Spike counts per sample, shape `(time, k)`: the same spikes drive every trace
+        (sample $i$ holds the spikes nearest to `t[i]`, counting from `t[0]`)."""
+        if self.spikes is None:
+            raise RecordingError(
+                f"{self.source or 'the recording'} has no spike times; give them with "
+                "load_recording(..., spikes=...) or a 'spikes' column."
+            )
+        rows = np.round((self.spikes - self.t[0]) / self.dt).astype(int)
+        counts = np.zeros(self.t.shape)
+        np.add.at(counts, rows, 1.0)
+        return np.repeat(counts[:, None], self.traces.shape[1], axis=1)
+
+    def with_spikes(self, spikes) -> "Recording":
+        """A copy with the spike times `spikes` (ms), checked against the time axis."""
+        return dataclasses.replace(self, spikes=_check_spikes(spikes, self.t, self.source))
+
+
+def example_path() -> Path:
+    """The path of the example recording shipped with jsyn: a dual-exponential PSC train
+    (`t` in ms, `I` in pA, `spikes` 0/1; `V_hold = -70` mV; see `jsyn/data/README.md`)."""
+    return Path(str(resources.files("jsyn") / "data" / EXAMPLE))
+
+
+def _fail(source, what: str) -> RecordingError:
+    return RecordingError(f"{source}: {what}")
+
+
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        raise _fail(path, "file not found; check the path")
+    if path.is_dir():
+        raise _fail(path, "is a folder, not a file")
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise _fail(path, f"cannot be read as text ({err.__class__.__name__}: {err})") from None
+
+
+def _number(text: str, source, column: str, row: int) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise _fail(
+            source, f"column {column!r}, row {row}: {text.strip()!r} is not a number"
+        ) from None
+
+
+def _check_values(source, name: str, values: np.ndarray, t: np.ndarray) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i = int(np.flatnonzero(bad.reshape(len(values), -1).any(axis=1))[0])
+        raise _fail(
+            source,
+            f"{name} has {int(bad.sum())} NaN or infinite samples, the first at row {i} "
+            f"(t = {t[i]:g} ms); drop or interpolate them before fitting",
+        )
+
+
+def _check_time(source, t: np.ndarray) -> None:
+    if t.ndim != 1 or t.size < 2:
+        raise _fail(source, f"needs a time column with at least 2 samples (got shape {t.shape})")
+    _check_values(source, "the time column", t, np.arange(t.size, dtype=float))
+    steps = np.diff(t)
+    dt = steps[0]
+    uneven = np.abs(steps - dt) > 1e-6 * abs(dt) + 1e-9 * np.abs(t[1:])
+    if dt <= 0 or uneven.any():
+        i = int(np.flatnonzero(uneven)[0]) if uneven.any() else 0
+        raise _fail(
+            source,
+            f"the time column must increase in even steps (ms); step {i} is "
+            f"{steps[i]:g} ms, the first is {dt:g} ms; resample the recording",
+        )
+
+
+def _check_spikes(spikes, t: np.ndarray, source) -> np.ndarray:
+    spikes = np.atleast_1d(np.asarray(spikes, dtype=float))
+    if spikes.ndim != 1:
+        raise _fail(source, f"spike times must be a list (got shape {spikes.shape})")
+    if not np.all(np.isfinite(spikes)):
+        raise _fail(source, "spike times contain NaN or infinite values; remove them")
+    half = 0.5 * (t[1] - t[0])
+    outside = (spikes < t[0] - half) | (spikes > t[-1] + half)
+    if outside.any():
+        raise _fail(
+            source,
+            f"spike time {spikes[outside][0]:g} ms lies outside the recording "
+            f"[{t[0]:g}, {t[-1]:g}] ms; spike times are in ms, on the recording's clock",
+        )
+    return np.sort(spikes)
+
+
+def _parse_V_hold(text: str, source) -> np.ndarray:
+    return np.asarray(
+        [_number(v, source, "V_hold", 0) for v in text.replace(",", " ").split()], dtype=float
+    )
+
+
+def _load_csv(path: Path, need_traces: bool = True) -> Recording:
+    text = _read_text(path)
+    V_hold = None
+    lines = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#"):
+            key, _, value = line[1:].partition("=")
+            if key.strip() == "V_hold":
+                V_hold = _parse_V_hold(value, path)
+            continue
+        if line:
+            lines.append(line)
+    rows = list(csv.reader(_io.StringIO("\n".join(lines))))
+    if len(rows) < 3:
+        raise _fail(path, "needs a header row and at least 2 rows of samples")
+    header = [h.strip() for h in rows[0]]
+    if len(set(header)) != len(header) or "" in header:
+        raise _fail(path, f"the header must name every column once (got {header})")
+    data = np.empty((len(rows) - 1, len(header)))
+    for r, row in enumerate(rows[1:], start=1):
+        if len(row) != len(header):
+            raise _fail(
+                path,
+                f"row {r} has {len(row)} fields but the header has {len(header)}; "
+                "every row needs one value per column",
+            )
+        for c, cell in enumerate(row):
+            data[r - 1, c] = _number(cell, path, header[c], r)
+    lower = [h.lower() for h in header]
+    t_col = lower.index("t") if "t" in lower else lower.index("time") if "time" in lower else 0
+    t = data[:, t_col]
+    _check_time(path, t)
+    spikes = None
+    trace_cols = [c for c in range(len(header)) if c != t_col and lower[c] != "spikes"]
+    if "spikes" in lower:
+        column = data[:, lower.index("spikes")]
+        _check_values(path, "column 'spikes'", column, t)
+        if np.any(column < 0) or np.any(column != np.round(column)):
+            raise _fail(path, "column 'spikes' must hold spike counts per sample (0, 1, ...)")
+        spikes = np.repeat(t, column.astype(int))
+    if not trace_cols and need_traces:
+        raise _fail(path, "has no trace column besides time and spikes")
+    traces = data[:, trace_cols]
+    for j, c in enumerate(trace_cols):
+        _check_values(path, f"column {header[c]!r}", traces[:, j], t)
+    return _finish(path, t, traces, tuple(header[c] for c in trace_cols), spikes, V_hold)
+
+
+def _load_npz(path: Path) -> Recording:
+    if not path.exists():
+        raise _fail(path, "file not found; check the path")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as err:
+        raise _fail(path, f"is not a readable .npz file ({err})") from None
+    for key in ("t", "traces"):
+        if key not in arrays:
+            raise _fail(path, f"has no array {key!r} (found {sorted(arrays)}); see jsyn.io")
+    try:
+        t = np.asarray(arrays["t"], dtype=float)
+        traces = np.asarray(arrays["traces"], dtype=float)
+    except (TypeError, ValueError):
+        raise _fail(path, "arrays 't' and 'traces' must be numeric") from None
+    _check_time(path, t)
+    if traces.ndim == 1:
+        traces = traces[:, None]
+    if traces.ndim != 2 or traces.shape[0] != t.size:
+        raise _fail(
+            path,
+            f"'traces' has shape {traces.shape} but 't' has {t.size} samples; "
+            "give traces of shape (time,) or (time, k) matching t",
+        )
+    _check_values(path, "'traces'", traces, t)
+    names = arrays.get("names")
+    names = (
+        tuple(str(n) for n in np.atleast_1d(names))
+        if names is not None
+        else tuple(f"trace{j}" for j in range(traces.shape[1]))
+    )
+    if len(names) != traces.shape[1]:
+        raise _fail(path, f"'names' has {len(names)} entries for {traces.shape[1]} traces")
+    V_hold = arrays.get("V_hold")
+    return _finish(path, t, traces, names, arrays.get("spikes"), V_hold)
+
+
+def _finish(source, t, traces, names, spikes, V_hold) -> Recording:
+    if spikes is not None:
+        spikes = _check_spikes(spikes, t, source)
+    if V_hold is not None:
+        V_hold = np.atleast_1d(np.asarray(V_hold, dtype=float))
+        if V_hold.size == 1:
+            V_hold = np.repeat(V_hold, traces.shape[1])
+        if V_hold.shape != (traces.shape[1],) or not np.all(np.isfinite(V_hold)):
+            raise _fail(
+                source,
+                f"V_hold must be one finite value or one per trace ({traces.shape[1]}); "
+                f"got {V_hold.tolist()}",
+            )
+    return Recording(
+        t=t, traces=traces, names=tuple(names), spikes=spikes, V_hold=V_hold, source=str(source)
+    )
+
+
+def load_recording(path, *, spikes=None, V_hold=None) -> Recording:
+    """Read a recording from a `.csv` or `.npz` file (see the module docstring).
+
+    **Arguments:**
+    - `path`: the file.
+    - `spikes`: spike times (ms) or a spike file (`load_spikes`), replacing any in the file.
+    - `V_hold`: holding potential(s) (mV), replacing any in the file.
+
+    **Raises:** `RecordingError` with a one-line message.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        rec = _load_npz(path)
+    elif suffix in (".csv", ".txt", ".tsv"):
+        rec = _load_csv(path)
+    else:
+        raise _fail(path, f"unknown format {suffix!r}; use a .csv or .npz file")
+    if spikes is not None:
+        if isinstance(spikes, str | Path):
+            spikes = load_spikes(spikes, t=rec.t)
+        rec = rec.with_spikes(spikes)
+    if V_hold is not None:
+        rec = _finish(rec.source, rec.t, rec.traces, rec.names, rec.spikes, V_hold)
+    return rec
+
+
+def load_spikes(path, *, t: np.ndarray | None = None) -> np.ndarray:
+    """Spike times (ms) from a file: text or CSV of times (one per line, or separated by
+    commas/whitespace, optional header line), `.npy`, or a CSV with a 0/1 `spikes` column
+    and a time column. With `t`, the times are checked to lie inside it.
+
+    **Raises:** `RecordingError` with a one-line message.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        if not path.exists():
+            raise _fail(path, "file not found; check the path")
+        try:
+            times = np.asarray(np.load(path, allow_pickle=False), dtype=float).ravel()
+        except (OSError, ValueError) as err:
+            raise _fail(path, f"is not a readable .npy file of spike times ({err})") from None
+    else:
+        text = _read_text(path)
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+        header = lines[0].lower().replace(" ", "") if lines else ""
+        if "spikes" in header.split(",") and len(header.split(",")) > 1:
+            times = _load_csv(path, need_traces=False).spikes
+        else:
+            if lines and not _is_number(lines[0].replace(",", " ").split()[0]):
+                lines = lines[1:]
+            times = np.asarray(
+                [
+                    _number(v, path, "spike times", r)
+                    for r, line in enumerate(lines, start=1)
+                    for v in line.replace(",", " ").split()
+                ],
+                dtype=float,
+            )
+    if times.size == 0:
+        raise _fail(path, "holds no spike times")
+    if t is not None:
+        return _check_spikes(times, np.asarray(t, dtype=float), path)
+    if not np.all(np.isfinite(times)):
+        raise _fail(path, "spike times contain NaN or infinite values; remove them")
+    return np.sort(times)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def save_recording(path, rec: Recording) -> Path:
+    """Write `rec` as `.csv` (header `t,<names>,spikes`, `# V_hold = ...`) or `.npz`."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        extra = {} if rec.spikes is None else {"spikes": rec.spikes}
+        if rec.V_hold is not None:
+            extra["V_hold"] = rec.V_hold
+        np.savez(path, t=rec.t, traces=rec.traces, names=np.asarray(rec.names), **extra)
+        return path
+    columns = [rec.t[:, None], rec.traces]
+    header = ["t", *rec.names]
+    if rec.spikes is not None:
+        columns.append(rec.raster()[:, :1])
+        header.append("spikes")
+    lines = [] if rec.V_hold is None else [f"# V_hold = {', '.join(f'{v:g}' for v in rec.V_hold)}"]
+    lines.append(",".join(header))
+    for row in np.hstack(columns):
+        lines.append(",".join([f"{row[0]:.10g}", *(f"{v:.6g}" for v in row[1:])]))
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,105 @@
+r"""`PSC`: the postsynaptic current of a voltage-clamped cell, the usual target of fitting.
+
+A small, fixed chain (not a general network container; see `Projection`/`Network` for
+those): presynaptic spikes, then an optional delay, an optional short-term plasticity model,
+one or more receptor kinetics, and their output laws evaluated at the holding potential.
+"""
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from . import _validation as val
+from ._component import AbstractSystem
+from ._custom_types import Shape
+from ._params import Param, param, resolve
+from .outputs import AbstractOutput
+
+
+class PSCState(eqx.Module):
+    """State of `PSC`: the states of its delay and short-term plasticity (`None` when
+    absent) and a tuple with the state of each receptor's kinetics."""
+
+    delay: eqx.Module | None
+    stp: eqx.Module | None
+    synapses: tuple
+
+
+def _as_tuple(x) -> tuple:
+    return tuple(x) if isinstance(x, list | tuple) else (x,)
+
+
+class PSC(AbstractSystem):
+    r"""Postsynaptic current under voltage clamp at $V_\text{hold}$:
+
+    $$\text{spikes} \to [\text{delay}] \to [\text{STP}] \to g_k \to
+    I = \sum_k \text{output}_k.\text{current}(g_k, V_\text{hold}).$$
+
+    One step of `dt` ms takes the presynaptic spike counts of the step (shape `n`), passes
+    them through the delay (if any), turns them into efficacies with the short-term
+    plasticity model (if any; otherwise the spikes themselves are the drive), steps every
+    receptor's kinetics with that drive, and returns the current into the cell at the end
+    of the step (pA, positive depolarising): with `COBA`, $I = g_{\max}\,g\,(E -
+    V_\text{hold})$. Each column of a population is one recording; `V_hold` may differ
+    per column, so the same cell clamped at two potentials is a population of 2.
+
+    **Arguments:**
+    - `synapse`: a kinetic synapse (`DualExpon`, `AMPA`, ...), or a tuple of them for a
+      mixed current (AMPA + NMDA).
+    - `output`: its output law (`CUBA`, `COBA`, `MgBlock`), or a tuple, one per synapse.
+    - `stp`: optional short-term plasticity (`STD`, `STP`), applied before the kinetics.
+    - `delay`: optional delay system (for example `jsyn.Delay`), applied to the spikes first.
+    - `V_hold`: holding potential (mV), scalar or per column. Default -70.0.
+
+    Fit its parameters by dotted name, for example `"synapse.tau_decay"`,
+    `"output[1].g_max"`, `"stp.U"` (see `jsyn.fit`).
+    """
+
+    synapse: AbstractSystem | tuple
+    output: AbstractOutput | tuple
+    stp: AbstractSystem | None = None
+    delay: AbstractSystem | None = None
+    V_hold: Param = param(default=-70.0)
+
+    def __check_init__(self):
+        synapses, outputs = _as_tuple(self.synapse), _as_tuple(self.output)
+        if len(synapses) != len(outputs):
+            raise ValueError(
+                f"PSC needs one output law per synapse (got {len(synapses)} synapses and "
+                f"{len(outputs)} outputs); pass tuples of equal length."
+            )
+        for s in synapses:
+            if not isinstance(s, AbstractSystem):
+                raise TypeError(f"PSC.synapse must be jsyn synapses (got {type(s).__name__}).")
+        for o in outputs:
+            if not isinstance(o, AbstractOutput):
+                raise TypeError(
+                    f"PSC.output must be jsyn output laws such as COBA (got {type(o).__name__})."
+                )
+
+    def constraints(self):
+        return (val.finite("PSC", "V_hold", resolve(self.V_hold)),)
+
+    def init_state(self, n: Shape, *, dtype=None) -> PSCState:
+        return PSCState(
+            delay=None if self.delay is None else self.delay.init_state(n, dtype=dtype),
+            stp=None if self.stp is None else self.stp.init_state(n, dtype=dtype),
+            synapses=tuple(s.init_state(n, dtype=dtype) for s in _as_tuple(self.synapse)),
+        )
+
+    def step(self, state: PSCState, x, dt) -> tuple[PSCState, Float[Array, "*n"]]:
+        """Step the chain with this step's presynaptic spike counts `x`: returns the new
+        state and the current into the cell at the end of the step (pA)."""
+        delay, stp = state.delay, state.stp
+        if self.delay is not None:
+            delay, x = self.delay.step(delay, x, dt)
+        if self.stp is not None:
+            stp, x = self.stp.step(stp, x, dt)
+        synapses, current = [], None
+        for syn, out, s in zip(_as_tuple(self.synapse), _as_tuple(self.output), state.synapses):
+            s, g = syn.step(s, x, dt)
+            V = jnp.broadcast_to(resolve(self.V_hold, g), g.shape)
+            i = out.current(g, V)
+            synapses.append(s)
+            current = i if current is None else current + i
+        return PSCState(delay=delay, stp=stp, synapses=tuple(synapses)), current

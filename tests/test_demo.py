@@ -1,0 +1,88 @@
+"""The numbers behind `jsyn demo`'s catalogue figures, against independent references."""
+
+import numpy as np
+import pytest
+
+from jsyn.demo import catalogue as cat
+
+DT = 0.1
+
+
+def test_nmda_iv_follows_jahr_stevens():
+    iv = cat.nmda_iv()
+    V = iv["V"]
+    block = 1.0 / (1.0 + (1.2 / 3.57) * np.exp(-0.062 * V))
+    np.testing.assert_allclose(iv["unblocked"], block, rtol=1e-6)
+    np.testing.assert_allclose(iv["I_free"], -V, rtol=1e-6, atol=1e-5)  # 1 nS, E = 0 mV
+    np.testing.assert_allclose(iv["I_block"], -V * block, rtol=1e-6, atol=1e-5)
+    # The region of negative slope: the inward current grows as V rises from -100 mV.
+    peak = V[np.argmax(iv["I_block"])]
+    assert -40.0 < peak < -10.0
+
+
+def test_gaba_b_needs_bursts():
+    peaks = [tr["g"].max() for tr in cat.gaba_b_traces().values()]
+    assert peaks[0] > 0.0
+    assert peaks[0] < peaks[1] < peaks[2]
+    assert peaks[2] > 1000.0 * peaks[0]  # G^4: ten spikes open far more than ten times one
+
+
+def np_release(spike_times, U, tau_f, tau_d):
+    """MODELS.md's STP rule spike by spike, with exact recovery between spikes; tau_f=None
+    is STD (u fixed at U)."""
+    u, x, last, out = 0.0, 1.0, None, []
+    for t in spike_times:
+        if last is not None:
+            x = 1.0 - (1.0 - x) * np.exp(-(t - last) / tau_d)
+            u = u * np.exp(-(t - last) / tau_f) if tau_f else u
+        u = u + U * (1.0 - u) if tau_f else U
+        r = u * x
+        x -= r
+        out.append(r)
+        last = t
+    return np.array(out)
+
+
+@pytest.mark.parametrize(
+    "model,params",
+    [
+        (cat.STP_SETS["facilitating"], (0.1, 1000.0, 50.0)),
+        (cat.STP_SETS["depressing"], (0.5, 20.0, 800.0)),
+        (cat.STD_SETS["U = 0.5"], (0.5, None, 200.0)),
+    ],
+)
+def test_release_efficacies_match_the_spike_by_spike_rule(model, params):
+    tr = cat.release_traces(model)
+    r = tr["efficacy"][tr["pre_spikes"] > 0]
+    np.testing.assert_allclose(r, np_release(cat.TRAIN, *params), rtol=1e-5)
+
+
+def test_facilitation_and_depression_go_their_ways():
+    fac = cat.release_traces(cat.STP_SETS["facilitating"])
+    dep = cat.release_traces(cat.STP_SETS["depressing"])
+    r_fac = fac["efficacy"][fac["pre_spikes"] > 0][:10]
+    r_dep = dep["efficacy"][dep["pre_spikes"] > 0][:10]
+    assert np.all(np.diff(r_fac) > 0) and np.all(np.diff(r_dep) < 0)
+
+
+def test_gap_spikelets_are_k_w_per_presynaptic_spike():
+    tr = cat.gap_traces()
+    expected = cat.GAP_K * cat.GAP_W * tr["pre_spikes"].sum(axis=1)
+    np.testing.assert_allclose(tr["dV"], np.repeat(expected[:, None], 3, axis=1), rtol=1e-12)
+    assert tr["pre_spikes"].sum() > 0 and tr["post_spikes"].sum() > 0
+
+
+def test_additive_coupling_arrives_after_its_delays():
+    tr = cat.additive_traces()
+    r0 = tr["r"][:, 0]
+    for node, weight, delay_ms in ((1, 1.0, 5.0), (2, 0.5, 12.0)):
+        lag = round(delay_ms / DT) + 1  # the delay, plus the step a node reads the last one
+        np.testing.assert_allclose(tr["out"][lag:, node], weight * r0[:-lag], rtol=1e-12)
+        np.testing.assert_array_equal(tr["out"][:lag, node], 0.0)
+        assert cat.first_rise(tr, node) == pytest.approx(cat.PULSE[0] + delay_ms + DT)
+
+
+def test_diffusive_coupling_pulls_the_nodes_together():
+    tr = cat.diffusive_traces()
+    spread = np.ptp(tr["r"], axis=1)
+    assert spread[0] > 1.9 and spread[-1] < 1e-9
