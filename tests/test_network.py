@@ -363,6 +363,8 @@ def test_record_every_keeps_every_kth_step():
     assert tree_allclose(final, final_thin)
     with pytest.raises(ValueError, match="record_every >= 1 dividing"):
         jsyn.simulate(jsyn.Expon(), x, DT, record_every=7)
+    with pytest.raises(ValueError, match="record_every or checkpoint, not both"):
+        jsyn.simulate(jsyn.Expon(), x, DT, record_every=10, checkpoint=2)
 
 
 def test_voltage_jump_projection():
