@@ -1,5 +1,6 @@
-"""The Brette et al. (2007) E/I benchmark networks, COBA and CUBA, in jsyn, Brian2 and
-BrainPy, for `coba.py` and `cuba.py`. Shared code; run those scripts, not this module.
+"""The Brette et al. (2007) E/I benchmark networks, COBA and CUBA, in jsyn, for `coba.py` and
+`cuba.py`, with Brian2 and BrainPy run through `references.py` (the same networks) side by
+side. Shared code; run those scripts, not this module.
 
 Both networks: N leaky integrate-and-fire cells (tau = 20 ms, V_th = -50 mV, V_reset =
 -60 mV, refractory 5 ms), 80 % excitatory, 20 % inhibitory, each pair connected with
@@ -19,10 +20,7 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-
-import numpy as np
 
 DT = 0.1  # ms
 
@@ -144,169 +142,37 @@ def jsyn_run(model: Model, n: int, duration: float, repeats: int, seed: int = 0)
     }
 
 
-# -- Brian2 -------------------------------------------------------------------------------
+# -- the reference simulators (benchmarks/references.py) ---------------------------------
+
+
+def _reference(run, model: Model, n: int, duration: float, repeats: int, seed: int) -> dict:
+    """A run of `references.py` (the same network; see its docstring for how each simulator
+    is set up), under the keys `main` prints."""
+    res = run(model.name.lower(), n, duration_ms=duration, dt=DT, seed=seed, repeats=repeats)
+    return {
+        "import": res["import_s"],
+        "build": res["build_s"],
+        "compile": res["compile_s"],
+        "run": res["run_s"],
+        "runs": res["run_s_all"],
+        "first": res["total_s"],
+        "rate": res["rate_hz"],
+    }
 
 
 def brian2_run(model: Model, n: int, duration: float, repeats: int, seed: int = 0) -> dict:
-    """Brian2 cpp_standalone, single-threaded: compile (code generation + C++ build) and
-    run apart. `run` is the simulation time Brian2's binary reports; `run_wall` the wall
-    time of the binary (process start and result files included)."""
-    t_import = time.perf_counter()
-    import brian2 as b2
+    """Brian2 cpp_standalone on one thread, forward Euler: `references.run_brian2`."""
+    import references
 
-    t_build = time.perf_counter()
-    directory = tempfile.mkdtemp(prefix=f"brian2_{model.name}_{n}_")
-    b2.set_device("cpp_standalone", directory=directory, build_on_run=False)
-    b2.prefs.devices.cpp_standalone.openmp_threads = 0
-    b2.defaultclock.dt = DT * b2.ms
-    # No b2.seed(): every run of the binary draws a new wiring and new initial potentials.
-    n_e = int(0.8 * n)
-    p = probability(n)
-    mV, ms = b2.mV, b2.ms
-    if model.coba:
-        eqs = """
-        dv/dt = (ge * (Ee - v) + gi * (Ei - v) - (v - El) + Ib) / taum : volt (unless refractory)
-        dge/dt = -ge / taue : 1
-        dgi/dt = -gi / taui : 1
-        """
-        ns = dict(Ee=0 * mV, Ei=-80 * mV, El=model.V_rest * mV, Ib=model.background * mV)
-    else:
-        eqs = """
-        dv/dt = (ge + gi - (v - El)) / taum : volt (unless refractory)
-        dge/dt = -ge / taue : volt
-        dgi/dt = -gi / taui : volt
-        """
-        ns = dict(El=model.V_rest * mV)
-    ns.update(taum=20 * ms, taue=5 * ms, taui=10 * ms)
-    P = b2.NeuronGroup(
-        n,
-        eqs,
-        threshold="v > -50*mV",
-        reset="v = -60*mV",
-        refractory=5 * ms,
-        method=os.environ.get("JSYN_BENCH_BRIAN2_METHOD", "exact" if not model.coba else "euler"),
-        namespace=ns,
-    )
-    P.v = "-60*mV + rand() * 10*mV"
-    unit = "" if model.coba else "*mV"
-    Ce = b2.Synapses(P[:n_e], P, on_pre=f"ge += {model.w_e}{unit}")
-    Ci = b2.Synapses(P[n_e:], P, on_pre=f"gi += {model.w_i}{unit}")
-    Ce.connect(p=p)
-    Ci.connect(p=p)
-    counter = b2.SpikeMonitor(P, record=False)
-    b2.run(duration * ms)
-    t_compile = time.perf_counter()
-    b2.device.build(directory=directory, compile=True, run=False)
-    t_run = time.perf_counter()
-    runs, walls, rates = [], [], []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        b2.device.run(directory=directory, with_output=False, run_args=[])
-        walls.append(time.perf_counter() - t)
-        runs.append(float(b2.device._last_run_time))
-        rates.append(int(counter.num_spikes) / n / (duration / 1000.0))
-    rate = statistics.mean(rates)
-    b2.device.reinit()
-    b2.device.activate()
-    return {
-        "import": t_build - t_import,
-        "build": t_compile - t_build,
-        "compile": t_run - t_compile,
-        "run": statistics.median(runs),
-        "run_wall": statistics.median(walls),
-        "runs": runs,
-        "first": t_run - t_import + walls[0],
-        "rate": rate,
-        "rates": rates,
-    }
-
-
-# -- BrainPy ------------------------------------------------------------------------------
+    return _reference(references.run_brian2, model, n, duration, repeats, seed)
 
 
 def brainpy_run(model: Model, n: int, duration: float, repeats: int, seed: int = 0) -> dict:
-    """BrainPy 2.x, the form of its own COBA/CUBA examples: `LifRef` cells, event-driven
-    CSR projections (`EventCSRLinear`, `FixedProb`) aligned on the post side. `compile` is
-    the first run minus a later one (BrainPy compiles on the first call); the later runs
-    continue from the state the first left."""
-    t_import = time.perf_counter()
-    import brainpy as bp
-    import brainpy.math as bm
+    """BrainPy 2.x, event-driven, compile time from JAX's compile events:
+    `references.run_brainpy`."""
+    import references
 
-    t_build = time.perf_counter()
-    bm.set_platform("cpu")
-    bm.set_dt(DT)
-    bm.random.seed(seed)
-    n_e = int(0.8 * n)
-    p = probability(n)
-
-    class EINet(bp.DynSysGroup):
-        def __init__(self):
-            super().__init__()
-            self.N = bp.dyn.LifRef(
-                n,
-                V_rest=model.V_rest,
-                V_th=-50.0,
-                V_reset=-60.0,
-                tau=20.0,
-                tau_ref=5.0,
-                V_initializer=bp.init.Uniform(-60.0, -50.0),
-            )
-            self.delay = bp.VarDelay(self.N.spike, entries={"I": None})
-            out_e = bp.dyn.COBA.desc(E=0.0) if model.coba else bp.dyn.CUBA.desc()
-            out_i = bp.dyn.COBA.desc(E=-80.0) if model.coba else bp.dyn.CUBA.desc()
-            self.E = bp.dyn.ProjAlignPostMg1(
-                comm=bp.dnn.EventCSRLinear(
-                    bp.conn.FixedProb(p, pre=n_e, post=n, seed=seed), model.w_e
-                ),
-                syn=bp.dyn.Expon.desc(n, tau=5.0),
-                out=out_e,
-                post=self.N,
-            )
-            self.I = bp.dyn.ProjAlignPostMg1(
-                comm=bp.dnn.EventCSRLinear(
-                    bp.conn.FixedProb(p, pre=n - n_e, post=n, seed=seed + 1), model.w_i
-                ),
-                syn=bp.dyn.Expon.desc(n, tau=10.0),
-                out=out_i,
-                post=self.N,
-            )
-
-        def update(self, inp):
-            spk = self.delay.at("I")
-            self.E(spk[:n_e])
-            self.I(spk[n_e:])
-            self.delay(self.N(inp))
-            return self.N.spike.value
-
-    net = EINet()
-    n_steps = int(round(duration / DT))
-
-    def step(i):
-        return bm.sum(net.step_run(i, model.background))
-
-    def run(start):
-        counts = bm.for_loop(step, np.arange(start, start + n_steps), progress_bar=False)
-        return float(bm.sum(counts))
-
-    t_run = time.perf_counter()
-    spikes = run(0)
-    t_first = time.perf_counter()
-    runs = []
-    for r in range(repeats):
-        t = time.perf_counter()
-        run((r + 1) * n_steps)
-        runs.append(time.perf_counter() - t)
-    run_time = statistics.median(runs)
-    return {
-        "import": t_build - t_import,
-        "build": t_run - t_build,
-        "compile": max(t_first - t_run - run_time, 0.0),
-        "run": run_time,
-        "runs": runs,
-        "first": t_first - t_import,
-        "rate": spikes / n / (duration / 1000.0),
-    }
+    return _reference(references.run_brainpy, model, n, duration, repeats, seed)
 
 
 def run_isolated(func: str, model: str, n: int, duration: float, repeats: int) -> dict | None:
