@@ -44,6 +44,27 @@ def split_steps(delay, dt) -> tuple[Int[Array, "*d"], Float[Array, "*d"]]:
     return k.astype(jnp.int32), s - k
 
 
+def buffer_dt(owner: str, dt) -> float:
+    """The time step (ms) that sizes a delay buffer, as a float: concrete, finite, > 0."""
+    value = None if dt is None else val.concrete(dt)
+    if value is None or np.ndim(value) != 0 or not (np.isfinite(value) and value > 0):
+        raise ValueError(
+            f"{owner} needs the time step dt (ms) as a concrete number > 0 to size its delay "
+            f"buffer (got {dt!r}); pass dt=0.1, the dt of the run."
+        )
+    return float(value)
+
+
+def check_run_dt(owner: str, built: float, dt) -> None:
+    """Raise if `dt` is concrete and differs from the `built` one that sized the buffer."""
+    step = val.concrete(dt)
+    if step is not None and not np.isclose(float(step), built, rtol=1e-12, atol=0.0):
+        raise ValueError(
+            f"{owner} was built for dt={built!r} ms (it sizes the delay buffer) but is stepped "
+            f"with dt={float(step)!r}; build it with the dt of the run."
+        )
+
+
 def _concrete_float(owner: str, name: str, x, why: str) -> float:
     value = val.concrete(x)
     if value is None or np.ndim(value) != 0:
@@ -102,9 +123,7 @@ class Delay(AbstractSystem):
         *,
         max_delay: ScalarLike | None = None,
     ):
-        dt = _concrete_float("Delay", "dt", dt, "it sizes the buffer")
-        if not (np.isfinite(dt) and dt > 0):
-            raise ValueError(f"Delay.dt must be finite and > 0 ms (got {dt!r}); e.g. dt=0.1.")
+        dt = buffer_dt("Delay", dt)
         delay = as_param(delay)
         if max_delay is None:
             d = val.concrete(resolve(delay))
@@ -160,17 +179,9 @@ class Delay(AbstractSystem):
             history=jnp.zeros((self.n_slots, *shape), dtype), pos=jnp.zeros((), jnp.int32)
         )
 
-    def _check_dt(self, dt) -> None:
-        step = val.concrete(dt)
-        if step is not None and not np.isclose(float(step), self.dt, rtol=1e-12, atol=0.0):
-            raise ValueError(
-                f"Delay was built for dt={self.dt!r} ms but is stepped with dt={float(step)!r}; "
-                "build it with the time step of the run."
-            )
-
     def step(self, state: DelayState, x, dt) -> tuple[DelayState, Float[Array, "*n"]]:
         """Store this step's input `x`, return the input of `delay` ms ago (interpolated)."""
-        self._check_dt(dt)
+        check_run_dt("Delay", self.dt, dt)
         history = state.history.at[state.pos].set(jnp.asarray(x, state.history.dtype))
         k, frac = split_steps(resolve(self.delay, history[0]), self.dt)
         newer = (state.pos - k) % self.n_slots

@@ -37,7 +37,7 @@ from ._component import AbstractSystem, as_shape
 from ._custom_types import ScalarLike, Shape
 from ._params import AbstractParam, Param, as_param, resolve
 from .connectivity import AbstractConnection
-from .delays import Delay, DelayState, split_steps
+from .delays import Delay, DelayState, buffer_dt, check_run_dt, split_steps
 from .neurons import AbstractNeuron
 from .outputs import AbstractOutput
 from .plasticity import AbstractShortTermPlasticity
@@ -53,16 +53,6 @@ from .synapses import (
 
 _LINEAR = (Expon, Alpha, DualExpon, DualExponV2, VoltageJump)
 """Kinetics linear in their drive: the sum over synapses may be taken before them."""
-
-
-def _concrete_dt(owner: str, dt) -> float:
-    value = None if dt is None else val.concrete(dt)
-    if value is None or np.ndim(value) != 0 or not (np.isfinite(value) and value > 0):
-        raise ValueError(
-            f"{owner} needs the time step dt (ms) as a concrete number > 0 to size its delay "
-            f"buffer (got {dt!r}); pass dt=0.1, the dt of the run."
-        )
-    return float(value)
 
 
 def _range(owner: str, name: str, rng) -> tuple[int, int] | None:
@@ -249,7 +239,7 @@ class Projection(AbstractSystem):
                 f"Projection.delay must be a scalar or one delay per synapse, shape "
                 f"{conn.syn_shape} (got shape {d_shape})."
             )
-        dt = _concrete_dt("Projection", dt)
+        dt = buffer_dt("Projection", dt)
         if max_delay is None:
             d = val.concrete(resolve(delay))
             if d is None:
@@ -330,19 +320,11 @@ class Projection(AbstractSystem):
             g=jnp.zeros((self.n_post,), dtype),
         )
 
-    def _check_dt(self, dt) -> None:
-        step = val.concrete(dt)
-        if self.dt is not None and step is not None:
-            if not np.isclose(float(step), self.dt, rtol=1e-12, atol=0.0):
-                raise ValueError(
-                    f"Projection was built for dt={self.dt!r} ms (it sizes the delay buffer) "
-                    f"but is stepped with dt={float(step)!r}; build it with the dt of the run."
-                )
-
     def step(self, state: ProjectionState, spikes, dt) -> tuple[ProjectionState, Array]:
         """Take the presynaptic spikes of this step (shape `(n_pre,)`), return the state and
         `g` at the end of the step, shape `(n_post,)`."""
-        self._check_dt(dt)
+        if self.dt is not None:
+            check_run_dt("Projection", self.dt, dt)
         like = state.g
         spikes = jnp.asarray(spikes)
         if spikes.shape != (self.n_pre,):

@@ -119,12 +119,20 @@ def _run(system, state, inputs, dt, record, T, traced, lengths, every=1):
     return scan(system, state, inputs, dt, record, T, lengths)
 
 
-def _thinned_scan(system, state, inputs, dt, record, T: int, every: int):
-    """A scan over blocks of `every` steps that records only the last step of each."""
+def _recording_step(system, dt, record):
+    """The scan body: one step of `system`, recording its output or `record(state, out)`."""
 
     def body(carry, x):
         carry, out = system.step(carry, x, dt)
         return carry, out if record is None else record(carry, out)
+
+    return body
+
+
+def _thinned_scan(system, state, inputs, dt, record, T: int, every: int):
+    """A scan over blocks of `every` steps that records only the last step of each."""
+
+    body = _recording_step(system, dt, record)
 
     def block(carry, xs):
         def quiet(c, x):
@@ -172,9 +180,7 @@ def scan(system, state, inputs, dt, record, T: int, lengths: tuple[int, ...] | N
     """The run itself, without the checks: a plain `lax.scan`, or nested scans whose inner
     levels are rematerialised (`jax.checkpoint`) when `lengths` is given."""
 
-    def body(carry, x):
-        carry, out = system.step(carry, x, dt)
-        return carry, out if record is None else record(carry, out)
+    body = _recording_step(system, dt, record)
 
     if lengths is None:
         return jax.lax.scan(body, state, inputs, length=T)
