@@ -228,15 +228,13 @@ def _plot_fit(path: Path, rec, fitted, res) -> None:
     import numpy as np
     from matplotlib.figure import Figure
 
+    import jsyn.plot
+
     fig = Figure(figsize=(8, 7), layout="constrained")
     ax_fit, ax_res, ax_loss = fig.subplots(3, 1, height_ratios=(3, 1.2, 1.5))
-    for j, name in enumerate(rec.names):
-        ax_fit.plot(rec.t, rec.traces[:, j], color="0.6", lw=0.8, label=f"{name} (data)")
-        ax_fit.plot(rec.t, fitted[:, j], color=f"C{j}", lw=1.5, label=f"{name} (fit)")
-        ax_res.plot(rec.t, rec.traces[:, j] - fitted[:, j], color=f"C{j}", lw=0.6)
-    for t in rec.spikes:
-        ax_fit.axvline(t, color="0.85", lw=0.8, zorder=0)
-    ax_fit.set_ylabel("current into the cell (pA)")
+    jsyn.plot.fit(
+        rec.t, rec.traces, fitted, labels=rec.names, spikes=rec.spikes, ax=(ax_fit, ax_res)
+    )
     ax_fit.legend(fontsize="small")
     text = "; ".join(
         f"{n.split('.')[-1]} = {float(np.ravel(res.value[n])[0]):.4g} "
@@ -244,11 +242,8 @@ def _plot_fit(path: Path, rec, fitted, res) -> None:
         for n in res.names
     )
     ax_fit.set_title(f"{text} ({res.level:.0%} intervals)", fontsize="small")
-    ax_res.set_ylabel("residual (pA)")
     ax_res.set_xlabel("time (ms); grey: presynaptic spikes")
-    ax_loss.semilogy(res.losses(), "o-", ms=3)
-    ax_loss.set_xlabel("optimiser step")
-    ax_loss.set_ylabel("mean squared error (pA²)")
+    jsyn.plot.losses(res.losses(), ax=ax_loss)
     fig.savefig(path, dpi=100)
 
 

@@ -1,8 +1,9 @@
 r"""What the demo's examples share: the time grid, a LIF, the chain that composes a
-presynaptic cell, a synapse, an output law and a postsynaptic cell, and plot helpers.
+presynaptic cell, a synapse, an output law and a postsynaptic cell, and saving figures.
 
-Figures are drawn with `matplotlib.figure.Figure`, which renders PNGs through Agg without
-pyplot: no display is needed, no global backend is switched, and no figure outlives its save.
+Figures are `matplotlib.figure.Figure`s filled by `jsyn.plot`; they render PNGs through Agg
+without pyplot: no display is needed, no global backend is switched, and no figure outlives
+its save.
 """
 
 from pathlib import Path
@@ -14,6 +15,7 @@ from jaxtyping import Array, Float
 from matplotlib.figure import Figure
 
 import jsyn
+import jsyn.plot
 
 DT = 0.1
 """Time step (ms)."""
@@ -42,9 +44,9 @@ class Chain(eqx.Module):
     r"""pre → [short-term plasticity] → synapse → output → post, stepped together.
 
     The presynaptic spikes of a step (or, with `stp`, their efficacy), scaled by `w`, drive
-    the synapse in that step. With an
-    `output`, the current over step $n$ flows from the state at the end of step $n-1$:
-    $I_n = $ `output.current`$(g_{n-1}, V_{n-1})$ (MODELS.md, discrete-time semantics).
+    the synapse in that step. With an `output`, the current over step $n$ flows from the
+    state at the end of step $n-1$: $I_n = $ `output.current`$(g_{n-1}, V_{n-1})$ (the
+    discrete-time semantics of the model reference).
     Without one, the synapse's output is a voltage jump (mV) that the postsynaptic cell
     takes in the same step, as an event at $t_n$. Without `post`, the chain stops at $g$.
     """
@@ -122,12 +124,6 @@ def rate(n_spikes: int) -> float:
     return n_spikes / (N_STEPS * DT / 1000.0)
 
 
-def mark_pre_spikes(axes, traces: dict[str, np.ndarray]) -> None:
-    for ax in axes:
-        for t in spike_times(traces):
-            ax.axvline(t, color="0.8", lw=0.8, zorder=0)
-
-
 def save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     print(path)
@@ -137,11 +133,18 @@ def save(fig: Figure, path: Path) -> Path:
 def plot_kinetics(path: Path, title: str, traces: dict[str, np.ndarray]) -> Path:
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax_v, ax_g = fig.subplots(2, 1, sharex=True)
-    mark_pre_spikes((ax_v, ax_g), traces)
-    ax_v.plot(traces["t"], traces["V_pre"], color="k", lw=1)
-    ax_v.set_ylabel("presynaptic V (mV)")
-    ax_g.plot(traces["t"], traces["g"], color="C0", lw=1.5)
-    ax_g.set_ylabel("g")
+    pre = spike_times(traces)
+    jsyn.plot.traces(
+        traces["t"],
+        traces["V_pre"],
+        ylabel="presynaptic V (mV)",
+        spikes=pre,
+        ax=ax_v,
+        color="k",
+        lw=1,
+    )
+    jsyn.plot.conductance(traces["t"], traces["g"], spikes=pre, ax=ax_g, color="C0", lw=1.5)
+    ax_v.label_outer()  # the time axis is shared: label it once, below
     ax_g.set_xlabel("time (ms); grey: presynaptic spikes")
     fig.suptitle(title)
     return save(fig, path)

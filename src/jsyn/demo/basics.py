@@ -12,6 +12,7 @@ from jaxtyping import Array
 from matplotlib.figure import Figure
 
 import jsyn
+import jsyn.plot
 
 from ._common import (
     DT,
@@ -22,7 +23,6 @@ from ._common import (
     kinetics_summary,
     kinetics_traces,
     lif,
-    mark_pre_spikes,
     plot_kinetics,
     rate,
     run,
@@ -147,7 +147,9 @@ def _plot_jump(path: Path, traces: dict[str, np.ndarray]) -> Path:
         lw=0,
         label="refractory",
     )
-    ax.plot(t, traces["V"], color="k", lw=1, label="postsynaptic V")
+    jsyn.plot.traces(
+        t, traces["V"], ylabel="V (mV)", labels="postsynaptic V", ax=ax, color="k", lw=1
+    )
     ax.axhline(V_TH, color="0.5", ls="--", lw=0.8, label="threshold")
     skipped = skipped_jumps(traces)
     applied = (traces["pre_spikes"] > 0) & ~skipped
@@ -155,8 +157,6 @@ def _plot_jump(path: Path, traces: dict[str, np.ndarray]) -> Path:
     ax.plot(t[skipped], np.full(skipped.sum(), V_TH + 3.0), "x", color="C3", label="jump skipped")
     post = spike_times(traces, "post_spikes")
     ax.plot(post, np.full(post.size, V_TH), "*", color="C1", ms=10, label="postsynaptic spike")
-    ax.set_xlabel("time (ms)")
-    ax.set_ylabel("V (mV)")
     fig.legend(loc="outside lower center", fontsize="small", ncols=6)
     ax.set_title(
         rf"VoltageJump: $V \leftarrow V + w$ at a spike, w = {JUMP:g} mV, "
@@ -168,15 +168,18 @@ def _plot_jump(path: Path, traces: dict[str, np.ndarray]) -> Path:
 def _plot_outputs(path: Path, cuba: dict[str, np.ndarray], coba: dict[str, np.ndarray]) -> Path:
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax_v, ax_i = fig.subplots(2, 1, sharex=True)
-    mark_pre_spikes((ax_v, ax_i), cuba)
+    pre = spike_times(cuba)
     labels = (f"CUBA, $g_{{max}}$ = {CUBA_G_MAX:g} pA", f"COBA, $g_{{max}}$ = {G_MAX:g} nS")
-    for traces, label, color in zip((cuba, coba), labels, ("C0", "C3")):
-        ax_v.plot(traces["t"], traces["V"], color=color, lw=1, label=label)
-        ax_i.plot(traces["t"], traces["I"], color=color, lw=1.2, label=label)
+    V = np.stack([cuba["V"], coba["V"]], axis=1)
+    I = np.stack([cuba["I"], coba["I"]], axis=1)
+    jsyn.plot.traces(cuba["t"], V, ylabel="postsynaptic V (mV)", labels=labels, spikes=pre, ax=ax_v)
+    jsyn.plot.traces(cuba["t"], I, ylabel=jsyn.plot.CURRENT, labels=labels, spikes=pre, ax=ax_i)
+    for ax in (ax_v, ax_i):
+        ax.lines[0].set(color="C0", lw=1)
+        ax.lines[1].set(color="C3", lw=1)
     ax_v.axhline(V_TH, color="0.5", ls="--", lw=0.8)
-    ax_v.set_ylabel("postsynaptic V (mV)")
     ax_v.legend(loc="upper right", fontsize="small")
-    ax_i.set_ylabel("current into the cell (pA)")
+    ax_v.label_outer()
     ax_i.set_xlabel("time (ms); grey: presynaptic spikes")
     fig.suptitle(
         r"Expon onto LIF: CUBA $I = g_{max}\,g$ vs COBA $I = g_{max}\,g\,(E - V)$,"

@@ -15,6 +15,7 @@ from jaxtyping import Array, Float
 from matplotlib.figure import Figure
 
 import jsyn
+import jsyn.plot
 
 from ._common import (
     DT,
@@ -102,16 +103,14 @@ def gaba_b_traces() -> dict[int, dict[str, np.ndarray]]:
 def _plot_nmda(path: Path, traces: dict[str, np.ndarray], iv: dict[str, np.ndarray]) -> Path:
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax_g, ax_iv = fig.subplots(1, 2, width_ratios=(3, 2))
-    for t in traces["t"][traces["pre_spikes"] > 0]:
-        ax_g.axvline(t, color="0.8", lw=0.8, zorder=0)
-    ax_g.plot(traces["t"], traces["g"], color="C0")
+    pre = traces["t"][traces["pre_spikes"] > 0]
+    jsyn.plot.conductance(traces["t"], traces["g"], spikes=pre, ax=ax_g, color="C0")
     ax_g.set_xlabel("time (ms); grey: presynaptic spikes")
-    ax_g.set_ylabel("g")
     ax_g.set_title(r"NMDA: $dg/dt = -g/\tau_d + a x (1 - g)$, $dx/dt = -x/\tau_r$")
-    ax_iv.plot(iv["V"], iv["I_free"], color="0.5", ls="--", label="no Mg²⁺")
-    ax_iv.plot(iv["V"], iv["I_block"], color="C3", label="1.2 mM Mg²⁺")
-    ax_iv.axhline(0.0, color="k", lw=0.5)
-    ax_iv.set_xlabel("holding potential V (mV)")
+    I = np.stack([iv["I_free"], iv["I_block"]], axis=1)
+    jsyn.plot.iv(iv["V"], I, labels=["no Mg²⁺", "1.2 mM Mg²⁺"], ax=ax_iv)
+    ax_iv.lines[0].set(color="0.5", ls="--")
+    ax_iv.lines[1].set(color="C3")
     ax_iv.set_ylabel("current into the cell at g = 1 (pA)")
     ax_iv.set_title("MgBlock I–V (Jahr & Stevens 1990)")
     ax_iv.legend(fontsize="small")
@@ -133,9 +132,9 @@ def _plot_gaba_b(path: Path, traces: dict[int, dict[str, np.ndarray]]) -> Path:
     ax = fig.subplots()
     for color, (n, tr) in zip(("C0", "C1", "C3"), traces.items()):
         label = f"{n} spike" if n == 1 else f"burst of {n} at {1000 / BURST_INTERVAL:.0f} Hz"
-        ax.semilogy(tr["t"], np.where(tr["g"] > 0, tr["g"], np.nan), color=color, label=label)
-    ax.set_xlabel("time (ms)")
-    ax.set_ylabel("open fraction g (log scale)")
+        g = np.where(tr["g"] > 0, tr["g"], np.nan)  # log scale: leave out the zeros
+        jsyn.plot.conductance(tr["t"], g, labels=label, ax=ax, color=color)
+    ax.set_yscale("log")
     ax.legend(fontsize="small")
     ax.set_title(
         r"GABAb: $dR/dt = K_1[T](1 - R) - K_2 R$, $dG/dt = K_3 R - K_4 G$,"
@@ -184,11 +183,12 @@ def _plot_release(path: Path, title: str, traces: dict[str, dict[str, np.ndarray
     ax_r, ax_g = fig.subplots(2, 1)
     for color, (label, tr) in zip(("C0", "C3"), traces.items()):
         spikes = tr["pre_spikes"] > 0
-        ax_r.plot(tr["t"][spikes], tr["efficacy"][spikes], "o-", color=color, label=label)
-        ax_g.plot(tr["t"], tr["g"], color=color, lw=1, label=label)
+        r = tr["efficacy"][spikes]
+        jsyn.plot.traces(tr["t"][spikes], r, labels=label, ax=ax_r, color=color, marker="o")
+        jsyn.plot.conductance(tr["t"], tr["g"], labels=label, ax=ax_g, color=color, lw=1)
     ax_r.set_ylabel("efficacy r per spike")
     ax_r.legend(fontsize="small")
-    ax_g.set_ylabel(rf"g of Expon($\tau$ = {PSC_TAU:g} ms)")
+    ax_g.set_ylabel(rf"open fraction g of Expon($\tau$ = {PSC_TAU:g} ms)")
     ax_g.set_xlabel("time (ms): 10 spikes at 20 Hz, a recovery spike at 1 s")
     fig.suptitle(title)
     return save(fig, path)
@@ -227,9 +227,10 @@ class GapPairState(eqx.Module):
 
 
 class GapPair(eqx.Module):
-    r"""Two LIF groups joined by gap junctions, in the causal order of MODELS.md: the
-    junction currents over step $n$ come from the potentials at the end of step $n-1$;
-    the first group's spikes of step $n$ reach the second as spikelets in step $n$."""
+    r"""Two LIF groups joined by gap junctions, in the causal order of a step (model
+    reference, discrete-time semantics): the junction currents over step $n$ come from the
+    potentials at the end of step $n-1$; the first group's spikes of step $n$ reach the
+    second as spikelets in step $n$."""
 
     gap: jsyn.GapJunction
     n_post: int = eqx.field(static=True)
@@ -271,13 +272,14 @@ def gap_traces() -> dict[str, np.ndarray]:
 def _plot_gap(path: Path, traces: dict[str, np.ndarray]) -> Path:
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax_post, ax_pre = fig.subplots(2, 1, sharex=True)
-    ax_post.plot(traces["t"], traces["V_post"][:, 0], color="C3", label="V1 (second group)")
-    ax_pre.plot(traces["t"], traces["V_pre"][:, 0], color="C0", label="V0 (first group)")
-    for ax in (ax_post, ax_pre):
+    for ax, V, label, color in (
+        (ax_post, traces["V_post"][:, 0], "V1 (second group)", "C3"),
+        (ax_pre, traces["V_pre"][:, 0], "V0 (first group)", "C0"),
+    ):
+        jsyn.plot.traces(traces["t"], V, ylabel="V (mV)", labels=label, ax=ax, color=color)
         ax.axhline(V_TH, color="0.5", ls="--", lw=0.8)
-        ax.set_ylabel("V (mV)")
         ax.legend(loc="upper right", fontsize="small")
-    ax_pre.set_xlabel("time (ms)")
+    ax_post.label_outer()
     fig.suptitle(
         rf"GapJunction: $I_1 = w(V_0 - V_1)$, w = {GAP_W:g} nS, all to all (2 → 3 cells)"
         "\n"
@@ -379,10 +381,8 @@ def _plot_nodes(path: Path, title: str, traces: dict[str, np.ndarray]) -> Path:
     ax = fig.subplots()
     if "input" in traces:
         ax.fill_between(traces["t"], 0, traces["input"][:, 0], color="0.85", label="input")
-    for j in range(traces["r"].shape[1]):
-        ax.plot(traces["t"], traces["r"][:, j], color=f"C{j}", label=f"node {j}")
-    ax.set_xlabel("time (ms)")
-    ax.set_ylabel("activity r")
+    labels = [f"node {j}" for j in range(traces["r"].shape[1])]
+    jsyn.plot.traces(traces["t"], traces["r"], ylabel="activity r", labels=labels, ax=ax)
     ax.legend(fontsize="small")
     ax.set_title(title)
     return save(fig, path)
