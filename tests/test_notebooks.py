@@ -19,3 +19,9 @@ def test_notebook_runs(path, tmp_path):
 
 def test_there_are_notebooks():
     assert NOTEBOOKS
+
+
+def test_notebooks_are_numbered_without_gaps():
+    """`NN_topic.ipynb`, NN = 00, 01, ... in order, so the docs and the README list them all."""
+    numbers = [path.name.split("_", 1)[0] for path in NOTEBOOKS]
+    assert numbers == [f"{i:02d}" for i in range(len(NOTEBOOKS))], numbers
