@@ -28,7 +28,7 @@ def test_gaba_b_needs_bursts():
 
 
 def np_release(spike_times, U, tau_f, tau_d):
-    """MODELS.md's STP rule spike by spike, with exact recovery between spikes; tau_f=None
+    """The STP rule of docs/models.md spike by spike, with exact recovery between spikes; tau_f=None
     is STD (u fixed at U)."""
     u, x, last, out = 0.0, 1.0, None, []
     for t in spike_times:

@@ -1,0 +1,111 @@
+"""The documentation stays true to the package: the API reference documents every public
+name (and only existing ones), the nav lists every notebook, nothing points outside the
+repository, and the code on the pages runs as pasted. `mkdocs build --strict` (CI) checks
+the links, anchors and docstrings."""
+
+import inspect
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import jsyn
+import jsyn.io
+import jsyn.plot
+
+ROOT = Path(__file__).parents[1]
+DOCS = ROOT / "docs"
+DIRECTIVE = re.compile(r"^::: ([\w.]+)", re.M)
+
+
+def documented() -> set[str]:
+    return {
+        name for page in (DOCS / "api").glob("*.md") for name in DIRECTIVE.findall(page.read_text())
+    }
+
+
+def public(module, prefix: str) -> set[str]:
+    """The classes and functions a user reaches as `prefix.name`."""
+    names = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
+    objects = {name: getattr(module, name) for name in names}
+    return {
+        f"{prefix}.{name}"
+        for name, obj in objects.items()
+        if (inspect.isclass(obj) or inspect.isfunction(obj))
+        and (module is jsyn or obj.__module__ == module.__name__)  # not jsyn.io's imports
+    }
+
+
+def resolve(path: str):
+    module, *attrs = path.split(".")
+    obj = {"jsyn": jsyn}[module]
+    for attr in attrs:
+        obj = getattr(obj, attr)
+    return obj
+
+
+def test_the_api_reference_documents_every_public_name():
+    expected = public(jsyn, "jsyn") | public(jsyn.io, "jsyn.io") | public(jsyn.plot, "jsyn.plot")
+    missing = sorted(expected - documented())
+    assert not missing, f"add `::: name` to a page of docs/api/ for {missing}"
+
+
+def test_the_api_reference_names_only_what_exists():
+    for path in sorted(documented()):
+        resolve(path)  # AttributeError names a stale entry
+
+
+def test_the_nav_lists_every_notebook():
+    nav = set(re.findall(r"notebooks/(\d\d_\w+\.ipynb)", (ROOT / "mkdocs.yml").read_text()))
+    assert nav == {p.name for p in (ROOT / "notebooks").glob("*.ipynb")}
+
+
+def test_nothing_points_outside_the_repository():
+    outside = re.compile(r"MODELS\.md|DESIGN\.md|STYLE\.md|design documents?|\.\./shared")
+    files = subprocess.run(
+        ["git", "ls-files", "README.md", "docs", "src", "notebooks", "tests", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    hits = [
+        f"{name}:{i}: {line.strip()}"
+        for name in files
+        if name != "tests/test_docs.py" and (ROOT / name).is_file()
+        for i, line in enumerate((ROOT / name).read_text(errors="replace").splitlines(), 1)
+        if outside.search(line)
+    ]
+    assert not hits, "point to docs/models.md instead:\n" + "\n".join(hits)
+
+
+def python_blocks(path: Path) -> str:
+    return "\n".join(re.findall(r"^```python\n(.*?)^```", path.read_text(), flags=re.S | re.M))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "page",
+    [
+        "README.md",
+        "docs/index.md",
+        "docs/getting-started.md",
+        "docs/networks.md",
+        "docs/fitting.md",
+    ],
+)
+def test_the_code_on_a_page_runs_as_pasted(page):
+    """The page's python blocks, in order, in a fresh interpreter (float32, as a user runs)."""
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    run = subprocess.run(
+        [sys.executable, "-c", python_blocks(ROOT / page)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
