@@ -1,4 +1,4 @@
-"""Gap junctions and delayed couplings (MODELS.md, "Gap junctions and couplings"): formulas
+"""Gap junctions and delayed couplings (docs/models.md, "Gap junctions and couplings"): formulas
 against NumPy, sign and conservation, the seed tutorial's example, exact delays, jit, vmap,
 grad, dtypes and errors."""
 
@@ -242,7 +242,7 @@ class _PairState(eqx.Module):
 
 
 class _GapPair(eqx.Module):
-    r"""pre LIF ⇄ GapJunction ⇄ post LIF, in the causal order of MODELS.md: the gap currents
+    r"""pre LIF ⇄ GapJunction ⇄ post LIF, in the causal order of docs/models.md: the gap currents
     over step $n$ come from the potentials at the end of step $n-1$; the pre spikes of step
     $n$ reach the post cells as spikelets (voltage jumps) in step $n$. `x` is the external
     current into the pre cells (pA)."""

@@ -1,6 +1,6 @@
 """Projections and networks: exact delays, fractional delays and their gradients, summed ==
 per-synapse kinetics, sparse == dense, a network against an independent NumPy loop of the
-MODELS.md equations, jit/vmap/split runs, recording, and errors."""
+docs/models.md equations, jit/vmap/split runs, recording, and errors."""
 
 import equinox as eqx
 import jax
@@ -212,7 +212,7 @@ def _drive(n_steps=400, seed=0):
 
 
 def numpy_ei_network(net, V0, I_ext, delays):
-    """MODELS.md by hand: LIF (exact relaxation, current held over the step, reset and
+    """docs/models.md by hand: LIF (exact relaxation, current held over the step, reset and
     refractory), Expon conductances, COBA currents g (E - V), delays in whole steps."""
     W = [np.asarray(net.projections[p].conn.matrix()) for p in ("exc", "inh")]
     pre = [slice(0, NE), slice(NE, N)]

@@ -1,4 +1,4 @@
-"""The simulator's contract and its errors (DESIGN.md)."""
+"""The simulator's contract and its errors."""
 
 import equinox as eqx
 import jax

@@ -34,7 +34,7 @@ class AbstractSystem(AbstractComponent):
       `n` (an int or a tuple), in floating `dtype` (default: JAX's default float).
     - `step(state, x, dt) -> (state, out)`: advance by one step of `dt` ms with the
       drive `x` of this step, returning the new state and the step's output at the end
-      of the step (just after its events). See MODELS.md, "Discrete-time semantics".
+      of the step (just after its events). See docs/models.md, "Discrete-time semantics".
 
     Both are pure: the state is a small pytree returned anew, nothing is mutated.
     """

@@ -67,7 +67,7 @@ class GapJunction(AbstractComponent):
     adds $k_\text{spikelet}\,w_{ij}$ (mV) to $V_j$, in the postsynaptic cell only, as the
     postsynaptic `jump` of the same step (see `spikelet`).
 
-    **Causal order in a step** (MODELS.md, discrete-time semantics): the currents over step
+    **Causal order in a step** (docs/models.md, discrete-time semantics): the currents over step
     $n$ come from the potentials at the end of step $n-1$, `currents(V_pre[n-1],
     V_post[n-1])`; the spikes of step $n$ reach the postsynaptic cells as jumps in step
     $n$: `post.step(state, I_post, dt, jump=gap.spikelet(pre_spikes[n]))`.

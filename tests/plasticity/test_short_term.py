@@ -1,4 +1,4 @@
-"""Short-term plasticity (STD, STP): closed forms of MODELS.md, an independent NumPy loop
+"""Short-term plasticity (STD, STP): closed forms of docs/models.md, an independent NumPy loop
 of its equations, composition with kinetic synapses, gradients, counts and errors."""
 
 import equinox as eqx
@@ -11,7 +11,7 @@ import jsyn
 from helpers import central_fd
 
 # ----------------------------------------------------------------------------------------
-# Independent references: the equations of MODELS.md, one spike at a time, in NumPy.
+# Independent references: the equations of docs/models.md, one spike at a time, in NumPy.
 
 
 def reference_stp(spikes, dt, U, tau_f, tau_d):
@@ -64,7 +64,7 @@ def periodic(n_spikes, every, n=1):
 
 
 def steady_state(U, tau_f, tau_d, interval):
-    """MODELS.md: u* just after the facilitation jump, x* just before the release."""
+    """docs/models.md: u* just after the facilitation jump, x* just before the release."""
     u = U / (1 - (1 - U) * np.exp(-interval / tau_f))
     x = (1 - np.exp(-interval / tau_d)) / (1 - (1 - u) * np.exp(-interval / tau_d))
     return u, x
@@ -77,7 +77,7 @@ def steady_state(U, tau_f, tau_d, interval):
 def test_steady_state_closed_form_is_the_fixed_point_of_one_period():
     """Derivation: with u_n^+ the value after the n-th jump and x_n^- the value just before
     the n-th release, one period maps u^+ -> U + (1 - U) u^+ e^{-D/tau_f} and
-    x^- -> 1 - (1 - (1 - u^+) x^-) e^{-D/tau_d}; MODELS.md's (u*, x*) is its fixed point."""
+    x^- -> 1 - (1 - (1 - u^+) x^-) e^{-D/tau_d}; docs/models.md's (u*, x*) is its fixed point."""
     U, tau_f, tau_d, D = 0.15, 1500.0, 200.0, 50.0
     u, x = steady_state(U, tau_f, tau_d, D)
     np.testing.assert_allclose(U + (1 - U) * u * np.exp(-D / tau_f), u, rtol=1e-14)
@@ -123,7 +123,7 @@ def test_std_periodic_steady_state_is_the_fixed_u_limit(tau, U, interval):
     x = periodic(n_spikes=800, every=every)
     final, r = jsyn.simulate(jsyn.STD(tau=tau, U=U), jnp.asarray(x), interval / every)
     e = np.exp(-interval / tau)
-    x_star = (1 - e) / (1 - (1 - U) * e)  # MODELS.md with u* = U
+    x_star = (1 - e) / (1 - (1 - U) * e)  # docs/models.md with u* = U
     np.testing.assert_allclose(np.asarray(r)[every - 1 :: every, 0][-5:], U * x_star, rtol=1e-10)
     np.testing.assert_allclose(final.x, x_star * (1 - U), rtol=1e-10, atol=1e-14)
 

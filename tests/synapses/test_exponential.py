@@ -1,4 +1,4 @@
-"""Closed-form checks of the linear kinetic synapses (MODELS.md)."""
+"""Closed-form checks of the linear kinetic synapses (docs/models.md)."""
 
 import jax
 import jax.numpy as jnp
@@ -85,7 +85,7 @@ def test_dual_expon_v2_rejects_rise_not_below_decay(tau_rise, tau_decay):
 
 
 def kernel(model: str, t, tau_rise=1.5, tau_decay=7.0):
-    """The single-spike response of unit weight, from MODELS.md, at lags t >= 0."""
+    """The single-spike response of unit weight, from docs/models.md, at lags t >= 0."""
     if model == "Expon":
         return np.exp(-t / tau_decay)
     if model == "Alpha":

@@ -1,5 +1,5 @@
 """GABAb: exact steps against a matrix-exponential reference, the burst property, the stable
-output law, gradients (MODELS.md)."""
+output law, gradients (docs/models.md)."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""AMPA and GABAa: closed forms, the pulse and restart rules, bounds, gradients (MODELS.md)."""
+"""AMPA and GABAa: closed forms, the pulse and restart rules, bounds, gradients (docs/models.md)."""
 
 import jax
 import jax.numpy as jnp

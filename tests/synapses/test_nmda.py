@@ -1,5 +1,5 @@
 """NMDA and BioNMDA: exact parts, convergence order against an independent RK4 reference,
-bounds, pulse gradients (MODELS.md)."""
+bounds, pulse gradients (docs/models.md)."""
 
 import jax
 import jax.numpy as jnp
@@ -71,7 +71,7 @@ def orders(errors):
 
 
 def test_nmda_converges_with_order_two():
-    """g against RK4 (h = 1 us) of the MODELS.md equations: halving dt divides the error by
+    """g against RK4 (h = 1 us) of the docs/models.md equations: halving dt divides the error by
     ~4 (x_s held at its exact step mean). x_s itself is exact."""
     t_out = np.arange(N) * COARSE
     jumps = {t: np.array([0.0, w]) for t, w in zip(t_out, TRAIN) if w}
@@ -134,7 +134,7 @@ BINARY = (TRAIN > 0).astype(float)  # pulse models: spikes
 
 @pytest.mark.parametrize("T_dur", [0.5, 0.37])
 def test_bionmda_converges_with_order_two(T_dur):
-    """g against RK4 of the MODELS.md equations (h = 1 us, pulse edges on its grid): order 2;
+    """g against RK4 of the docs/models.md equations (h = 1 us, pulse edges on its grid): order 2;
     x_s is exact at any dt, whether or not T_dur is a multiple of it."""
     t_out = np.arange(N) * COARSE
     starts = t_out[BINARY > 0]
