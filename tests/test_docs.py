@@ -18,13 +18,19 @@ import jsyn.plot
 
 ROOT = Path(__file__).parents[1]
 DOCS = ROOT / "docs"
-DIRECTIVE = re.compile(r"^::: ([\w.]+)", re.M)
+# `::: path` and its indented options; `heading:` names an object whose path a module of the
+# same name shadows (the function `jsyn.simulate` is documented as `jsyn.simulate.simulate`).
+DIRECTIVE = re.compile(r"^::: ([\w.]+)\n((?:    .*\n)*)", re.M)
+HEADING = re.compile(r"^ +heading: ([\w.]+)$", re.M)
 
 
 def documented() -> set[str]:
-    return {
-        name for page in (DOCS / "api").glob("*.md") for name in DIRECTIVE.findall(page.read_text())
-    }
+    names = set()
+    for page in (DOCS / "api").glob("*.md"):
+        for path, options in DIRECTIVE.findall(page.read_text() + "\n"):
+            heading = HEADING.search(options)
+            names.add(heading.group(1) if heading else path)
+    return names
 
 
 def public(module, prefix: str) -> set[str]:
