@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import equinox as eqx
 import pytest
 
 import jsyn
@@ -62,6 +63,26 @@ def test_the_api_reference_documents_every_public_name():
 def test_the_api_reference_names_only_what_exists():
     for path in sorted(documented()):
         resolve(path)  # AttributeError names a stale entry
+
+
+def test_the_model_reference_covers_every_model():
+    """Every model class (synapses, plasticity, outputs, couplings, delays, neurons, sources,
+    composite systems) is described in docs/models.md; connections, constrained parameters
+    and results are not models."""
+    not_models = (jsyn.AbstractConnection, jsyn.AbstractParam, jsyn.FitResult)
+    models = [
+        name
+        for name, obj in vars(jsyn).items()
+        if inspect.isclass(obj)
+        and issubclass(obj, eqx.Module)
+        and not issubclass(obj, not_models)
+        and not name.startswith("Abstract")
+        and not name.endswith("State")
+    ]
+    text = (DOCS / "models.md").read_text()
+    assert len(models) > 20
+    missing = [name for name in models if f"`{name}" not in text]
+    assert not missing, f"describe {missing} in docs/models.md"
 
 
 def test_the_nav_lists_every_notebook():
