@@ -107,7 +107,7 @@ def test_network_model_and_state_round_trip(tmp_path, runs):
 def test_eqx_alone_cannot_save_typed_keys(tmp_path):
     """The reason for the key handling: equinox refuses typed PRNG keys."""
     state = jsyn.Poisson(jnp.ones(3)).init_state(key=jax.random.key(0))
-    with pytest.raises(Exception, match="key"):
+    with pytest.raises(RuntimeError, match="key"):
         eqx.tree_serialise_leaves(tmp_path / "x.eqx", state)
     assert_identical(jsyn.load(jsyn.save(tmp_path / "x", state), state), state)
 

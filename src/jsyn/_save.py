@@ -3,7 +3,8 @@ r"""Save and load pytrees (models, states, fit results) without pickle.
 `save(path, tree)` writes the arrays of `tree`; `load(path, like)` reads them back into a
 tree shaped like `like` (built the same way as the saved tree: same classes, shapes, dtypes
 and static settings). The values come from the file; the tree structure, the static fields
-and any leaf that is neither an array nor a number (a function, a string) come from `like`.
+(checked to equal the file's) and any leaf that is neither an array nor a number (a
+function, a string; checked to be of the same type) come from `like`.
 
 **What a leaf becomes.** JAX and NumPy arrays keep their dtype and shape (float64 under
 x64, float32 without); a JAX array keeps the weak typing of `like`'s leaf (a parameter given
@@ -14,8 +15,8 @@ type and value (a float is stored as float64, so it is exact with or without x64
 is part of the structure.
 
 **The file**, in this order: 9 magic bytes `\x89JSYN\r\n\x1a\n`; the format version
-(uint32, little-endian); the header length (uint64); the header, UTF-8 JSON (the format
-version, the jsyn version, the tree's structure as `str(treedef)`, and one
+(uint32, little-endian); the header length (uint64); the header, UTF-8 JSON (the jsyn
+version that wrote it, the tree's structure as `str(treedef)`, and one
 `[path, description]` entry per leaf, `None` and static field, in flattening order, plus the
 payload size); the payload, the leaves as NumPy `.npy` blocks written by
 `equinox.tree_serialise_leaves`; the SHA-256 of everything before it (32 bytes).
@@ -132,9 +133,12 @@ def save(path, tree) -> Path:
     """Write the arrays of `tree` (a model, a state, a `jsyn.FitResult`, or any pytree of
     them) to `path`; read them back with `jsyn.load(path, like)`.
 
-    The file holds a header describing the tree, the arrays (no pickle) and a checksum (see
-    `jsyn._save` for the format). It is written to a temporary file next to `path` and then
-    renamed, so an interrupted save leaves any earlier file at `path` intact.
+    The file holds a header describing the tree, the arrays as NumPy `.npy` blocks (no
+    pickle) and a SHA-256 checksum. Arrays keep their dtype, typed PRNG keys are stored as
+    their key data, Python numbers as float64/int64/bool/complex128; leaves that are
+    neither arrays nor numbers (functions, strings) are not stored. The file is written
+    next to `path` under a temporary name and then renamed, so an interrupted save leaves
+    any earlier file at `path` intact.
 
     **Returns:** the path written.
     """
@@ -148,7 +152,6 @@ def save(path, tree) -> Path:
     header = json.dumps(
         {
             "format": "jsyn.save",
-            "version": VERSION,
             "jsyn": version("jsyn"),
             "treedef": str(treedef),
             "entries": _entries(tree),
