@@ -299,6 +299,24 @@ def test_static_field_mismatch(tmp_path):
         jsyn.load(path, jsyn.Delay(0.5, dt=DT, max_delay=2.0))
 
 
+class WithFunction(eqx.Module):
+    x: jax.Array
+    f: object = eqx.field(static=True)
+
+
+def test_static_functions_match_by_name_not_address(tmp_path):
+    make = lambda: lambda v: v  # noqa: E731  (a new function object on every call)
+    tree = WithFunction(jnp.ones(2), make())
+    back = jsyn.load(jsyn.save(tmp_path / "f.jsyn", tree), WithFunction(jnp.zeros(2), make()))
+    np.testing.assert_array_equal(back.x, 1.0)
+    with pytest.raises(
+        ValueError,
+        match=r"static field = <function .*<lambda>>, like has .*"
+        r"static field = <built-in function abs>",
+    ):
+        jsyn.load(tmp_path / "f.jsyn", WithFunction(jnp.zeros(2), abs))
+
+
 def _saved(tmp_path):
     tree = {"a": jnp.arange(5.0), "k": jax.random.key(1)}
     return tree, jsyn.save(tmp_path / "ok.jsyn", tree)

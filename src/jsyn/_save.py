@@ -16,7 +16,7 @@ is part of the structure.
 
 **The file**, in this order: 9 magic bytes `\x89JSYN\r\n\x1a\n`; the format version
 (uint32, little-endian); the header length (uint64); the header, UTF-8 JSON (the jsyn
-version that wrote it, the tree's structure as `str(treedef)`, and one
+version that wrote it, the tree's structure as `repr(treedef)`, and one
 `[path, description]` entry per leaf, `None` and static field, in flattening order, plus the
 payload size); the payload, the leaves as NumPy `.npy` blocks written by
 `equinox.tree_serialise_leaves`; the SHA-256 of everything before it (32 bytes).
@@ -34,6 +34,7 @@ import io
 import itertools
 import json
 import os
+import re
 import struct
 from importlib.metadata import version
 from pathlib import Path
@@ -49,6 +50,12 @@ _PREFIX = struct.Struct(f"<{len(MAGIC)}sIQ")  # magic, format version, header le
 _DIGEST = 32  # SHA-256
 _PYTHON = {bool: np.bool_, int: np.int64, float: np.float64, complex: np.complex128}
 _NO_PICKLE = "jsyn never unpickles (unpickling can run any code)"
+
+
+def _repr(x) -> str:
+    """`repr(x)` without memory addresses (`<function f at 0x...>`), which change from one
+    process to the next."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(x))
 
 
 def _is_key(x) -> bool:
@@ -83,7 +90,7 @@ def _entries(tree, path: str = "") -> list[tuple[str, str]]:
     found = []
     if isinstance(tree, eqx.Module):
         found += [
-            (f"{path}.{f.name}", f"static field = {getattr(tree, f.name)!r}")
+            (f"{path}.{f.name}", f"static field = {_repr(getattr(tree, f.name))}")
             for f in dataclasses.fields(tree)
             if f.metadata.get("static", False)
         ]
@@ -153,7 +160,7 @@ def save(path, tree) -> Path:
         {
             "format": "jsyn.save",
             "jsyn": version("jsyn"),
-            "treedef": str(treedef),
+            "treedef": _repr(treedef),
             "entries": _entries(tree),
             "payload_bytes": len(payload),
         }
@@ -250,7 +257,7 @@ def _check_like(path: Path, header: dict, like) -> None:
                 f"{file_has}, like has {like_has}{hint}. Build like exactly as the saved "
                 "tree was built (same classes, shapes, dtypes and static settings)."
             )
-    treedef = str(_flatten(like)[1])
+    treedef = _repr(_flatten(like)[1])
     if header["treedef"] != treedef:
         pairs = enumerate(zip(header["treedef"], treedef))
         i = next((i for i, (p, q) in pairs if p != q), min(len(treedef), len(header["treedef"])))
