@@ -18,6 +18,7 @@ from ._params import (
     SoftplusPositive as SoftplusPositive,
     resolve as resolve,
 )
+from ._save import load as load, save as save
 from .connectivity import (
     AbstractConnection as AbstractConnection,
     Dense as Dense,

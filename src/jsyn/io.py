@@ -341,22 +341,58 @@ def _is_number(text: str) -> bool:
 
 
 def save_recording(path, rec: Recording) -> Path:
-    """Write `rec` as `.csv` (header `t,<names>,spikes`, `# V_hold = ...`) or `.npz`."""
+    """Write `rec` so that `load_recording` reads back exactly the same values.
+
+    - `.npz`: the arrays `t`, `traces`, `names`, and `spikes`, `V_hold` when present, as
+      they are (no pickle).
+    - `.csv` (any other suffix): a `# V_hold = ...` comment, the header `t,<names>` (and
+      `spikes`), one row per sample. Numbers are written with Python's shortest exact form
+      (`repr`), so they read back bit for bit. The `spikes` column counts the spikes of each
+      sample, so every spike time must equal a sample time; other spike times raise
+      `RecordingError` (save as `.npz`, which keeps them exactly).
+
+    **Returns:** the path written.
+    """
     path = Path(path)
     if path.suffix.lower() == ".npz":
         extra = {} if rec.spikes is None else {"spikes": rec.spikes}
         if rec.V_hold is not None:
             extra["V_hold"] = rec.V_hold
-        np.savez(path, t=rec.t, traces=rec.traces, names=np.asarray(rec.names), **extra)
+        np.savez(path, t=rec.t, traces=rec.traces, names=np.asarray(rec.names, dtype=str), **extra)
         return path
+    names = list(rec.names)
+    clash = [n for n in names if n == "t" or n.lower() == "spikes" or n != n.strip() or not n]
+    if clash or len(set(names)) != len(names) or any("\n" in n or "\r" in n for n in names):
+        raise _fail(
+            path,
+            f"trace names {names} cannot be CSV column names (each must be unique, non-empty, "
+            "one line without surrounding spaces, and not 't' or 'spikes'); rename them or "
+            "save as .npz",
+        )
     columns = [rec.t[:, None], rec.traces]
-    header = ["t", *rec.names]
     if rec.spikes is not None:
-        columns.append(rec.raster()[:, :1])
-        header.append("spikes")
-    lines = [] if rec.V_hold is None else [f"# V_hold = {', '.join(f'{v:g}' for v in rec.V_hold)}"]
-    lines.append(",".join(header))
-    for row in np.hstack(columns):
-        lines.append(",".join([f"{row[0]:.10g}", *(f"{v:.6g}" for v in row[1:])]))
-    path.write_text("\n".join(lines) + "\n")
+        columns.append(_spike_counts(path, rec)[:, None])
+        names.append("spikes")
+    with path.open("w", newline="") as f:
+        if rec.V_hold is not None:
+            f.write(f"# V_hold = {', '.join(repr(float(v)) for v in rec.V_hold)}\n")
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["t", *names])
+        writer.writerows(np.hstack(columns).tolist())  # floats as repr: exact
     return path
+
+
+def _spike_counts(path: Path, rec: Recording) -> np.ndarray:
+    """Spikes per sample for a CSV `spikes` column; every spike time must be a sample time."""
+    rows = np.minimum(np.searchsorted(rec.t, rec.spikes), rec.t.size - 1)
+    off = rec.t[rows] != rec.spikes
+    if off.any():
+        s = float(rec.spikes[off][0])
+        near = float(rec.t[np.argmin(np.abs(rec.t - s))])
+        raise _fail(
+            path,
+            f"spike time {s!r} ms is not a sample time (the nearest is {near!r} ms); a CSV "
+            "'spikes' column counts spikes per sample and would move it: save as .npz, "
+            "which keeps spike times exactly",
+        )
+    return np.bincount(rows, minlength=rec.t.size).astype(float)
