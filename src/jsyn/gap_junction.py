@@ -243,7 +243,7 @@ class GapJunction(AbstractComponent):
         n = self._square("recurrent_spikelet")
         s = self._vector("spikes", spikes, n, "recurrent_spikelet")
         val.raise_concrete((self._symmetry(),))
-        cell = jnp.arange(n)
+        cell = jnp.arange(n, dtype=s.dtype)  # exact: a cell's index as a float
         to_self = self.conn.spread(cell) == self.conn.spread_post(cell)
         kick = self.conn.collect(jnp.where(to_self, 0.0, self.conn.spread(s)))
         return resolve(self.k_spikelet, s) * kick
