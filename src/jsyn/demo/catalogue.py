@@ -219,52 +219,37 @@ GAP_STEPS = 1000
 """Steps of the gap-junction run: 100 ms."""
 
 
-class GapPairState(eqx.Module):
-    """State of `GapPair`: the two groups' LIF states."""
-
-    pre: jsyn.LIFState
-    post: jsyn.LIFState
-
-
-class GapPair(eqx.Module):
-    r"""Two LIF groups joined by gap junctions, in the causal order of MODELS.md: the
-    junction currents over step $n$ come from the potentials at the end of step $n-1$;
-    the first group's spikes of step $n$ reach the second as spikelets in step $n$."""
-
-    gap: jsyn.GapJunction
-    n_post: int = eqx.field(static=True)
-    lif: jsyn.LIF = jsyn.LIF(tau_ref=0.0)
-
-    def init_state(self, n, *, dtype=None) -> GapPairState:
-        return GapPairState(
-            self.lif.init_state(n, dtype=dtype, V0=GAP_V0),
-            self.lif.init_state(self.n_post, dtype=dtype, V0=GAP_V0),
-        )
-
-    def step(self, state: GapPairState, x, dt) -> tuple[GapPairState, dict[str, Array]]:
-        """`x`: current into the first group (pA). Returns the spikes of both groups and
-        the spikelets `dV` (mV) of the step."""
-        I_pre, I_post = self.gap.currents(state.pre.V, state.post.V)
-        pre, pre_spikes = self.lif.step(state.pre, x + I_pre, dt)
-        dV = self.gap.spikelet(pre_spikes, self.n_post)
-        post, post_spikes = self.lif.step(state.post, I_post, dt, jump=dV)
-        out = {"pre_spikes": pre_spikes, "post_spikes": post_spikes, "dV": dV}
-        return GapPairState(pre, post), out
+def gap_network() -> jsyn.Network:
+    """The seed's two LIF groups (no refractory period), "A" of 2 cells and "B" of 3,
+    every cell of A joined to every cell of B by a gap junction of `GAP_W` nS."""
+    lif = jsyn.LIF(tau_ref=0.0)
+    gap = jsyn.GapJunction(jsyn.all_to_all(2, 3, GAP_W), GAP_K, pre="A", post="B")
+    return jsyn.Network({"A": (lif, 2), "B": (lif, 3)}, gaps={"gj": gap})
 
 
 def gap_traces() -> dict[str, np.ndarray]:
     """The seed: groups of 2 and 3 LIFs (no refractory period), all to all, w = 0.5 nS,
-    k_spikelet = 5 mV/nS, V0 = -10 mV, 30 pA into the first group, 100 ms.
+    k_spikelet = 5 mV/nS, V0 = -10 mV, 30 pA into the first group, 100 ms, as a
+    `jsyn.Network` (the spikelets of the spikes of step n act in step n + 1).
 
     **Returns:** `t` (ms), potentials `V_pre` `(time, 2)` and `V_post` `(time, 3)` (mV),
-    the groups' spikes and the spikelets `dV` (mV) of the second group."""
-    pair = GapPair(jsyn.GapJunction(GAP_W, GAP_K), n_post=3)
-    inputs = jnp.full((GAP_STEPS, 2), GAP_INPUT)
+    the groups' spikes and the spikelets `dV` (mV) of each step's pre spikes."""
+    net = gap_network()
+    state = net.init_state()
+    for name, n in net.sizes:
+        state = eqx.tree_at(lambda s, name=name: s.groups[name].V, state, jnp.full((n,), GAP_V0))
 
-    def record(state, out):
-        return {**out, "V_pre": state.pre.V, "V_post": state.post.V}
+    def record(state, spikes):
+        return {
+            "V_pre": state.groups["A"].V,
+            "V_post": state.groups["B"].V,
+            "pre_spikes": spikes["A"],
+            "post_spikes": spikes["B"],
+            "dV": state.gaps["gj"],
+        }
 
-    _, rec = jsyn.simulate(pair, inputs, DT, record=record)
+    inputs = {"A": jnp.full((GAP_STEPS, 2), GAP_INPUT)}
+    _, rec = jsyn.simulate(net, inputs, DT, state=state, record=record)
     return {"t": DT * np.arange(GAP_STEPS), **{k: np.asarray(v) for k, v in rec.items()}}
 
 
