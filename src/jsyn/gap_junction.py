@@ -85,6 +85,8 @@ class GapJunction(AbstractComponent):
       Default 0.0 (no spikelets).
     - `pre`, `post`: inside a `Network`, the names of the two groups (the same name for a
       group coupled to itself).
+    - `pre_idx`, `post_idx`: no longer taken (an error says what to write): list the
+      pairs in a connection, `jsyn.from_pairs(pre_idx, post_idx, n_pre, n_post, w)`.
 
     **Reference:** Sterratt et al. 2011, *Principles of Computational Modelling in
     Neuroscience*, ch. 7.7; the gap-junction section of BrainPy's synapse tutorial.
