@@ -398,6 +398,21 @@ def test_seed_network_matches_numpy_loop_spikelets_one_step_later(sparse):
 
 
 @both
+def test_random_network_matches_numpy_loop(sparse):
+    rng = np.random.default_rng(7)
+    w = random_w(rng, 2, 3)
+    lif = jsyn.LIF(tau_ref=0.0)
+    gap = jsyn.GapJunction(conn(w, sparse), 3.0, pre="A", post="B")
+    net = jsyn.Network({"A": (lif, 2), "B": (lif, 3)}, gaps={"gj": gap})
+    inputs = current_steps(n_steps=600, n=2, low=10.0, high=40.0)
+    _, rec = run_seed_network(net, inputs)
+    want = np_pair(w, 3.0, np.asarray(inputs), lag=1)
+    for name in ("V_pre", "V_post", "pre_spikes", "post_spikes"):
+        np.testing.assert_allclose(rec[name], want[name], rtol=1e-10, atol=1e-9, err_msg=name)
+    assert want["pre_spikes"].sum() >= 5
+
+
+@both
 def test_seed_network_without_spikelets_equals_the_hand_stepped_pair(sparse):
     inputs = current_steps(n_steps=600, n=2, low=10.0, high=40.0)
     _, rec = run_seed_network(seed_network(k=0.0, sparse=sparse), inputs)
@@ -476,6 +491,16 @@ def test_network_jit_equals_eager_and_vmap_equals_loop():
     for i in range(3):
         single = run_seed_network(net, inputs[i])
         assert tree_allclose(jax.tree.map(lambda a, i=i: a[i], batched), single)
+    # vmap over conductances (parameter sets) equals a loop too.
+    ws = jnp.array([0.2, 0.5, 0.9])
+
+    def with_w(w):
+        return run_seed_network(seed_network(w=w, sparse=True), inputs[0])[1]
+
+    batched = jax.vmap(with_w)(ws)
+    for i in range(3):
+        assert tree_allclose(jax.tree.map(lambda a, i=i: a[i], batched), with_w(ws[i]))
+    assert not np.allclose(batched["V_post"][0], batched["V_post"][2])
 
 
 def _network_loss(gap):
