@@ -25,8 +25,9 @@ potential from the next step on, as in Brian2 and BrainPy.
 **Gap junctions** (`jsyn.GapJunction`, electrical synapses) join in on their own path: in
 step 1 each adds its currents, from the potentials of both groups at $t_{n-1}$, to both
 groups (a group coupled to itself receives $\sum_i w_{ij}(V_i - V_j)$), and hands the post
-group the spikelets of the pre spikes of step $n - 1$ as voltage jumps; after step 2 it
-takes the spikes of step $n$ for the spikelets of the next step.
+group the spikelets of the pre spikes of step $n - 1$ as voltage jumps (one way, pre to
+post; within one group, from each cell to its partners); after step 2 it takes the spikes
+of step $n$ for the spikelets of the next step.
 """
 
 from collections.abc import Mapping, Sequence
@@ -639,12 +640,13 @@ def _check_gaps(gaps, neurons, size_of) -> dict[str, GapJunction]:
                     f"{side} group {group!r} has {size_of[group]} neurons; match them."
                 )
             neuron = neurons[group]
-            state = eqx.filter_eval_shape(neuron.init_state, n) if not _needs_key(neuron) else None
-            if state is None or not hasattr(state, "V") or not _takes_jump(neuron):
+            state = None if _needs_key(neuron) else eqx.filter_eval_shape(neuron.init_state, n)
+            if not hasattr(state, "V") or (side == "post" and not _takes_jump(neuron)):
                 raise ValueError(
                     f"Network gap junction {gname!r} joins group {group!r} "
-                    f"({type(neuron).__name__}), which has no membrane potential V that "
-                    "takes voltage jumps; join neurons such as jsyn.LIF."
+                    f"({type(neuron).__name__}), which has no membrane potential V"
+                    + (" that takes voltage jumps" if side == "post" else "")
+                    + "; join neurons such as jsyn.LIF."
                 )
     return {str(k): v for k, v in gaps.items()}
 
