@@ -2,6 +2,7 @@
 propagation == the dense product for any activity (every neuron spiking included), gradients
 and errors."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -257,6 +258,28 @@ def test_spread_and_collect():
     dense = jsyn.Dense(jnp.array([[0.0, 1.0], [2.0, 3.0]]))
     vals = jnp.array([[9.0, 1.0], [1.0, 2.0]])
     np.testing.assert_array_equal(dense.collect(vals), [2.0, 7.0])
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_spread_post_and_collect_pre_are_the_transposed_product(sparse):
+    rng = np.random.default_rng(3)
+    m = rng.uniform(0.5, 2.0, (5, 4)) * (rng.random((5, 4)) < 0.6)
+    conn = jsyn.from_matrix(jnp.asarray(m), sparse=sparse)
+    x, y = jnp.asarray(rng.normal(size=4)), jnp.asarray(rng.normal(size=5))
+    # sum_j w_ij x_j onto each presynaptic neuron, and its adjoint: y . (W x) = (W^T y) . x
+    Wx = conn.collect_pre(conn.spread_post(x))
+    np.testing.assert_allclose(Wx, m @ np.asarray(x), rtol=1e-12, atol=1e-14)
+    WTy = conn.collect(conn.spread(y))
+    np.testing.assert_allclose(jnp.dot(y, Wx), jnp.dot(WTy, x), rtol=1e-12)
+    assert conn.spread_post(x).shape == conn.syn_shape
+    # Weights passed in (a plastic projection's) act as the connection's own would.
+    w = jnp.asarray(rng.uniform(size=conn.syn_shape))
+    own = eqx.tree_at(lambda c: c.w, conn, w)
+    got = conn.collect_pre(conn.spread_post(x), weights=w)
+    np.testing.assert_allclose(got, own.collect_pre(own.spread_post(x)), rtol=1e-12)
+    np.testing.assert_allclose(got, np.asarray(own.matrix()) @ np.asarray(x), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"postsynaptic signal of shape \(4,\)"):
+        conn.spread_post(jnp.ones(5))
 
 
 def test_default_tiers():

@@ -38,9 +38,9 @@ from .gap import (
     AdditiveCoupling as AdditiveCoupling,
     CouplingState as CouplingState,
     DiffusiveCoupling as DiffusiveCoupling,
-    GapJunction as GapJunction,
     delay_steps as delay_steps,
 )
+from .gap_junction import GapJunction as GapJunction
 from .network import (
     Network as Network,
     NetworkState as NetworkState,

@@ -21,6 +21,13 @@ whole network.
 
 So a spike of step $n$ changes the conductance in step $n + d/\Delta t$ and the membrane
 potential from the next step on, as in Brian2 and BrainPy.
+
+**Gap junctions** (`jsyn.GapJunction`, electrical synapses) join in on their own path: in
+step 1 each adds its currents, from the potentials of both groups at $t_{n-1}$, to both
+groups (a group coupled to itself receives $\sum_i w_{ij}(V_i - V_j)$), and hands the post
+group the spikelets of the pre spikes of step $n - 1$ as voltage jumps (one way, pre to
+post; within one group, from each cell to its partners); after step 2 it takes the spikes
+of step $n$ for the spikelets of the next step.
 """
 
 from collections.abc import Mapping, Sequence
@@ -38,6 +45,7 @@ from ._custom_types import ScalarLike, Shape
 from ._params import AbstractParam, Param, as_param, resolve
 from .connectivity import AbstractConnection
 from .delays import Delay, DelayState, buffer_dt, check_run_dt, split_steps
+from .gap_junction import GapJunction
 from .neurons import AbstractNeuron
 from .outputs import AbstractOutput
 from .plasticity import AbstractShortTermPlasticity
@@ -385,11 +393,13 @@ class Projection(AbstractSystem):
 
 
 class NetworkState(eqx.Module):
-    """State of a `Network`: `groups` maps each group's name to its neuron state, and
-    `projections` each projection's name to its `ProjectionState`."""
+    """State of a `Network`: `groups` maps each group's name to its neuron state,
+    `projections` each projection's name to its `ProjectionState`, and `gaps` each gap
+    junction's name to the spikelets (mV) its post group receives in the next step."""
 
     groups: dict[str, Any]
     projections: dict[str, ProjectionState]
+    gaps: dict[str, Float[Array, " n_post"]] = eqx.field(default_factory=dict)
 
 
 def _take(x, rng: tuple[int, int] | None):
@@ -421,6 +431,11 @@ class Network(AbstractSystem):
       `jsyn.Poisson`).
     - `projections`: a dict from name to `jsyn.Projection` (or a sequence, named `"0"`,
       `"1"`, ...), each naming its `pre` and `post` groups.
+    - `gaps`: a dict from name to `jsyn.GapJunction`, each naming its `pre` and `post`
+      groups (the same group for one coupled to itself, with a symmetric `w`), e.g.
+      `gaps={"gj": jsyn.GapJunction(jsyn.all_to_all(2, 3, 0.5), 5.0, pre="A", post="B")}`.
+      Both groups need a membrane potential `V` and take voltage jumps (`jsyn.LIF`). See
+      the module docstring for when their currents and spikelets act.
 
     `init_state(n=None, *, dtype=None, key=None)` builds the state of every group at rest
     (`n` is ignored: the groups fix the sizes); `key` seeds stochastic groups. To start from
@@ -430,12 +445,14 @@ class Network(AbstractSystem):
 
     groups: dict[str, AbstractNeuron]
     projections: dict[str, Projection]
+    gaps: dict[str, GapJunction]
     sizes: tuple[tuple[str, int], ...] = eqx.field(static=True)
 
     def __init__(
         self,
         groups: Mapping[str, AbstractNeuron | tuple[AbstractNeuron, int]],
         projections: Mapping[str, Projection] | Sequence[Projection] = (),
+        gaps: Mapping[str, GapJunction] | None = None,
     ):
         if not isinstance(groups, Mapping) or not groups:
             raise ValueError(
@@ -500,6 +517,7 @@ class Network(AbstractSystem):
                 )
         self.groups = neurons
         self.projections = {str(k): v for k, v in projections.items()}
+        self.gaps = _check_gaps(gaps, neurons, size_of)
         self.sizes = tuple(sizes)
 
     def constraints(self):
@@ -528,7 +546,8 @@ class Network(AbstractSystem):
         projections = {
             name: p.init_state(p.n_pre, dtype=dtype) for name, p in self.projections.items()
         }
-        return NetworkState(groups=groups, projections=projections)
+        gaps = {name: jnp.zeros((gap.n_post,), dtype) for name, gap in self.gaps.items()}
+        return NetworkState(groups=groups, projections=projections, gaps=gaps)
 
     def step(self, state: NetworkState, x, dt) -> tuple[NetworkState, dict[str, Array]]:
         size_of = dict(self.sizes)
@@ -560,6 +579,16 @@ class Network(AbstractSystem):
                 V = getattr(state.groups[proj.post], "V", None)
                 part = proj.output.current(ps.g, _take(V, proj.post_slice))
             total[proj.post] = _add(total[proj.post], part, proj.post_slice)
+        # 1b. gap-junction currents, and the spikelets of the last step's spikes
+        for gname, gap in self.gaps.items():
+            V_pre = state.groups[gap.pre].V
+            if gap.recurrent:
+                currents[gap.pre] = _add(currents[gap.pre], gap.recurrent_current(V_pre), None)
+            else:
+                I_pre, I_post = gap.currents(V_pre, state.groups[gap.post].V)
+                currents[gap.pre] = _add(currents[gap.pre], I_pre, None)
+                currents[gap.post] = _add(currents[gap.post], I_post, None)
+            jumps[gap.post] = _add(jumps[gap.post], state.gaps[gname], None)
         # 2. the groups
         groups, spikes = {}, {}
         for name, _ in self.sizes:
@@ -576,7 +605,50 @@ class Network(AbstractSystem):
         for pname, proj in self.projections.items():
             pre_spikes = _take(spikes[proj.pre], proj.pre_slice)
             projections[pname], _ = proj.step(state.projections[pname], pre_spikes, dt)
-        return NetworkState(groups=groups, projections=projections), spikes
+        gaps = {
+            gname: gap.recurrent_spikelet(spikes[gap.pre])
+            if gap.recurrent
+            else gap.spikelet(spikes[gap.pre])
+            for gname, gap in self.gaps.items()
+        }
+        return NetworkState(groups=groups, projections=projections, gaps=gaps), spikes
+
+
+def _check_gaps(gaps, neurons, size_of) -> dict[str, GapJunction]:
+    """The gap junctions by name, each checked against the groups it joins."""
+    gaps = {} if gaps is None else gaps
+    if not isinstance(gaps, Mapping):
+        raise TypeError(
+            f"Network.gaps must be a dict from name to jsyn.GapJunction (got "
+            f"{type(gaps).__name__})."
+        )
+    for gname, gap in gaps.items():
+        if not isinstance(gap, GapJunction):
+            raise TypeError(
+                f"Network gap junction {gname!r} must be a jsyn.GapJunction (got "
+                f"{type(gap).__name__})."
+            )
+        for side, group, n in (("pre", gap.pre, gap.n_pre), ("post", gap.post, gap.n_post)):
+            if group not in size_of:
+                raise ValueError(
+                    f"Network gap junction {gname!r} has {side}={group!r}, which is not a "
+                    f"group (groups: {sorted(size_of)}); name its {side} group."
+                )
+            if size_of[group] != n:
+                raise ValueError(
+                    f"Network gap junction {gname!r}: its connection has n_{side}={n}, but "
+                    f"{side} group {group!r} has {size_of[group]} neurons; match them."
+                )
+            neuron = neurons[group]
+            state = None if _needs_key(neuron) else eqx.filter_eval_shape(neuron.init_state, n)
+            if not hasattr(state, "V") or (side == "post" and not _takes_jump(neuron)):
+                raise ValueError(
+                    f"Network gap junction {gname!r} joins group {group!r} "
+                    f"({type(neuron).__name__}), which has no membrane potential V"
+                    + (" that takes voltage jumps" if side == "post" else "")
+                    + "; join neurons such as jsyn.LIF."
+                )
+    return {str(k): v for k, v in gaps.items()}
 
 
 def _source_size(neuron) -> int | None:

@@ -24,6 +24,9 @@ class AbstractConnection(AbstractComponent):
     - `collect(values)`: $\sum_{\text{synapses onto } j} w\,\text{value}$, shape
       `(n_post,)`, the weighted sum of per-synapse conductances.
 
+    `spread_post` and `collect_pre` are the same two with the roles of pre and post
+    swapped, for signals that travel both ways (the currents of `jsyn.GapJunction`).
+
     Weights are dimensionless multipliers of the drive (the conductance scale `g_max` lives
     in the output law). Every method takes an optional `weights` argument, so that a
     plastic projection can keep its weights in the network state and pass them in; by
@@ -73,16 +76,28 @@ class AbstractConnection(AbstractComponent):
         postsynaptic neuron, shape `(n_post,)`."""
 
     @abc.abstractmethod
+    def spread_post(self, signal) -> Float[Array, "..."]:
+        """The signal of each synapse's **postsynaptic** neuron, shape `syn_shape`, from a
+        `signal` of shape `(n_post,)`."""
+
+    @abc.abstractmethod
+    def collect_pre(self, values, *, weights=None) -> Float[Array, " n_pre"]:
+        r"""The weighted sum of per-synapse `values` (shape `syn_shape`) onto each
+        **presynaptic** neuron, $\sum_{\text{synapses from } i} w\,\text{value}$, shape
+        `(n_pre,)`. With `spread_post`, the transposed product:
+        `collect_pre(spread_post(x))` is $\sum_j w_{ij}\,x_j$."""
+
+    @abc.abstractmethod
     def matrix(self) -> Float[Array, "n_pre n_post"]:
         """The dense weight matrix, $W_{ij}$ = the summed weight of all synapses from $i$
         to $j$ (for checks and plots; memory `n_pre * n_post`)."""
 
 
-def check_signal(owner: str, signal, n_pre: int) -> Array:
+def check_signal(owner: str, signal, n: int, side: str = "pre") -> Array:
     signal = jnp.asarray(signal)
-    if signal.shape != (n_pre,):
+    if signal.shape != (n,):
         raise ValueError(
-            f"{owner} needs a presynaptic signal of shape ({n_pre},), one value per "
-            f"presynaptic neuron (got shape {signal.shape}); batch trials with jax.vmap."
+            f"{owner} needs a {side}synaptic signal of shape ({n},), one value per "
+            f"{side}synaptic neuron (got shape {signal.shape}); batch trials with jax.vmap."
         )
     return signal

@@ -92,5 +92,13 @@ class Dense(AbstractConnection):
         w = self.weights(values) if weights is None else jnp.asarray(weights).astype(values.dtype)
         return jnp.sum(w * values, axis=0)
 
+    def spread_post(self, signal) -> Float[Array, "n_pre n_post"]:
+        s = check_signal("Dense.spread_post", signal, self.n_post, side="post")
+        return jnp.broadcast_to(s[None, :], self.syn_shape)
+
+    def collect_pre(self, values, *, weights=None) -> Float[Array, " n_pre"]:
+        w = self.weights(values) if weights is None else jnp.asarray(weights).astype(values.dtype)
+        return jnp.sum(w * values, axis=1)
+
     def matrix(self) -> Float[Array, "n_pre n_post"]:
         return self._full(self.weights())

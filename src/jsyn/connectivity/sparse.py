@@ -195,6 +195,13 @@ class Sparse(AbstractConnection):
         w = self.weights(values) if weights is None else jnp.asarray(weights).astype(values.dtype)
         return jax.ops.segment_sum(w * values, self.post_idx, num_segments=self.n_post)
 
+    def spread_post(self, signal) -> Float[Array, " syn"]:
+        return check_signal("Sparse.spread_post", signal, self.n_post, side="post")[self.post_idx]
+
+    def collect_pre(self, values, *, weights=None) -> Float[Array, " n_pre"]:
+        w = self.weights(values) if weights is None else jnp.asarray(weights).astype(values.dtype)
+        return jax.ops.segment_sum(w * values, self.pre_idx, num_segments=self.n_pre)
+
     def matrix(self) -> Float[Array, "n_pre n_post"]:
         w = jnp.broadcast_to(self.weights(), self.syn_shape)
         return jnp.zeros((self.n_pre, self.n_post), w.dtype).at[self.pre_idx, self.post_idx].add(w)

@@ -15,7 +15,6 @@ from jaxtyping import Array, Float
 from matplotlib.figure import Figure
 
 import jsyn
-import jsyn.plot
 
 from ._common import (
     DT,
@@ -103,14 +102,16 @@ def gaba_b_traces() -> dict[int, dict[str, np.ndarray]]:
 def _plot_nmda(path: Path, traces: dict[str, np.ndarray], iv: dict[str, np.ndarray]) -> Path:
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax_g, ax_iv = fig.subplots(1, 2, width_ratios=(3, 2))
-    pre = traces["t"][traces["pre_spikes"] > 0]
-    jsyn.plot.conductance(traces["t"], traces["g"], spikes=pre, ax=ax_g, color="C0")
+    for t in traces["t"][traces["pre_spikes"] > 0]:
+        ax_g.axvline(t, color="0.8", lw=0.8, zorder=0)
+    ax_g.plot(traces["t"], traces["g"], color="C0")
     ax_g.set_xlabel("time (ms); grey: presynaptic spikes")
+    ax_g.set_ylabel("g")
     ax_g.set_title(r"NMDA: $dg/dt = -g/\tau_d + a x (1 - g)$, $dx/dt = -x/\tau_r$")
-    I = np.stack([iv["I_free"], iv["I_block"]], axis=1)
-    jsyn.plot.iv(iv["V"], I, labels=["no Mg²⁺", "1.2 mM Mg²⁺"], ax=ax_iv)
-    ax_iv.lines[0].set(color="0.5", ls="--")
-    ax_iv.lines[1].set(color="C3")
+    ax_iv.plot(iv["V"], iv["I_free"], color="0.5", ls="--", label="no Mg²⁺")
+    ax_iv.plot(iv["V"], iv["I_block"], color="C3", label="1.2 mM Mg²⁺")
+    ax_iv.axhline(0.0, color="k", lw=0.5)
+    ax_iv.set_xlabel("holding potential V (mV)")
     ax_iv.set_ylabel("current into the cell at g = 1 (pA)")
     ax_iv.set_title("MgBlock I–V (Jahr & Stevens 1990)")
     ax_iv.legend(fontsize="small")
@@ -132,9 +133,9 @@ def _plot_gaba_b(path: Path, traces: dict[int, dict[str, np.ndarray]]) -> Path:
     ax = fig.subplots()
     for color, (n, tr) in zip(("C0", "C1", "C3"), traces.items()):
         label = f"{n} spike" if n == 1 else f"burst of {n} at {1000 / BURST_INTERVAL:.0f} Hz"
-        g = np.where(tr["g"] > 0, tr["g"], np.nan)  # log scale: leave out the zeros
-        jsyn.plot.conductance(tr["t"], g, labels=label, ax=ax, color=color)
-    ax.set_yscale("log")
+        ax.semilogy(tr["t"], np.where(tr["g"] > 0, tr["g"], np.nan), color=color, label=label)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("open fraction g (log scale)")
     ax.legend(fontsize="small")
     ax.set_title(
         r"GABAb: $dR/dt = K_1[T](1 - R) - K_2 R$, $dG/dt = K_3 R - K_4 G$,"
@@ -183,12 +184,11 @@ def _plot_release(path: Path, title: str, traces: dict[str, dict[str, np.ndarray
     ax_r, ax_g = fig.subplots(2, 1)
     for color, (label, tr) in zip(("C0", "C3"), traces.items()):
         spikes = tr["pre_spikes"] > 0
-        r = tr["efficacy"][spikes]
-        jsyn.plot.traces(tr["t"][spikes], r, labels=label, ax=ax_r, color=color, marker="o")
-        jsyn.plot.conductance(tr["t"], tr["g"], labels=label, ax=ax_g, color=color, lw=1)
+        ax_r.plot(tr["t"][spikes], tr["efficacy"][spikes], "o-", color=color, label=label)
+        ax_g.plot(tr["t"], tr["g"], color=color, lw=1, label=label)
     ax_r.set_ylabel("efficacy r per spike")
     ax_r.legend(fontsize="small")
-    ax_g.set_ylabel(rf"open fraction g of Expon($\tau$ = {PSC_TAU:g} ms)")
+    ax_g.set_ylabel(rf"g of Expon($\tau$ = {PSC_TAU:g} ms)")
     ax_g.set_xlabel("time (ms): 10 spikes at 20 Hz, a recovery spike at 1 s")
     fig.suptitle(title)
     return save(fig, path)
@@ -219,67 +219,50 @@ GAP_STEPS = 1000
 """Steps of the gap-junction run: 100 ms."""
 
 
-class GapPairState(eqx.Module):
-    """State of `GapPair`: the two groups' LIF states."""
-
-    pre: jsyn.LIFState
-    post: jsyn.LIFState
-
-
-class GapPair(eqx.Module):
-    r"""Two LIF groups joined by gap junctions, in the causal order of a step (model
-    reference, discrete-time semantics): the junction currents over step $n$ come from the
-    potentials at the end of step $n-1$; the first group's spikes of step $n$ reach the
-    second as spikelets in step $n$."""
-
-    gap: jsyn.GapJunction
-    n_post: int = eqx.field(static=True)
-    lif: jsyn.LIF = jsyn.LIF(tau_ref=0.0)
-
-    def init_state(self, n, *, dtype=None) -> GapPairState:
-        return GapPairState(
-            self.lif.init_state(n, dtype=dtype, V0=GAP_V0),
-            self.lif.init_state(self.n_post, dtype=dtype, V0=GAP_V0),
-        )
-
-    def step(self, state: GapPairState, x, dt) -> tuple[GapPairState, dict[str, Array]]:
-        """`x`: current into the first group (pA). Returns the spikes of both groups and
-        the spikelets `dV` (mV) of the step."""
-        I_pre, I_post = self.gap.currents(state.pre.V, state.post.V)
-        pre, pre_spikes = self.lif.step(state.pre, x + I_pre, dt)
-        dV = self.gap.spikelet(pre_spikes, self.n_post)
-        post, post_spikes = self.lif.step(state.post, I_post, dt, jump=dV)
-        out = {"pre_spikes": pre_spikes, "post_spikes": post_spikes, "dV": dV}
-        return GapPairState(pre, post), out
+def gap_network() -> jsyn.Network:
+    """The seed's two LIF groups (no refractory period), "A" of 2 cells and "B" of 3,
+    every cell of A joined to every cell of B by a gap junction of `GAP_W` nS."""
+    lif = jsyn.LIF(tau_ref=0.0)
+    gap = jsyn.GapJunction(jsyn.all_to_all(2, 3, GAP_W), GAP_K, pre="A", post="B")
+    return jsyn.Network({"A": (lif, 2), "B": (lif, 3)}, gaps={"gj": gap})
 
 
 def gap_traces() -> dict[str, np.ndarray]:
     """The seed: groups of 2 and 3 LIFs (no refractory period), all to all, w = 0.5 nS,
-    k_spikelet = 5 mV/nS, V0 = -10 mV, 30 pA into the first group, 100 ms.
+    k_spikelet = 5 mV/nS, V0 = -10 mV, 30 pA into the first group, 100 ms, as a
+    `jsyn.Network` (the spikelets of the spikes of step n act in step n + 1).
 
     **Returns:** `t` (ms), potentials `V_pre` `(time, 2)` and `V_post` `(time, 3)` (mV),
-    the groups' spikes and the spikelets `dV` (mV) of the second group."""
-    pair = GapPair(jsyn.GapJunction(GAP_W, GAP_K), n_post=3)
-    inputs = jnp.full((GAP_STEPS, 2), GAP_INPUT)
+    the groups' spikes and the spikelets `dV` (mV) of each step's pre spikes."""
+    net = gap_network()
+    state = net.init_state()
+    for name, n in net.sizes:
+        state = eqx.tree_at(lambda s, name=name: s.groups[name].V, state, jnp.full((n,), GAP_V0))
 
-    def record(state, out):
-        return {**out, "V_pre": state.pre.V, "V_post": state.post.V}
+    def record(state, spikes):
+        return {
+            "V_pre": state.groups["A"].V,
+            "V_post": state.groups["B"].V,
+            "pre_spikes": spikes["A"],
+            "post_spikes": spikes["B"],
+            "dV": state.gaps["gj"],
+        }
 
-    _, rec = jsyn.simulate(pair, inputs, DT, record=record)
+    inputs = {"A": jnp.full((GAP_STEPS, 2), GAP_INPUT)}
+    _, rec = jsyn.simulate(net, inputs, DT, state=state, record=record)
     return {"t": DT * np.arange(GAP_STEPS), **{k: np.asarray(v) for k, v in rec.items()}}
 
 
 def _plot_gap(path: Path, traces: dict[str, np.ndarray]) -> Path:
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax_post, ax_pre = fig.subplots(2, 1, sharex=True)
-    for ax, V, label, color in (
-        (ax_post, traces["V_post"][:, 0], "V1 (second group)", "C3"),
-        (ax_pre, traces["V_pre"][:, 0], "V0 (first group)", "C0"),
-    ):
-        jsyn.plot.traces(traces["t"], V, ylabel="V (mV)", labels=label, ax=ax, color=color)
+    ax_post.plot(traces["t"], traces["V_post"][:, 0], color="C3", label="V1 (second group)")
+    ax_pre.plot(traces["t"], traces["V_pre"][:, 0], color="C0", label="V0 (first group)")
+    for ax in (ax_post, ax_pre):
         ax.axhline(V_TH, color="0.5", ls="--", lw=0.8)
+        ax.set_ylabel("V (mV)")
         ax.legend(loc="upper right", fontsize="small")
-    ax_post.label_outer()
+    ax_pre.set_xlabel("time (ms)")
     fig.suptitle(
         rf"GapJunction: $I_1 = w(V_0 - V_1)$, w = {GAP_W:g} nS, all to all (2 → 3 cells)"
         "\n"
@@ -381,8 +364,10 @@ def _plot_nodes(path: Path, title: str, traces: dict[str, np.ndarray]) -> Path:
     ax = fig.subplots()
     if "input" in traces:
         ax.fill_between(traces["t"], 0, traces["input"][:, 0], color="0.85", label="input")
-    labels = [f"node {j}" for j in range(traces["r"].shape[1])]
-    jsyn.plot.traces(traces["t"], traces["r"], ylabel="activity r", labels=labels, ax=ax)
+    for j in range(traces["r"].shape[1]):
+        ax.plot(traces["t"], traces["r"][:, j], color=f"C{j}", label=f"node {j}")
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("activity r")
     ax.legend(fontsize="small")
     ax.set_title(title)
     return save(fig, path)
