@@ -132,7 +132,7 @@ def test_traced_delay_needs_max_delay():
 
 
 def test_stepping_with_another_dt_is_refused():
-    with pytest.raises(ValueError, match=r"built for dt=0.1 ms .*stepped with dt=0.05"):
+    with pytest.raises(ValueError, match=r"built for dt=0.1 ms .*got 0.05"):
         jsyn.simulate(jsyn.Delay(1.0, 0.1), spike_train(n_steps=10), 0.05)
 
 

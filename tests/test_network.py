@@ -21,11 +21,14 @@ def _pulse(n_steps, n, step, who, dtype=jnp.float64):
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 @pytest.mark.parametrize("sparse", [False, True])
-@pytest.mark.parametrize("per_synapse", [False, True])
-def test_integer_delays_are_exact_in_steps(sparse, per_synapse, dtype):
+@pytest.mark.parametrize("synapse_params", ["post", "synapse"])
+def test_integer_delays_are_exact_in_steps(sparse, synapse_params, dtype):
     """2 ms at dt = 0.1 arrive 20 steps later, whatever the kinetics' bookkeeping."""
     conn = jsyn.all_to_all(2, 3, 0.5, sparse=sparse)
-    proj = jsyn.Projection(conn, jsyn.Expon(tau=5.0), delay=2.0, dt=DT, per_synapse=per_synapse)
+    proj = jsyn.Projection(
+        conn, jsyn.Expon(tau=5.0), delay=2.0, dt=DT, synapse_params=synapse_params
+    )
+    assert proj.per_synapse == (synapse_params == "synapse")
     spikes = _pulse(40, 2, 5, 1, dtype)
     _, g = jsyn.simulate(proj, spikes, DT)
     g = np.asarray(g)
@@ -97,7 +100,7 @@ def test_delay_gradients_match_central_differences(kind):
         delay=delay,
         dt=DT,
         max_delay=2.5,
-        per_synapse=kind != "dense-summed" and kind != "sparse-summed",
+        synapse_params="post" if kind.endswith("summed") else "synapse",
     )
     spikes = (jax.random.uniform(jax.random.key(3), (150, 4)) < 0.08).astype(jnp.float64)
     loss = _delay_loss(proj, spikes, None)
@@ -119,9 +122,9 @@ def test_summed_kinetics_equal_per_synapse_kinetics(synapse):
     delay = jnp.asarray(np.random.default_rng(0).uniform(0, 2, conn.n_syn))
     spikes = (jax.random.uniform(jax.random.key(0), (100, 20)) < 0.1).astype(jnp.float64)
     runs = []
-    for per_synapse in (False, True):
-        proj = jsyn.Projection(conn, synapse, delay=delay, dt=DT, per_synapse=per_synapse)
-        assert proj.per_synapse == per_synapse
+    for layout in ("post", "synapse"):
+        proj = jsyn.Projection(conn, synapse, delay=delay, dt=DT, synapse_params=layout)
+        assert proj.per_synapse == (layout == "synapse")
         runs.append(jsyn.simulate(proj, spikes, DT)[1])
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-10, atol=1e-12)
 
@@ -427,7 +430,7 @@ def test_projection_delay_errors():
         jsyn.Projection(conn, jsyn.Expon(), delay=1.0)
     with pytest.raises(ValueError, match="one delay per synapse, shape \\(3,\\)"):
         jsyn.Projection(conn, jsyn.Expon(), delay=jnp.ones(4), dt=DT)
-    with pytest.raises(ValueError, match="sums the drive before the kinetics"):
+    with pytest.raises(TypeError, match="per_synapse=.... is replaced by synapse_params"):
         jsyn.Projection(conn, jsyn.AMPA(), per_synapse=False)
     proj = jsyn.Projection(conn, jsyn.Expon(), delay=1.0, dt=DT)
     with pytest.raises(ValueError, match="built for dt=0.1"):

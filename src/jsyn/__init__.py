@@ -38,7 +38,6 @@ from .gap import (
     CouplingState as CouplingState,
     DiffusiveCoupling as DiffusiveCoupling,
     GapJunction as GapJunction,
-    delay_steps as delay_steps,
 )
 from .network import (
     Network as Network,
@@ -76,6 +75,7 @@ from .simulate import simulate as simulate
 from .synapses import (
     AMPA as AMPA,
     NMDA as NMDA,
+    AbstractLinearSynapse as AbstractLinearSynapse,
     AbstractSynapse as AbstractSynapse,
     Alpha as Alpha,
     AlphaState as AlphaState,

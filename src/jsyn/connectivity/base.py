@@ -22,7 +22,8 @@ class AbstractConnection(AbstractComponent):
     - `spread(signal)`: the signal of each synapse's presynaptic neuron, shape
       `syn_shape`, the drive of kinetics that keep one state per synapse;
     - `collect(values)`: $\sum_{\text{synapses onto } j} w\,\text{value}$, shape
-      `(n_post,)`, the weighted sum of per-synapse conductances.
+      `(n_post,)`, the weighted sum of per-synapse conductances;
+    - `post_to_synapses(values)`: per-postsynaptic-neuron values (parameters) per synapse.
 
     Weights are dimensionless multipliers of the drive (the conductance scale `g_max` lives
     in the output law). Every method takes an optional `weights` argument, so that a
@@ -71,6 +72,11 @@ class AbstractConnection(AbstractComponent):
     def collect(self, values, *, weights=None) -> Float[Array, " n_post"]:
         """The weighted sum of per-synapse `values` (shape `syn_shape`) onto each
         postsynaptic neuron, shape `(n_post,)`."""
+
+    @abc.abstractmethod
+    def post_to_synapses(self, values) -> Float[Array, "..."]:
+        """Values of the postsynaptic neurons, shape `(n_post,)`, as per-synapse values,
+        shape `syn_shape`: each synapse takes its postsynaptic neuron's value."""
 
     @abc.abstractmethod
     def matrix(self) -> Float[Array, "n_pre n_post"]:

@@ -92,5 +92,8 @@ class Dense(AbstractConnection):
         w = self.weights(values) if weights is None else jnp.asarray(weights).astype(values.dtype)
         return jnp.sum(w * values, axis=0)
 
+    def post_to_synapses(self, values) -> Float[Array, "n_pre n_post"]:
+        return jnp.broadcast_to(values, self.syn_shape)
+
     def matrix(self) -> Float[Array, "n_pre n_post"]:
         return self._full(self.weights())

@@ -195,6 +195,9 @@ class Sparse(AbstractConnection):
         w = self.weights(values) if weights is None else jnp.asarray(weights).astype(values.dtype)
         return jax.ops.segment_sum(w * values, self.post_idx, num_segments=self.n_post)
 
+    def post_to_synapses(self, values) -> Float[Array, " syn"]:
+        return jnp.asarray(values)[self.post_idx]
+
     def matrix(self) -> Float[Array, "n_pre n_post"]:
         w = jnp.broadcast_to(self.weights(), self.syn_shape)
         return jnp.zeros((self.n_pre, self.n_post), w.dtype).at[self.pre_idx, self.post_idx].add(w)
