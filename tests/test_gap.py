@@ -756,9 +756,9 @@ def test_coupling_errors_under_jit():
             lambda d: jsyn.simulate(jsyn.AdditiveCoupling(C, d, dt=DT, max_delay=0.5), x, DT)[1]
         )(0.7).block_until_ready()
     with pytest.raises(Exception, match=r"AdditiveCoupling was built for dt=0.1 ms"):
-        jax.jit(
-            lambda h: jsyn.simulate(jsyn.AdditiveCoupling(C, 0.3, dt=DT), x, h)[1]
-        )(0.05).block_until_ready()
+        jax.jit(lambda h: jsyn.simulate(jsyn.AdditiveCoupling(C, 0.3, dt=DT), x, h)[1])(
+            0.05
+        ).block_until_ready()
     additive = coupled(jsyn.AdditiveCoupling, C, DELAYS)
     with pytest.raises(ValueError, match=r"x of shape \(4,\).*got shape \(3,\)"):
         jax.jit(lambda x: additive.step(additive.init_state(), x, DT))(y[0])
