@@ -5,7 +5,7 @@ r"""Projections: the synapses from one group of neurons onto another,
 run alone under `jsyn.simulate` or inside a `jsyn.Network`.
 """
 
-from typing import Any, Literal
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -198,7 +198,7 @@ class Projection(AbstractSystem):
         post: str | None = None,
         pre_slice: tuple[int, int] | slice | None = None,
         post_slice: tuple[int, int] | slice | None = None,
-        synapse_params: Literal["post", "synapse"] | None = None,
+        synapse_params: str | None = None,
         per_synapse: bool | None = None,
     ):
         if per_synapse is not None:
