@@ -365,8 +365,8 @@ def _coupling_line(owner: str, shape, delay, dt, max_delay, delays) -> Delay | N
     if dt is None:
         raise ValueError(
             f"{owner}.delay is in ms and needs dt, the time step (ms) of the runs, to size its "
-            f"buffer (got delay={delay!r} without dt); pass dt=0.1, say (for a delay of k "
-            "steps: delay=k * dt)."
+            "buffer (got a delay without dt); pass dt=0.1, say (for a delay of k steps: "
+            "delay=k * dt, dt=dt)."
         )
     d_shape = jnp.shape(resolve(as_param(delay)))
     try:
