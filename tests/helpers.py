@@ -181,22 +181,27 @@ ALL_SYSTEMS = [
         ("delay",),
         fixed_size=True,
     ),
-    # Couplings of rate models: 3 nodes fixed by conn_mat, per-connection delays (steps) up
-    # to 5, so the ring buffer wraps many times and a split run crosses it mid-way.
+    # Couplings of rate models: 3 nodes fixed by conn_mat, per-connection delays (ms) up to
+    # 5 steps, off the grid (smooth in each), so the ring buffer wraps many times and a
+    # split run crosses it mid-way.
     Case(
         "AdditiveCoupling-delays",
         jsyn.AdditiveCoupling(
             jnp.array([[0.5, -0.2, 1.0], [0.3, 0.0, 0.7], [-0.4, 0.9, 0.1]]),
-            delays=jnp.array([[0, 2, 5], [1, 0, 3], [4, 1, 0]]),
+            delay=jnp.array([[0.013, 0.23, 0.47], [0.11, 0.037, 0.31], [0.38, 0.09, 0.021]]),
+            dt=DT,
+            max_delay=0.5,
         ),
         spike_train,
-        ("conn_mat",),
+        ("conn_mat", "delay"),
         fixed_size=True,
     ),
     # One array of inputs: nodes coupled to themselves, y = x.
     Case(
         "DiffusiveCoupling-recurrent",
-        jsyn.DiffusiveCoupling(jnp.array([[0.0, 0.4, 0.1], [0.4, 0.0, 0.8], [0.2, 0.8, 0.0]]), 2),
+        jsyn.DiffusiveCoupling(
+            jnp.array([[0.0, 0.4, 0.1], [0.4, 0.0, 0.8], [0.2, 0.8, 0.0]]), 0.2, dt=DT
+        ),
         current_steps,
         ("conn_mat",),
         fixed_size=True,

@@ -13,14 +13,21 @@ from helpers import DT, central_fd, current_steps, spike_train, tree_allclose
 
 
 def np_coupling(C, D, X, Y=None):
-    """out[n, j] = sum_i C[i, j] (X[n - D[i, j], i] - Y[n, j]), X = 0 before step 0."""
+    """out[n, j] = sum_i C[i, j] (X(n - D[i, j], i) - Y[n, j]), with D in steps (maybe
+    fractional, k + f: X(n - k - f) = (1 - f) X[n - k] + f X[n - k - 1]), X = 0 before
+    step 0."""
     T, (n_pre, n_post) = X.shape[0], C.shape
     out = np.zeros((T, n_post))
     for n in range(T):
         for i in range(n_pre):
             for j in range(n_post):
-                m = n - D[i, j]
-                x = X[m, i] if m >= 0 else 0.0
+                k = int(np.floor(D[i, j] + 1e-9))
+                f = max(D[i, j] - k, 0.0)
+                x = sum(
+                    weight * X[n - lag, i]
+                    for lag, weight in ((k, 1.0 - f), (k + 1, f))
+                    if n - lag >= 0
+                )
                 y = 0.0 if Y is None else Y[n, j]
                 out[n, j] += C[i, j] * (x - y)
     return out
@@ -29,39 +36,50 @@ def np_coupling(C, D, X, Y=None):
 # -- delayed couplings -----------------------------------------------------------------------
 
 DELAYS = np.array([[0, 2, 5], [1, 0, 3], [4, 1, 0], [7, 3, 2]])
-"""Heterogeneous per-connection delays (steps) of a 4 -> 3 coupling."""
+"""Heterogeneous per-connection delays (steps) of a 4 -> 3 coupling; `DELAYS * DT` in ms."""
+FRACTIONAL = np.array([[0.0, 2.3, 4.71], [1.5, 0.25, 3.0], [3.9, 0.6, 0.05], [6.2, 2.99, 1.4]])
+"""Delays off the grid (steps), interpolated between the neighbouring steps."""
 
 
 def random_conn(seed=12, shape=(4, 3)):
     return np.random.default_rng(seed).normal(size=shape)
 
 
-@pytest.mark.parametrize("delays", [None, 0, 3, DELAYS, np.array([[1], [0], [4], [2]])])
-def test_additive_coupling_matches_numpy(delays):
+def coupled(kind, C, steps=None, **kw):
+    """A coupling with delays given in steps, built in ms."""
+    if steps is None:
+        return kind(jnp.asarray(C), **kw)
+    return kind(jnp.asarray(C), steps * DT, dt=DT, **kw)
+
+
+@pytest.mark.parametrize(
+    "steps", [None, 0, 3, DELAYS, np.array([[1], [0], [4], [2]]), FRACTIONAL, 2.5]
+)
+def test_additive_coupling_matches_numpy(steps):
     C = random_conn()
     X = np.asarray(current_steps(n_steps=60, n=4)) + np.asarray(spike_train(n_steps=60, n=4))
-    _, out = jsyn.simulate(jsyn.AdditiveCoupling(jnp.asarray(C), delays), jnp.asarray(X), DT)
-    D = np.broadcast_to(0 if delays is None else delays, C.shape)
+    _, out = jsyn.simulate(coupled(jsyn.AdditiveCoupling, C, steps), jnp.asarray(X), DT)
+    D = np.broadcast_to(0 if steps is None else steps, C.shape)
     np.testing.assert_allclose(out, np_coupling(C, D, X), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("delays", [None, 2, DELAYS])
-def test_diffusive_coupling_matches_numpy(delays):
+@pytest.mark.parametrize("steps", [None, 2, DELAYS, FRACTIONAL])
+def test_diffusive_coupling_matches_numpy(steps):
     C = random_conn(13)
     X = np.asarray(current_steps(n_steps=60, n=4, seed=1))
     Y = np.asarray(current_steps(n_steps=60, n=3, seed=2))
-    coupling = jsyn.DiffusiveCoupling(jnp.asarray(C), delays)
+    coupling = coupled(jsyn.DiffusiveCoupling, C, steps)
     _, out = jsyn.simulate(coupling, (jnp.asarray(X), jnp.asarray(Y)), DT)
-    D = np.broadcast_to(0 if delays is None else delays, C.shape)
+    D = np.broadcast_to(0 if steps is None else steps, C.shape)
     np.testing.assert_allclose(out, np_coupling(C, D, X, Y), rtol=1e-12, atol=1e-11)
 
 
 def test_diffusive_coupling_of_nodes_to_themselves():
     """One array x means y = x: out_j = sum_i c_ij (x_i(t - d_ij) - x_j(t))."""
     C = random_conn(14, (3, 3))
-    D = np.array([[0, 1, 2], [3, 0, 1], [2, 2, 0]])
+    D = np.array([[0, 1, 2], [3, 0, 1.5], [2, 2, 0]])
     X = np.asarray(current_steps(n_steps=40, n=3, seed=3))
-    _, out = jsyn.simulate(jsyn.DiffusiveCoupling(jnp.asarray(C), D), jnp.asarray(X), DT)
+    _, out = jsyn.simulate(coupled(jsyn.DiffusiveCoupling, C, D), jnp.asarray(X), DT)
     np.testing.assert_allclose(out, np_coupling(C, D, X, X), rtol=1e-12, atol=1e-11)
     # Without delays, equal activities do not diffuse.
     _, out = jsyn.simulate(jsyn.DiffusiveCoupling(jnp.asarray(C)), jnp.ones((5, 3)), DT)
@@ -75,17 +93,27 @@ def test_impulse_arrives_exactly_after_each_connection_delay(coupling):
     for i in range(4):
         x = jnp.zeros((n_steps, 4)).at[s, i].set(1.0)
         inputs = (x, jnp.zeros((n_steps, 3))) if coupling is jsyn.DiffusiveCoupling else x
-        _, out = jsyn.simulate(coupling(C, DELAYS), inputs, DT)
+        _, out = jsyn.simulate(coupled(coupling, C, DELAYS), inputs, DT)
         for j in range(3):
             want = np.zeros(n_steps)
             want[s + DELAYS[i, j]] = C[i, j]
             np.testing.assert_array_equal(out[:, j], want, err_msg=f"connection {i} -> {j}")
 
 
+def test_fractional_delay_splits_an_impulse_and_conserves_it():
+    C = jnp.ones((1, 2))
+    x = jnp.zeros((14, 1)).at[2, 0].set(1.0)
+    _, out = jsyn.simulate(jsyn.AdditiveCoupling(C, jnp.array([0.33, 0.7]), dt=DT), x, DT)
+    want = np.zeros((14, 2))
+    want[5, 0], want[6, 0] = 0.7, 0.3  # 3.3 steps: 1 - 0.3 after 3 steps, 0.3 after 4
+    want[9, 1] = 1.0  # 7 steps
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-15)
+
+
 def test_history_before_the_first_step_is_zero_and_carries_over_runs():
     C = jnp.ones((1, 1))
     x = jnp.arange(1.0, 11.0)[:, None]
-    coupling = jsyn.AdditiveCoupling(C, delays=3)
+    coupling = jsyn.AdditiveCoupling(C, delay=0.3, dt=DT)
     final, out = jsyn.simulate(coupling, x, DT)
     np.testing.assert_array_equal(out[:, 0], [0, 0, 0, 1, 2, 3, 4, 5, 6, 7])
     _, more = jsyn.simulate(coupling, jnp.zeros((4, 1)), DT, state=final)
@@ -93,28 +121,32 @@ def test_history_before_the_first_step_is_zero_and_carries_over_runs():
 
 
 def test_delays_longer_than_the_run_give_nothing():
-    _, out = jsyn.simulate(jsyn.AdditiveCoupling(jnp.ones((2, 2)), 50), jnp.ones((30, 2)), DT)
+    coupling = jsyn.AdditiveCoupling(jnp.ones((2, 2)), 5.0, dt=DT)
+    _, out = jsyn.simulate(coupling, jnp.ones((30, 2)), DT)
     assert np.all(out == 0.0)
 
 
-def test_delay_steps_converts_ms_once():
-    np.testing.assert_array_equal(jsyn.delay_steps(3.0, 0.1), 30)  # 3 / 0.1 = 29.999...
-    np.testing.assert_array_equal(
-        jsyn.delay_steps([[0.0, 0.5], [1.26, 2.0]], 0.25), [[0, 2], [5, 8]]
-    )
-    d = jsyn.delay_steps(np.array([[0.0, 1.0, 2.5]]), 0.5)
-    assert d.dtype == np.int32
-    coupling = jsyn.AdditiveCoupling(jnp.ones((1, 3)), d)
-    _, out = jsyn.simulate(coupling, jnp.zeros((8, 1)).at[0, 0].set(1.0), 0.5)
-    assert [int(np.flatnonzero(out[:, j])[0]) for j in range(3)] == [0, 2, 5]
-    with pytest.raises(ValueError, match=r"delays must be finite and >= 0 ms \(got -1.0\)"):
-        jsyn.delay_steps([1.0, -1.0], 0.1)
-    with pytest.raises(ValueError, match="dt finite and > 0"):
-        jsyn.delay_steps(1.0, 0.0)
+@pytest.mark.parametrize("coupling", [jsyn.AdditiveCoupling, jsyn.DiffusiveCoupling])
+def test_grad_wrt_delays_matches_finite_differences(coupling):
+    C = jnp.asarray(random_conn(19))
+    x = current_steps(n_steps=40, n=4, seed=6) + spike_train(n_steps=40, n=4, seed=6)
+    y = current_steps(n_steps=40, n=3, seed=7)
+    inputs = (x, y) if coupling is jsyn.DiffusiveCoupling else x
+    delay = jnp.asarray((FRACTIONAL + 0.013) * DT)  # off the grid: smooth in each delay
+
+    def loss(d):
+        _, out = jsyn.simulate(coupling(C, d, dt=DT, max_delay=1.0), inputs, DT)
+        return jnp.sum(jnp.linspace(0.5, 1.5, out.size).reshape(out.shape) * out**2)
+
+    grad = jax.grad(loss)(delay)
+    assert np.any(np.abs(np.asarray(grad)) > 1e-2)
+    for idx in np.ndindex(delay.shape):
+        fd = central_fd(lambda e, idx=idx: loss(delay.at[idx].add(e)), 0.0, 1e-7)
+        np.testing.assert_allclose(grad[idx], fd, rtol=1e-5, atol=1e-6, err_msg=str(idx))
 
 
 def test_coupling_jit_equals_eager_and_vmap_equals_loop():
-    coupling = jsyn.DiffusiveCoupling(jnp.asarray(random_conn(16)), DELAYS)
+    coupling = coupled(jsyn.DiffusiveCoupling, random_conn(16), FRACTIONAL)
     xs = jnp.stack([spike_train(n_steps=30, n=4, seed=s, rate=0.2) for s in range(3)])
     ys = jnp.stack([current_steps(n_steps=30, n=3, seed=s) for s in range(3)])
     run = jax.jit(lambda c, x, y: jsyn.simulate(c, (x, y), DT))
@@ -125,15 +157,17 @@ def test_coupling_jit_equals_eager_and_vmap_equals_loop():
     for i in range(3):
         single = jsyn.simulate(coupling, (xs[i], ys[i]), DT)
         assert tree_allclose(jax.tree.map(lambda a, i=i: a[i], batched), single)
-    # vmap over coupling matrices (parameter sets) equals a loop too.
+    # vmap over coupling matrices and delays (parameter sets) equals a loop too.
     mats = jnp.stack([jnp.asarray(random_conn(s)) for s in range(3)])
+    delays = jnp.stack([jnp.asarray(FRACTIONAL * DT * (1.0 + 0.1 * s)) for s in range(3)])
 
-    def with_mat(C):
-        return jsyn.simulate(jsyn.AdditiveCoupling(C, DELAYS), xs[0], DT)[1]
+    def with_params(C, d):
+        coupling = jsyn.AdditiveCoupling(C, d, dt=DT, max_delay=1.0)
+        return jsyn.simulate(coupling, xs[0], DT)[1]
 
-    batched = jax.vmap(with_mat)(mats)
+    batched = jax.vmap(with_params)(mats, delays)
     for i in range(3):
-        np.testing.assert_allclose(batched[i], with_mat(mats[i]), rtol=1e-12)
+        np.testing.assert_allclose(batched[i], with_params(mats[i], delays[i]), rtol=1e-12)
 
 
 @pytest.mark.parametrize("coupling", [jsyn.AdditiveCoupling, jsyn.DiffusiveCoupling])
@@ -144,7 +178,7 @@ def test_grad_wrt_conn_mat_matches_finite_differences(coupling):
     inputs = (x, y) if coupling is jsyn.DiffusiveCoupling else x
 
     def loss(C):
-        _, out = jsyn.simulate(coupling(C, DELAYS), inputs, DT)
+        _, out = jsyn.simulate(coupled(coupling, C, DELAYS), inputs, DT)
         return jnp.sum(jnp.linspace(0.5, 1.5, out.size).reshape(out.shape) * out**2)
 
     grad = jax.grad(loss)(C)
@@ -156,33 +190,38 @@ def test_grad_wrt_conn_mat_matches_finite_differences(coupling):
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_coupling_dtype_is_preserved(dtype):
-    coupling = jsyn.DiffusiveCoupling(jnp.asarray(random_conn(18)), DELAYS)  # float64 matrix
+    coupling = coupled(jsyn.DiffusiveCoupling, random_conn(18), FRACTIONAL)  # float64 matrix
     x, y = jnp.ones((10, 4), dtype), jnp.ones((10, 3), dtype)
     final, out = jsyn.simulate(coupling, (x, y), DT)
-    assert final.history.dtype == dtype and out.dtype == dtype
-    final, out = jsyn.simulate(jsyn.AdditiveCoupling(jnp.asarray(random_conn(18)), 2), x, DT)
-    assert final.history.dtype == dtype and out.dtype == dtype
+    assert final.buffer.dtype == dtype and out.dtype == dtype
+    final, out = jsyn.simulate(coupled(jsyn.AdditiveCoupling, random_conn(18), 2), x, DT)
+    assert final.buffer.dtype == dtype and out.dtype == dtype
+    final, out = jsyn.simulate(jsyn.AdditiveCoupling(jnp.asarray(random_conn(18))), x, DT)
+    assert final is None and out.dtype == dtype
 
 
 def test_coupling_construction_errors():
     C = jnp.ones((4, 3))
     cases = [
         (lambda: jsyn.AdditiveCoupling(jnp.ones(3)), ValueError, r"conn_mat must be an \(n_pre"),
-        (lambda: jsyn.AdditiveCoupling(C, -1), ValueError, r"delays must be >= 0 steps \(got -1\)"),
         (
-            lambda: jsyn.DiffusiveCoupling(C, DELAYS - 1),
+            lambda: jsyn.AdditiveCoupling(C, -0.1, dt=DT),
             ValueError,
-            r"DiffusiveCoupling.delays must be >= 0 steps \(got -1\)",
+            r"AdditiveCoupling.delay must be finite and >= 0 ms \(got -0.1\)",
         ),
         (
-            lambda: jsyn.AdditiveCoupling(C, 1.5),
+            lambda: jsyn.DiffusiveCoupling(C, jnp.asarray(DELAYS - 1.0), dt=DT),
             ValueError,
-            r"integer numbers of steps \(got 1.5\)",
+            r"DiffusiveCoupling.delay must be finite and >= 0 ms \(got -1.0 at index \(0, 0\)",
         ),
-        (lambda: jsyn.AdditiveCoupling(C, np.nan), ValueError, "integer numbers of steps"),
-        (lambda: jsyn.AdditiveCoupling(C, True), TypeError, "integer numbers of steps"),
+        (lambda: jsyn.AdditiveCoupling(C, np.nan, dt=DT), ValueError, "finite and >= 0 ms"),
         (
-            lambda: jsyn.AdditiveCoupling(C, np.zeros((3, 4))),
+            lambda: jsyn.AdditiveCoupling(C, 0.5, dt=DT, max_delay=0.2),
+            ValueError,
+            r"delay must be <= max_delay=0.2 ms.*got 0.5",
+        ),
+        (
+            lambda: jsyn.AdditiveCoupling(C, np.zeros((3, 4)), dt=DT),
             ValueError,
             r"broadcastable to.*\(4, 3\)",
         ),
@@ -191,25 +230,36 @@ def test_coupling_construction_errors():
             ValueError,
             "conn_mat must be finite",
         ),
+        # The former spellings, delays counted in integer steps, are refused by name.
+        (lambda: jsyn.AdditiveCoupling(C, 2), ValueError, r"delay is in ms and needs dt.*k \* dt"),
+        (lambda: jsyn.DiffusiveCoupling(C, delays=2), TypeError, "counted integer steps"),
     ]
     for call, error, match in cases:
         with pytest.raises(error, match=match):
             call()
-    # Integral floats are whole steps.
-    assert jsyn.AdditiveCoupling(C, 2.0).max_delay == 2
+    # Two steps of 0.1 ms, written as integer steps times dt, are exactly 2 steps.
+    assert jsyn.AdditiveCoupling(C, 2 * DT, dt=DT).line.n_slots == 4
 
 
 def test_coupling_errors_under_jit():
     x, y = jnp.ones((10, 4)), jnp.ones((10, 3))
     C = jnp.ones((4, 3))
-    with pytest.raises(TypeError, match="delays must be concrete"):
-        jax.jit(lambda d: jsyn.AdditiveCoupling(C, d))(2)
-    run = jax.jit(lambda C, x: jsyn.simulate(jsyn.AdditiveCoupling(C, DELAYS), x, DT)[1])
+    with pytest.raises(TypeError, match="needs max_delay"):
+        jax.jit(lambda d: jsyn.AdditiveCoupling(C, d, dt=DT))(0.2)
+    run = jax.jit(lambda C, x: jsyn.simulate(coupled(jsyn.AdditiveCoupling, C, DELAYS), x, DT)[1])
     with pytest.raises(Exception, match="AdditiveCoupling.conn_mat must be finite"):
         run(C.at[0, 0].set(jnp.nan), x).block_until_ready()
     with pytest.raises(ValueError, match=r"takes x of shape \(4,\)"):
         run(C, y)
-    additive = jsyn.AdditiveCoupling(C, DELAYS)
+    with pytest.raises(Exception, match=r"AdditiveCoupling.delay must be <= max_delay=0.5"):
+        jax.jit(
+            lambda d: jsyn.simulate(jsyn.AdditiveCoupling(C, d, dt=DT, max_delay=0.5), x, DT)[1]
+        )(0.7).block_until_ready()
+    with pytest.raises(Exception, match=r"AdditiveCoupling was built for dt=0.1 ms"):
+        jax.jit(lambda h: jsyn.simulate(jsyn.AdditiveCoupling(C, 0.3, dt=DT), x, h)[1])(
+            0.05
+        ).block_until_ready()
+    additive = coupled(jsyn.AdditiveCoupling, C, DELAYS)
     with pytest.raises(ValueError, match=r"x of shape \(4,\).*got shape \(3,\)"):
         jax.jit(lambda x: additive.step(additive.init_state(), x, DT))(y[0])
     diffusive = jsyn.DiffusiveCoupling(C)

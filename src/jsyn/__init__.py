@@ -38,7 +38,6 @@ from .gap import (
     AdditiveCoupling as AdditiveCoupling,
     CouplingState as CouplingState,
     DiffusiveCoupling as DiffusiveCoupling,
-    delay_steps as delay_steps,
 )
 from .gap_junction import GapJunction as GapJunction
 from .network import (
@@ -77,6 +76,7 @@ from .simulate import simulate as simulate
 from .synapses import (
     AMPA as AMPA,
     NMDA as NMDA,
+    AbstractLinearSynapse as AbstractLinearSynapse,
     AbstractSynapse as AbstractSynapse,
     Alpha as Alpha,
     AlphaState as AlphaState,

@@ -1,8 +1,9 @@
 r"""`PSC`: the postsynaptic current of a voltage-clamped cell, the usual target of fitting.
 
 A small, fixed chain (not a general network container; see `Projection`/`Network` for
-those): presynaptic spikes, then an optional delay, an optional short-term plasticity model,
-one or more receptor kinetics, and their output laws evaluated at the holding potential.
+those): presynaptic spikes, then an optional short-term plasticity model, one or more
+receptor kinetics, their output laws evaluated at the holding potential, and an optional
+delay of the whole response.
 """
 
 import equinox as eqx
@@ -32,23 +33,29 @@ def _as_tuple(x) -> tuple:
 class PSC(AbstractSystem):
     r"""Postsynaptic current under voltage clamp at $V_\text{hold}$:
 
-    $$\text{spikes} \to [\text{delay}] \to [\text{STP}] \to g_k \to
-    I = \sum_k \text{output}_k.\text{current}(g_k, V_\text{hold}).$$
+    $$\text{spikes} \to [\text{STP}] \to g_k \to
+    I = \sum_k \text{output}_k.\text{current}(g_k, V_\text{hold}) \to [\text{delay}].$$
 
-    One step of `dt` ms takes the presynaptic spike counts of the step (shape `n`), passes
-    them through the delay (if any), turns them into efficacies with the short-term
-    plasticity model (if any; otherwise the spikes themselves are the drive), steps every
-    receptor's kinetics with that drive, and returns the current into the cell at the end
-    of the step (pA, positive depolarising): with `COBA`, $I = g_{\max}\,g\,(E -
-    V_\text{hold})$. Each column of a population is one recording; `V_hold` may differ
-    per column, so the same cell clamped at two potentials is a population of 2.
+    One step of `dt` ms takes the presynaptic spike counts of the step (shape `n`), turns
+    them into efficacies with the short-term plasticity model (if any; otherwise the spikes
+    themselves are the drive), steps every receptor's kinetics with that drive, and returns
+    the current into the cell at the end of the step (pA, positive depolarising): with
+    `COBA`, $I = g_{\max}\,g\,(E - V_\text{hold})$, passed through the delay (if any).
+    Each column of a population is one recording; `V_hold` may differ per column, so the
+    same cell clamped at two potentials is a population of 2.
+
+    The delay shifts the whole response: the chain does not change with time, so delaying
+    the spikes or the current is the same shift, and for a fractional delay (interpolated
+    between two steps, see `jsyn.Delay`) delaying the current keeps the size of every
+    response, where splitting a spike over two steps would change the response of
+    nonlinear kinetics (AMPA, NMDA, ...).
 
     **Arguments:**
     - `synapse`: a kinetic synapse (`DualExpon`, `AMPA`, ...), or a tuple of them for a
       mixed current (AMPA + NMDA).
     - `output`: its output law (`CUBA`, `COBA`, `MgBlock`), or a tuple, one per synapse.
     - `stp`: optional short-term plasticity (`STD`, `STP`), applied before the kinetics.
-    - `delay`: optional delay system (for example `jsyn.Delay`), applied to the spikes first.
+    - `delay`: optional delay system (for example `jsyn.Delay`), applied to the current.
     - `V_hold`: holding potential (mV), scalar or per column. Default -70.0.
 
     Fit its parameters by dotted name, for example `"synapse.tau_decay"`,
@@ -91,8 +98,6 @@ class PSC(AbstractSystem):
         """Step the chain with this step's presynaptic spike counts `x`: returns the new
         state and the current into the cell at the end of the step (pA)."""
         delay, stp = state.delay, state.stp
-        if self.delay is not None:
-            delay, x = self.delay.step(delay, x, dt)
         if self.stp is not None:
             stp, x = self.stp.step(stp, x, dt)
         synapses, current = [], None
@@ -102,4 +107,6 @@ class PSC(AbstractSystem):
             i = out.current(g, V)
             synapses.append(s)
             current = i if current is None else current + i
+        if self.delay is not None:
+            delay, current = self.delay.step(delay, current, dt)
         return PSCState(delay=delay, stp=stp, synapses=tuple(synapses)), current

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validation as val
+from .delays import dt_checks
 
 _INPUT_FIX = "clean the inputs (NaN or inf at a time step) before simulating"
 
@@ -101,7 +102,7 @@ def simulate(
             "simulate takes record_every or checkpoint, not both (got record_every="
             f"{record_every}, checkpoint={checkpoint!r}); drop one of them."
         )
-    checks = val.collect(system) + _step_checks(dt) + _input_checks(inputs)
+    checks = val.collect(system) + dt_checks(system, dt) + _step_checks(dt) + _input_checks(inputs)
     traced = val.raise_concrete(checks)
     return _run(system, state, inputs, dt, record, T, traced, lengths, every)
 

@@ -25,7 +25,8 @@ class AbstractConnection(AbstractComponent):
       `(n_post,)`, the weighted sum of per-synapse conductances.
 
     `spread_post` and `collect_pre` are the same two with the roles of pre and post
-    swapped, for signals that travel both ways (the currents of `jsyn.GapJunction`).
+    swapped, for signals that travel both ways (the currents of `jsyn.GapJunction`) and for
+    per-postsynaptic-neuron parameters read per synapse.
 
     Weights are dimensionless multipliers of the drive (the conductance scale `g_max` lives
     in the output law). Every method takes an optional `weights` argument, so that a

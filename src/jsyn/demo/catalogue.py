@@ -340,8 +340,7 @@ def _run_nodes(nodes: RateNodes, inputs) -> dict[str, np.ndarray]:
 def additive_traces() -> dict[str, np.ndarray]:
     """Leaky rate nodes (`NODE_TAU`): a pulse into node 0 reaches nodes 1 and 2 through
     `AdditiveCoupling` after 5 and 12 ms. **Returns:** `t` (ms), `input`, `r`, `out`."""
-    delays = jsyn.delay_steps(ADDITIVE_DELAYS_MS, DT)
-    coupling = jsyn.AdditiveCoupling(jnp.asarray(ADDITIVE_WEIGHTS), delays)
+    coupling = jsyn.AdditiveCoupling(jnp.asarray(ADDITIVE_WEIGHTS), ADDITIVE_DELAYS_MS, dt=DT)
     t = DT * np.arange(COUPLING_STEPS)
     pulse = ((t >= PULSE[0]) & (t < PULSE[1])).astype(float)
     inputs = np.zeros((COUPLING_STEPS, 3))
@@ -353,8 +352,7 @@ def additive_traces() -> dict[str, np.ndarray]:
 def diffusive_traces() -> dict[str, np.ndarray]:
     """Three nodes without leak, `DIFFUSIVE_R0` at first, pulled together through
     `DiffusiveCoupling` with a delay of 3 ms. **Returns:** `t` (ms), `r`, `out`."""
-    delays = jsyn.delay_steps(DIFFUSIVE_DELAY_MS, DT)
-    coupling = jsyn.DiffusiveCoupling(jnp.asarray(DIFFUSIVE_WEIGHTS), delays)
+    coupling = jsyn.DiffusiveCoupling(jnp.asarray(DIFFUSIVE_WEIGHTS), DIFFUSIVE_DELAY_MS, dt=DT)
     nodes = RateNodes(coupling, jnp.asarray(DIFFUSIVE_R0), leak=False)
     return _run_nodes(nodes, jnp.zeros((COUPLING_STEPS, 3)))
 

@@ -1,6 +1,11 @@
 """Synaptic kinetics: one small module per family."""
 
-from .base import AbstractSynapse as AbstractSynapse
+from .base import (
+    AbstractDelivery as AbstractDelivery,
+    AbstractLinearSynapse as AbstractLinearSynapse,
+    AbstractSynapse as AbstractSynapse,
+    Drive as Drive,
+)
 from .exponential import (
     Alpha as Alpha,
     AlphaState as AlphaState,

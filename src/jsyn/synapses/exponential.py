@@ -11,7 +11,7 @@ from .. import _kinetics as kin, _validation as val
 from .._component import zeros
 from .._custom_types import Shape
 from .._params import Param, param, resolve
-from .base import AbstractSynapse
+from .base import AbstractDelivery, AbstractLinearSynapse
 
 
 class ExponState(eqx.Module):
@@ -20,7 +20,7 @@ class ExponState(eqx.Module):
     g: Float[Array, "*n"]
 
 
-class Expon(AbstractSynapse):
+class Expon(AbstractLinearSynapse):
     r"""Single-exponential synapse.
 
     $$\frac{dg}{dt} = -\frac{g}{\tau}, \qquad g \leftarrow g + x \text{ at each spike.}$$
@@ -47,6 +47,10 @@ class Expon(AbstractSynapse):
         g = state.g * kin.decay(dt, resolve(self.tau, state.g)) + jnp.asarray(x, state.g.dtype)
         return ExponState(g=g), g
 
+    def add_drive(self, state: ExponState, delivery: AbstractDelivery):
+        g = delivery.add(state.g)
+        return ExponState(g=g), g
+
 
 class AlphaState(eqx.Module):
     """State of `Alpha`: the auxiliary variable `h` and the gating variable `g`."""
@@ -55,7 +59,7 @@ class AlphaState(eqx.Module):
     g: Float[Array, "*n"]
 
 
-class Alpha(AbstractSynapse):
+class Alpha(AbstractLinearSynapse):
     r"""Alpha-function synapse.
 
     $$\frac{dh}{dt} = -\frac{h}{\tau}, \qquad \frac{dg}{dt} = \frac{h - g}{\tau},
@@ -87,6 +91,9 @@ class Alpha(AbstractSynapse):
         h = state.h * f + jnp.asarray(x, state.h.dtype)
         return AlphaState(h=h, g=g), g
 
+    def add_drive(self, state: AlphaState, delivery: AbstractDelivery):
+        return AlphaState(h=delivery.add(state.h), g=state.g), state.g
+
 
 class DualExponState(eqx.Module):
     """State of `DualExpon`: the rise variable `h` (1/ms) and the gating variable `g`."""
@@ -95,7 +102,7 @@ class DualExponState(eqx.Module):
     g: Float[Array, "*n"]
 
 
-class DualExpon(AbstractSynapse):
+class DualExpon(AbstractLinearSynapse):
     r"""Difference-of-exponentials synapse, in cascade form.
 
     $$\frac{dh}{dt} = -\frac{h}{\tau_r}, \qquad \frac{dg}{dt} = -\frac{g}{\tau_d} + h,
@@ -154,6 +161,10 @@ class DualExpon(AbstractSynapse):
         h = state.h * kin.decay(dt, tau_r) + self.jump(state.h) * jnp.asarray(x, state.h.dtype)
         return DualExponState(h=h, g=g), g
 
+    def add_drive(self, state: DualExponState, delivery: AbstractDelivery):
+        h = delivery.add(state.h, self.jump(state.h))
+        return DualExponState(h=h, g=state.g), state.g
+
 
 class DualExponV2State(eqx.Module):
     """State of `DualExponV2`: the rise and decay variables `g_rise`, `g_decay`."""
@@ -162,7 +173,7 @@ class DualExponV2State(eqx.Module):
     g_decay: Float[Array, "*n"]
 
 
-class DualExponV2(AbstractSynapse):
+class DualExponV2(AbstractLinearSynapse):
     r"""Difference-of-exponentials synapse, as two independent exponentials.
 
     $$\frac{dg_r}{dt} = -\frac{g_r}{\tau_r}, \qquad \frac{dg_d}{dt} = -\frac{g_d}{\tau_d},
@@ -220,3 +231,10 @@ class DualExponV2(AbstractSynapse):
         g_decay = state.g_decay * kin.decay(dt, resolve(self.tau_decay, state.g_decay)) + x
         g = self.amplitude(g_rise) * (g_decay - g_rise)
         return DualExponV2State(g_rise=g_rise, g_decay=g_decay), g
+
+    def add_drive(self, state: DualExponV2State, delivery: AbstractDelivery):
+        x = jnp.asarray(delivery.drive(), state.g_rise.dtype)  # one delivery, added to both
+        g_rise, g_decay = state.g_rise + x, state.g_decay + x
+        return DualExponV2State(g_rise=g_rise, g_decay=g_decay), self.amplitude(g_rise) * (
+            g_decay - g_rise
+        )

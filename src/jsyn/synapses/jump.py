@@ -4,14 +4,14 @@ import equinox as eqx
 from jaxtyping import Array, Float
 
 from .._custom_types import Shape
-from .base import AbstractSynapse
+from .base import AbstractDelivery, AbstractLinearSynapse
 
 
 class VoltageJumpState(eqx.Module):
     """State of `VoltageJump`: none (the synapse has no kinetics)."""
 
 
-class VoltageJump(AbstractSynapse):
+class VoltageJump(AbstractLinearSynapse):
     r"""Voltage-jump synapse: each spike moves the postsynaptic potential at once.
 
     $$V_{\text{post}} \leftarrow V_{\text{post}} + w\,x \text{ at each spike, skipped while the
@@ -32,3 +32,6 @@ class VoltageJump(AbstractSynapse):
 
     def step(self, state: VoltageJumpState, x, dt) -> tuple[VoltageJumpState, Float[Array, "*n"]]:
         return state, x
+
+    def add_drive(self, state: VoltageJumpState, delivery: AbstractDelivery):
+        return state, delivery.drive()

@@ -1,0 +1,369 @@
+r"""Projections: the synapses from one group of neurons onto another,
+
+    pre spikes ─► STP efficacy ─► delay ─► connection ─► synapse kinetics ─► output law ─► post
+
+run alone under `jsyn.simulate` or inside a `jsyn.Network`.
+"""
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+from ._component import AbstractSystem, as_shape
+from ._custom_types import ScalarLike, Shape
+from ._params import AbstractParam, as_param, resolve
+from .connectivity import AbstractConnection
+from .delays import Delay, DelayState
+from .outputs import AbstractOutput
+from .plasticity import AbstractShortTermPlasticity
+from .synapses import AbstractDelivery, AbstractLinearSynapse, AbstractSynapse, Drive
+
+_LAYOUTS = ("post", "synapse")
+
+
+def _range(owner: str, name: str, rng) -> tuple[int, int] | None:
+    if rng is None:
+        return None
+    if isinstance(rng, slice):
+        if rng.step not in (None, 1) or rng.start is None or rng.stop is None:
+            raise ValueError(
+                f"{owner}.{name} must be a contiguous slice with a start and a stop "
+                f"(got {rng}); e.g. slice(0, 3200)."
+            )
+        rng = (rng.start, rng.stop)
+    start, stop = (int(v) for v in rng)
+    if not 0 <= start < stop:
+        raise ValueError(f"{owner}.{name} must satisfy 0 <= start < stop (got {rng}).")
+    return (start, stop)
+
+
+def _layout(synapse: AbstractSynapse, conn: AbstractConnection, layout) -> str:
+    """Check the shapes of the synapse's parameters against the layout the user named."""
+    shapes = sorted({jnp.shape(leaf) for leaf in jax.tree.leaves(synapse)} - {()})
+    name = type(synapse).__name__
+    per_post, per_syn = (conn.n_post,), conn.syn_shape
+    if layout is None:
+        if shapes:
+            raise ValueError(
+                f"Projection: {name} has array parameters (shapes {shapes}); say what they "
+                f"hold: synapse_params='post' for one value per postsynaptic neuron, shape "
+                f"{per_post}, or synapse_params='synapse' for one per synapse, shape "
+                f"{per_syn}."
+            )
+        return "post"
+    if layout not in _LAYOUTS:
+        raise ValueError(f"Projection.synapse_params must be 'post' or 'synapse' (got {layout!r}).")
+    want, each = (per_post, "postsynaptic neuron") if layout == "post" else (per_syn, "synapse")
+    bad = [s for s in shapes if s != want]
+    if bad:
+        raise ValueError(
+            f"Projection(synapse_params={layout!r}) takes {name} parameters that are scalars "
+            f"or of shape {want}, one per {each} (got shape {bad[0]}); fix the parameters or "
+            "synapse_params."
+        )
+    return layout
+
+
+class _Spikes(AbstractDelivery):
+    """A step's presynaptic signal as the drive of summed kinetics: delivered through the
+    connection straight into the state (event-driven with `jsyn.Sparse`)."""
+
+    conn: AbstractConnection
+    signal: Float[Array, " n_pre"]
+
+    def add(self, into, scale=None):
+        if scale is None:
+            return self.conn.deliver(self.signal, into)
+        if jnp.ndim(scale) == 0:  # folded into the signal: still one pass
+            return self.conn.deliver(self.signal * scale, into)
+        return into + scale * self.drive()
+
+    def drive(self):
+        return self.conn.deliver(self.signal, jnp.zeros((self.conn.n_post,), self.signal.dtype))
+
+
+class ProjectionState(eqx.Module):
+    """State of a `Projection`.
+
+    - `stp`: the short-term plasticity state (per presynaptic neuron), or `None`.
+    - `delay`: without a delay `None`; otherwise the ring buffer (`jsyn.DelayState`) of the
+      delay: with summed kinetics the drive arriving at the postsynaptic neurons in the
+      coming steps, shape `(slots, n_post)`; with per-synapse kinetics the past outputs,
+      shape `(slots, n_post)` for one delay, `(slots, *syn_shape)` for one per synapse.
+    - `synapse`: the kinetics state, per postsynaptic neuron (summed kinetics) or per
+      synapse.
+    - `g`: the projection's output at the end of the last step, per postsynaptic neuron:
+      the weighted conductance (dimensionless) or, without output law, the voltage jump
+      (mV).
+    """
+
+    stp: Any
+    delay: DelayState | None
+    synapse: Any
+    g: Float[Array, " n_post"]
+
+
+class Projection(AbstractSystem):
+    r"""The synapses from one group of neurons onto another:
+    pre spikes → STP → delay → connection → synapse kinetics → output law → post.
+
+    `step(state, spikes, dt) -> (state, g)` takes the spikes of one step of the
+    presynaptic group, shape `(n_pre,)` (0/1 or counts), and returns `g`, shape
+    `(n_post,)`: the weighted conductance of each postsynaptic neuron (dimensionless),
+    $g_j = \sum_{s \to j} w_s\,g_s$, or without output law the voltage jump (mV). The
+    current it drives is `current(state, V)` $=$ `output.current(g, V)` (pA). Inside a
+    `Network` this is done for you (see `jsyn.Network` for the order of a step); alone, a
+    projection runs under `jsyn.simulate` with presynaptic spikes as inputs.
+
+    **Summed or per-synapse kinetics.** Linear kinetics (every `AbstractLinearSynapse`:
+    `Expon`, `Alpha`, `DualExpon`, `DualExponV2`, `VoltageJump`) keep **one state per
+    postsynaptic neuron**: the weighted spikes are delivered straight into that state
+    (event-driven with `jsyn.Sparse`, one pass), which is exact for linear kinetics.
+    Others (`AMPA`, `NMDA`, ...), and linear ones with `synapse_params="synapse"`, keep
+    **one state per synapse**, driven by the spikes of its presynaptic neuron, and the
+    weights scale their output: $g_j = \sum_{s \to j} w_s\,g_s$.
+
+    **Synapse parameters** are scalars (shared by every synapse) or arrays, and an array
+    parameter needs `synapse_params` to say what it holds: `"post"`, one value per
+    postsynaptic neuron (shape `(n_post,)`; per-synapse kinetics read their neuron's
+    value), or `"synapse"`, one value per synapse (shape `conn.syn_shape`). Nothing is
+    guessed from a shape.
+
+    **Short-term plasticity** runs per presynaptic neuron, at the time of the spike; the
+    efficacies $r$ then travel with the spikes. Every synapse of a neuron sees the same
+    spike train shifted by its delay, so this equals STP at the synapse.
+
+    **Delays** (ms; one `jsyn.Delay`, see there) are exact in whole steps (2 ms at
+    `dt=0.1` arrive 20 steps later) and fractional ones are interpolated linearly between
+    the two neighbouring steps, so the output is differentiable w.r.t. the delay and a
+    delay only moves a response, never changes its charge. Summed kinetics keep a
+    post-side buffer of arriving drive: each spike scatters $(1 - f)\,w$ into the row $k$
+    steps ahead and $f\,w$ into the row $k + 1$ ahead (event-driven). Per-synapse kinetics
+    run on the spikes as they are sent and delay their output, per postsynaptic neuron for
+    one delay or per synapse for per-synapse delays: kinetics do not change with time, so
+    this is the same shift, and for nonlinear kinetics it is the one that keeps the size
+    of a response (splitting a spike over two steps would drive them with two smaller
+    events). The buffer is sized once, from `max_delay`.
+
+    **Arguments:**
+    - `conn`: the connection (`jsyn.Dense` or `jsyn.Sparse`), holding the weights.
+    - `synapse`: the kinetics (any `jsyn.AbstractSynapse`).
+    - `output`: the output law (`jsyn.COBA`, `jsyn.CUBA`, `jsyn.MgBlock`), or `None` for a
+      voltage-jump projection (use `jsyn.VoltageJump`; `g` is then a jump in mV).
+    - `stp`: short-term plasticity (`jsyn.STD`, `jsyn.STP`) or `None`. Its parameters are
+      scalars or one per presynaptic neuron.
+    - `delay`: the transmission delay (ms), >= 0: `None` (no delay), a scalar, or one per
+      synapse (shape `conn.syn_shape`). Array or `AbstractParam`; differentiable.
+    - `dt`: the time step (ms) of the runs; needed with a delay (it sizes the buffer).
+    - `max_delay`: the longest delay (ms) the buffer holds. Default: the largest `delay`.
+      When fitting a delay, leave room for the optimiser.
+    - `pre`, `post`: inside a `Network`, the names of the presynaptic and postsynaptic
+      groups.
+    - `pre_slice`, `post_slice`: optional `(start, stop)` (or `slice`) ranges of those
+      groups that the connection spans (e.g. the excitatory cells `(0, 3200)`).
+    - `synapse_params`: `"post"` or `"synapse"`, what the synapse's array parameters hold
+      (see above); needed only when it has some. `"synapse"` also gives linear kinetics one
+      state per synapse.
+
+    **Attributes:** `line`, the `jsyn.Delay` (or `None`); `delay`, its delay (a property,
+    so `eqx.tree_at(lambda p: p.delay, proj, d)` sets it); `per_synapse`, whether the
+    kinetics keep one state per synapse.
+    """
+
+    conn: AbstractConnection
+    synapse: AbstractSynapse
+    output: AbstractOutput | None
+    stp: AbstractShortTermPlasticity | None
+    line: Delay | None
+    synapse_params: str = eqx.field(static=True)
+    pre: str | None = eqx.field(static=True)
+    post: str | None = eqx.field(static=True)
+    pre_slice: tuple[int, int] | None = eqx.field(static=True)
+    post_slice: tuple[int, int] | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        conn: AbstractConnection,
+        synapse: AbstractSynapse,
+        output: AbstractOutput | None = None,
+        *,
+        stp: AbstractShortTermPlasticity | None = None,
+        delay: ArrayLike | AbstractParam | None = None,
+        dt: ScalarLike | None = None,
+        max_delay: ScalarLike | None = None,
+        pre: str | None = None,
+        post: str | None = None,
+        pre_slice: tuple[int, int] | slice | None = None,
+        post_slice: tuple[int, int] | slice | None = None,
+        synapse_params: str | None = None,
+        per_synapse: bool | None = None,
+    ):
+        if per_synapse is not None:
+            raise TypeError(
+                "Projection(per_synapse=...) is replaced by synapse_params: "
+                "synapse_params='synapse' for one state (and parameter value) per synapse, "
+                "synapse_params='post' for parameters per postsynaptic neuron."
+            )
+        if not isinstance(conn, AbstractConnection):
+            raise TypeError(
+                f"Projection.conn must be a jsyn connection such as jsyn.Sparse or jsyn.Dense "
+                f"(got {type(conn).__name__}); build one with jsyn.fixed_prob(...) and friends."
+            )
+        if not isinstance(synapse, AbstractSynapse):
+            raise TypeError(
+                f"Projection.synapse must be a jsyn synapse such as jsyn.Expon() "
+                f"(got {type(synapse).__name__})."
+            )
+        if output is not None and not isinstance(output, AbstractOutput):
+            raise TypeError(
+                f"Projection.output must be a jsyn output law such as jsyn.COBA(E=0.0), or "
+                f"None for voltage jumps (got {type(output).__name__})."
+            )
+        if stp is not None and not isinstance(stp, AbstractShortTermPlasticity):
+            raise TypeError(
+                f"Projection.stp must be jsyn.STD or jsyn.STP, or None (got {type(stp).__name__})."
+            )
+        if stp is not None:
+            for leaf in jax.tree.leaves(stp):
+                if jnp.shape(leaf) not in ((), (conn.n_pre,)):
+                    raise ValueError(
+                        f"Projection.stp runs per presynaptic neuron: its parameters must be "
+                        f"scalars or shape ({conn.n_pre},) (got shape {jnp.shape(leaf)})."
+                    )
+        self.synapse_params = _layout(synapse, conn, synapse_params)
+        self.conn, self.synapse, self.output, self.stp = conn, synapse, output, stp
+        self.pre, self.post = pre, post
+        self.pre_slice = _range("Projection", "pre_slice", pre_slice)
+        self.post_slice = _range("Projection", "post_slice", post_slice)
+        for name, rng, n in (
+            ("pre_slice", self.pre_slice, conn.n_pre),
+            ("post_slice", self.post_slice, conn.n_post),
+        ):
+            if rng is not None and rng[1] - rng[0] != n:
+                raise ValueError(
+                    f"Projection.{name}={rng} spans {rng[1] - rng[0]} neurons but the "
+                    f"connection has {n}; match the slice to the connection."
+                )
+        if delay is None:
+            self.line = None
+            return
+        d_shape = jnp.shape(resolve(as_param(delay)))
+        if d_shape not in ((), conn.syn_shape):
+            raise ValueError(
+                f"Projection.delay must be a scalar or one delay per synapse, shape "
+                f"{conn.syn_shape} (got shape {d_shape})."
+            )
+        self.line = Delay(delay, dt, max_delay=max_delay, owner="Projection")
+
+    def constraints(self):
+        return ()  # the delay's are its `Delay`'s
+
+    @property
+    def n_pre(self) -> int:
+        return self.conn.n_pre
+
+    @property
+    def n_post(self) -> int:
+        return self.conn.n_post
+
+    @property
+    def delay(self):
+        """The delay (ms), as given (`None` without a delay)."""
+        return None if self.line is None else self.line.delay
+
+    @property
+    def per_synapse(self) -> bool:
+        """Whether the kinetics keep one state per synapse (otherwise one per postsynaptic
+        neuron, with the drives summed)."""
+        linear = isinstance(self.synapse, AbstractLinearSynapse)
+        return self.synapse_params == "synapse" or not linear
+
+    def _delays_per_synapse(self) -> bool:
+        """Whether per-synapse kinetics delay their output per synapse (one delay per
+        synapse), not per postsynaptic neuron (one delay)."""
+        return self.per_synapse and jnp.ndim(resolve(self.line.delay)) > 0
+
+    def init_state(self, n: Shape | None = None, *, dtype=None) -> ProjectionState:
+        """The state at rest (nothing in flight). `n` may be `None` or `(n_pre,)`, the
+        shape of the presynaptic spikes."""
+        if n is not None and as_shape(n) != (self.n_pre,):
+            raise ValueError(
+                f"Projection takes presynaptic spikes of shape ({self.n_pre},), one per "
+                f"presynaptic neuron of its connection (got n={n}); match the inputs to it."
+            )
+        dtype = jnp.result_type(float) if dtype is None else dtype
+        stp = None if self.stp is None else self.stp.init_state(self.n_pre, dtype=dtype)
+        shape = self.conn.syn_shape if self.per_synapse else (self.n_post,)
+        delay = None
+        if self.line is not None:
+            held = self.conn.syn_shape if self._delays_per_synapse() else (self.n_post,)
+            delay = self.line.init_arrivals(held, dtype=dtype)
+        return ProjectionState(
+            stp=stp,
+            delay=delay,
+            synapse=self.synapse.init_state(shape, dtype=dtype),
+            g=jnp.zeros((self.n_post,), dtype),
+        )
+
+    def step(self, state: ProjectionState, spikes, dt) -> tuple[ProjectionState, Array]:
+        """Take the presynaptic spikes of this step (shape `(n_pre,)`), return the state and
+        `g` at the end of the step, shape `(n_post,)`."""
+        spikes = jnp.asarray(spikes)
+        if spikes.shape != (self.n_pre,):
+            raise ValueError(
+                f"Projection.step needs presynaptic spikes of shape ({self.n_pre},) (got shape "
+                f"{spikes.shape}); batch trials with jax.vmap."
+            )
+        signal = spikes.astype(state.g.dtype)
+        stp = state.stp
+        if self.stp is not None:
+            stp, signal = self.stp.step(stp, signal, dt)
+        if self.per_synapse:
+            synapse, delay, g = self._per_synapse_step(state, signal, dt)
+        else:
+            synapse, delay, g = self._summed_step(state, signal, dt)
+        return ProjectionState(stp=stp, delay=delay, synapse=synapse, g=g), g
+
+    def _summed_step(self, state: ProjectionState, signal, dt):
+        """Linear kinetics per postsynaptic neuron, the drive delivered into the state."""
+        delivery, delay = _Spikes(self.conn, signal), state.delay
+        if self.line is not None:
+            self.line.check_dt(dt)
+            rows, rows_next, frac = self.line.arrival_rows(delay, signal)
+            buffer = self.conn.deliver(
+                signal, delay.buffer, rows=rows, rows_next=rows_next, frac=frac
+            )
+            delay, arrived = DelayState(buffer=buffer, pos=delay.pos).pop()
+            delivery = Drive(arrived)
+        synapse, g = self.synapse.step_with_delivery(state.synapse, delivery, dt)
+        return synapse, delay, g
+
+    def _per_synapse_step(self, state: ProjectionState, signal, dt):
+        """Kinetics per synapse on the spikes as sent; the output delayed, then weighted."""
+        kinetics = self.synapse
+        if self.synapse_params == "post":  # each synapse reads its postsynaptic neuron's
+            kinetics = jax.tree.map(
+                lambda p: self.conn.spread_post(p) if jnp.ndim(p) else p, kinetics
+            )
+        synapse, g_syn = kinetics.step(state.synapse, self.conn.spread(signal), dt)
+        delay = state.delay
+        if self.line is None:
+            return synapse, delay, self.conn.collect(g_syn)
+        if self._delays_per_synapse():
+            delay, g_syn = self.line.step(delay, g_syn, dt)
+            return synapse, delay, self.conn.collect(g_syn)
+        delay, g = self.line.step(delay, self.conn.collect(g_syn), dt)
+        return synapse, delay, g
+
+    def current(self, state: ProjectionState, V=None) -> Float[Array, " n_post"]:
+        """The current into the postsynaptic neurons (pA) at potential `V` (mV), from the
+        conductance at the end of the last step. Without output law: raises."""
+        if self.output is None:
+            raise ValueError(
+                "Projection without an output law gives voltage jumps (state.g, mV), not "
+                "currents; pass output=jsyn.COBA(...) or jsyn.CUBA(...)."
+            )
+        return self.output.current(state.g, V)
