@@ -36,7 +36,6 @@ from .fit import FitResult as FitResult, fit as fit, fit_many as fit_many
 from .gap import (
     AbstractCoupling as AbstractCoupling,
     AdditiveCoupling as AdditiveCoupling,
-    CouplingState as CouplingState,
     DiffusiveCoupling as DiffusiveCoupling,
 )
 from .gap_junction import GapJunction as GapJunction

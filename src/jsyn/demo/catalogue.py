@@ -302,7 +302,7 @@ DIFFUSIVE_R0 = np.array([1.0, 0.0, -1.0])
 class RateNodesState(eqx.Module):
     """State of `RateNodes`: the coupling's history and the nodes' activities `r`."""
 
-    coupling: jsyn.CouplingState
+    coupling: jsyn.DelayState | None
     r: Float[Array, " n"]
 
 
