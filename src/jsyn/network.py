@@ -9,7 +9,7 @@ A `Network` steps groups of neurons and the projections between them together, w
 `init_state`/`step`, so `jsyn.simulate`, `jax.jit`, `jax.vmap` and `jax.grad` apply to a
 whole network.
 
-**One step of a network** (MODELS.md, discrete-time semantics), from $t_{n-1}$ to $t_n$:
+**One step of a network** (docs/models.md, discrete-time semantics), from $t_{n-1}$ to $t_n$:
 1. every projection turns its conductance at $t_{n-1}$ and its postsynaptic potential at
    $t_{n-1}$ into a current, $I = $ `output.current(g, V)` (pA), held over the step (a
    projection without output law gives a voltage jump, mV, applied at $t_n$ instead);
