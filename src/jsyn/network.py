@@ -33,7 +33,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from . import _kinetics as kin, _validation as val
-from ._component import AbstractSystem, as_shape
+from ._component import AbstractSystem, as_count, as_shape
 from ._custom_types import ScalarLike, Shape
 from ._params import AbstractParam, Param, as_param, resolve
 from .connectivity import AbstractConnection
@@ -450,7 +450,7 @@ class Network(AbstractSystem):
                         f"Network group {name!r} must be (neuron, n) (got a tuple of {len(group)})."
                     )
                 neuron, n = group
-                n = int(n)
+                n = as_count(n, f"Network group {name!r}'s size", minimum=1)
             else:
                 neuron = group
                 n = _source_size(neuron) if isinstance(neuron, AbstractNeuron) else None
