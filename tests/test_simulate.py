@@ -341,3 +341,8 @@ def test_equal_code_with_other_captured_values_is_not_reused():
     for scale in (1.0, -0.0, 2):  # numbers of other types or signs are other values
         _, gi = jsyn.simulate(jsyn.Expon(), x, 0.1, record=lambda s, o, c=scale: s.g * c)
         np.testing.assert_array_equal(gi, g * scale)
+
+
+def test_no_inputs_for_a_system_sized_by_them_is_named(untyped):
+    with pytest.raises(ValueError, match="no inputs, but Expon takes its size from them"):
+        jsyn.simulate(jsyn.Expon(), None, 0.1, n_steps=10)

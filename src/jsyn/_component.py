@@ -72,6 +72,8 @@ def as_count(value, what: str, minimum: int = 0) -> int:
 
 def as_shape(n: Shape) -> tuple[int, ...]:
     """A population size as a shape tuple: `5 -> (5,)`, `(2, 3) -> (2, 3)`."""
+    if n is None:
+        raise TypeError("a population size is needed (got None); pass n, e.g. 5 or (2, 3).")
     if hasattr(n, "__index__") or isinstance(n, bool | float | str):
         return (as_count(n, "a population size"),)
     return tuple(as_count(k, "a population size") for k in n)

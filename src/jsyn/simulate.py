@@ -311,6 +311,11 @@ def _initial_state(system, leaves, key):
                 f"{type(system).__name__} is stochastic: pass simulate(..., key=jax.random.key(0))"
                 " or state=system.init_state(n, key=...)."
             ) from err
+        if n is None and "population size" in str(err):
+            raise ValueError(
+                f"simulate got no inputs, but {type(system).__name__} takes its size from "
+                "them: pass inputs of shape (time, n)."
+            ) from err
         raise
 
 
