@@ -40,7 +40,9 @@ class AbstractSystem(AbstractComponent):
       or float64, half precision is refused).
     - `step(state, x, dt) -> (state, out)`: advance by one step of `dt` ms with the
       drive `x` of this step, returning the new state and the step's output at the end
-      of the step (just after its events). See MODELS.md, "Discrete-time semantics".
+      of the step (just after its events): the continuous dynamics evolve over the step
+      with the inputs of earlier steps, then this step's events (spikes arriving at its
+      end) apply.
 
     Both are pure: the state is a small pytree returned anew, nothing is mutated.
     State modules declare the range of their fields with `jsyn._validation.bounded`

@@ -37,8 +37,10 @@ class SpikeTimes(AbstractNeuron):
     Spike $k$ of neuron `indices[k]` at `times[k]` (ms) is emitted by the step that ends
     nearest to it: row `round(times[k] / dt)` of a run whose row $i$ ends at $t_i = i\,\Delta t$.
     Several spikes of one neuron in one step add up (the output counts them), so none is
-    ever lost. `raster(n_steps, dt)` gives the same counts as a `(time, n)` array, which
-    is the fast way to drive a synapse from many spikes.
+    ever lost; a spike after the last step of a run is emitted by the run that continues
+    from its final state. `raster(n_steps, dt)` gives the same counts as a `(time, n)`
+    array, which is the fast way to drive a synapse from many spikes (a spike past its
+    window is an error there).
 
     **Arguments:**
     - `times`: spike times (ms), >= 0, any order.
