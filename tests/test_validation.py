@@ -119,7 +119,7 @@ def _poisson_network():
         {"in": jsyn.Poisson(jnp.full(20, 400.0)), "c": (jsyn.LIF(), 4)},
         {
             "p": jsyn.Projection(
-                jsyn.fixed_prob(20, 4, 0.5, key=0, w=2.0),
+                jsyn.Dense(jnp.full((20, 4), 2.0)),
                 jsyn.Expon(),
                 jsyn.CUBA(g_max=10.0),
                 pre="in",
@@ -133,14 +133,13 @@ def test_network_with_poisson_group_runs_under_jit_and_vmap():
     net = _poisson_network()
 
     def run(key):
-        return jsyn.simulate(net, None, DT, n_steps=200, key=key)[1]["in"].sum()
+        return jsyn.simulate(net, None, DT, n_steps=100, key=key)[1]["in"].sum()
 
     key = jax.random.key(3)
-    eager = run(key)
-    assert float(eager) > 0
-    assert jax.jit(run)(key) == eager
-    keys = jax.random.split(key, 3)
-    np.testing.assert_array_equal(jax.vmap(run)(keys), [run(k) for k in keys])
+    keys = jax.random.split(key, 2)
+    eager = [run(k) for k in keys]
+    assert min(eager) > 0
+    np.testing.assert_array_equal(jax.jit(jax.vmap(run))(keys), eager)
     # a given state (holding a key) passes the state checks under jit too
     state = net.init_state(key=key)
     final, _ = jax.jit(lambda s: jsyn.simulate(net, None, DT, n_steps=10, state=s))(state)
@@ -178,7 +177,9 @@ STATES = [
 ]
 
 
-@pytest.mark.parametrize("system,where,value,match", STATES, ids=lambda x: str(x)[:12])
+@pytest.mark.parametrize(
+    "system,where,value,match", STATES, ids=[type(s[0]).__name__ + "-" + s[3][6:14] for s in STATES]
+)
 def test_bad_state_is_refused_eagerly_and_under_jit_vmap_grad(system, where, value, match):
     spikes = (X > 0).astype(X.dtype)
     good = system.init_state(3)
