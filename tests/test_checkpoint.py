@@ -4,6 +4,8 @@ gradients, with gradient memory that does not grow with the number of steps."""
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jaxtyping
+import numpy as np
 import pytest
 
 import jsyn
@@ -74,3 +76,37 @@ def test_gradient_memory_does_not_grow_with_steps():
 def test_bad_checkpoint(checkpoint, error, match):
     with pytest.raises(error, match=match):
         jsyn.simulate(jsyn.Expon(), spike_train(), DT, checkpoint=checkpoint)
+
+
+@pytest.fixture
+def untyped():
+    """Without the tests' jaxtyping/beartype checks of annotations, as a user runs."""
+    jaxtyping.config.update("jaxtyping_disable", True)
+    yield
+    jaxtyping.config.update("jaxtyping_disable", False)
+
+
+@pytest.mark.parametrize(
+    "checkpoint, n_steps, error, match",
+    [
+        ("2", 300, TypeError, r"checkpoint must be None, a number of levels.*\(got '2'\)"),
+        (2.0, 300, TypeError, r"checkpoint must be None, a number of levels.*\(got 2.0\)"),
+        ((2.5, 200), 300, TypeError, r"checkpoint lengths must be an integer \(got 2.5\)"),
+        (3, 3, ValueError, r"checkpoint=3 nests more levels than 3 steps can fill.*<= 2"),
+        (5, 1, ValueError, r"checkpoint=5 nests more levels than 1 steps.*<= 1"),
+        (5000, 300, ValueError, r"checkpoint=5000 nests more levels than 300 steps.*<= 9"),
+    ],
+)
+def test_checkpoint_is_a_clear_error(checkpoint, n_steps, error, match, untyped):
+    with pytest.raises(error, match=match):
+        jsyn.simulate(jsyn.Expon(), spike_train(n_steps=n_steps), DT, checkpoint=checkpoint)
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 4, 7, 8, 300])
+def test_the_most_levels_a_run_can_fill_equal_the_plain_run(T):
+    x = spike_train(n_steps=T)
+    levels = T.bit_length()
+    final, g = jsyn.simulate(jsyn.Expon(), x, DT)
+    final_c, g_c = jsyn.simulate(jsyn.Expon(), x, DT, checkpoint=levels)
+    np.testing.assert_allclose(g_c, g, rtol=1e-12)
+    np.testing.assert_allclose(final_c.g, final.g, rtol=1e-12)

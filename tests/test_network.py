@@ -383,7 +383,7 @@ def test_voltage_jump_projection():
 
 def test_poisson_groups_take_a_key():
     net = jsyn.Network(
-        {"in": jsyn.Poisson(jnp.full(50, 0.05)), "c": (jsyn.LIF(), 10)},
+        {"in": jsyn.Poisson(jnp.full(50, 50.0)), "c": (jsyn.LIF(), 10)},
         {
             "p": jsyn.Projection(
                 jsyn.fixed_prob(50, 10, 0.2, key=0, w=0.5),

@@ -30,10 +30,10 @@ W_IN = jnp.asarray(_rng.uniform(0, 1, (20, 8)) * (_rng.uniform(size=(20, 8)) < 0
 W_REC = jnp.asarray(_rng.uniform(0, 0.5, (8, 8)) * (_rng.uniform(size=(8, 8)) < 0.4))
 
 
-def make_network(rate=0.1, w_in=1.0):
+def make_network(rate=100.0, w_in=1.0):
     """Poisson inputs onto LIF cells through STP and a fractional delay (summed Expon
     kinetics), and recurrent AMPA synapses (per-synapse kinetics) with a delay."""
-    # rates in 1/ms (0.1 = 100 Hz); to be given in Hz (100.0) once Poisson takes Hz
+    # Poisson rates in Hz
     return jsyn.Network(
         {"in": jsyn.Poisson(jnp.full(20, rate)), "E": (jsyn.LIF(tau_ref=2.0), 8)},
         {

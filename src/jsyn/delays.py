@@ -226,7 +226,7 @@ class Delay(AbstractSystem):
             ),
         )
 
-    def dt_checks(self, dt) -> list[val.Check]:
+    def dt_constraints(self, dt) -> list[val.Check]:
         """The check that a run's `dt` (concrete or traced) is the one the buffer was built
         for; `jsyn.simulate` runs it once at its entry."""
         step = jnp.asarray(dt) if val.concrete(dt) is None else np.asarray(dt)
@@ -245,7 +245,7 @@ class Delay(AbstractSystem):
         """Raise if `dt` is concrete and differs from the one that sized the buffer."""
         step = val.concrete(dt)
         if step is not None:
-            val.raise_concrete(self.dt_checks(step))
+            val.raise_concrete(self.dt_constraints(step))
 
     def steps(self, like=None) -> tuple[Int[Array, "*d"], Float[Array, "*d"]]:
         """The delay as whole steps and a fraction (`split_steps`), in the dtype of `like`.
@@ -304,13 +304,3 @@ class Delay(AbstractSystem):
         k, frac = self.steps(like)
         rows = (state.pos + k) % self.n_slots
         return rows, (rows + 1) % self.n_slots, frac
-
-
-def dt_checks(tree, dt) -> list[val.Check]:
-    """The `dt_checks` of every `Delay` in `tree` (a model, a projection, a network), for
-    the `jsyn.simulate` entry."""
-    found = []
-    for leaf in jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, Delay)):
-        if isinstance(leaf, Delay):
-            found.extend(leaf.dt_checks(dt))
-    return found

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._component import AbstractSystem
+from ._component import AbstractSystem, as_count
 from ._custom_types import Shape
 from .gap_junction import GapJunction
 from .neurons import AbstractNeuron
@@ -123,7 +123,7 @@ class Network(AbstractSystem):
                         f"Network group {name!r} must be (neuron, n) (got a tuple of {len(group)})."
                     )
                 neuron, n = group
-                n = int(n)
+                n = as_count(n, f"Network group {name!r}'s size", minimum=1)
             else:
                 neuron = group
                 n = _source_size(neuron) if isinstance(neuron, AbstractNeuron) else None

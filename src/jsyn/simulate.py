@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validation as val
-from .delays import dt_checks
+from ._component import as_count, float_dtype
+from ._record import recorder
 
 _INPUT_FIX = "clean the inputs (NaN or inf at a time step) before simulating"
 
@@ -21,7 +22,7 @@ def simulate(
     dt,
     *,
     state=None,
-    record: Callable[[Any, Any], Any] | None = None,
+    record: Callable[[Any, Any], Any] | str | Sequence[str] | None = None,
     key=None,
     n_steps: int | None = None,
     checkpoint: int | Sequence[int] | None = None,
@@ -40,59 +41,70 @@ def simulate(
       `step(state, x, dt) -> (state, out)`: a synapse, neuron, source, or a user's module
       composing them.
     - `inputs`: an array or pytree whose leaves share the leading time axis (spikes as 0/1
-      or counts, currents in pA); `None` for sources that take no input (give `n_steps`).
+      or counts, currents in pA), at least one step; float32 or float64 (half precision
+      is refused). `None` for sources that take no input (give `n_steps`).
     - `dt`: the time step (ms), > 0.
     - `state`: the initial state. `None` builds it with
       `system.init_state(n, dtype=dtype)`, `n` and `dtype` taken from the first input leaf
       (shape after the time axis; floating dtype, or JAX's default float for spike counts).
-    - `record`: `None` records the step outputs (for a synapse: `g`, shape `(time, *n)`);
-      a callable `record(state, out) -> pytree` records only what it returns.
+      A given state is checked: finite, and each field inside its declared range (for
+      example `STP`'s `u` and `x` in [0, 1]).
+    - `record`: what to keep of each step.
+        - `None` (or `"out"`) records the step outputs (for a synapse: `g`, shape
+          `(time, *n)`);
+        - `"state"` records the whole state after each step;
+        - the name of a state field (`"g"`, `"x"`, `"V"`, ...), or a dotted path into the
+          state or the outputs (`"groups.E.V"`, `"projections.ee.g"`, `"out.E"` for a
+          `Network`), records that field; a tuple of names records a dict of them;
+        - a callable `record(state, out) -> pytree` records only what it returns.
+
+      Names compile once per system structure, and so does a callable defined once (or
+      recreated with the same code and equal captured values: Python numbers, strings,
+      tuples of them, modules, functions and JAX arrays); a callable capturing other
+      values (lists, NumPy arrays) compiles anew at each call.
     - `key`: a PRNG key handed to `init_state` when `state` is `None`, for stochastic
       systems such as `Poisson`.
-    - `n_steps`: the number of steps when `inputs` is `None`.
+    - `n_steps`: the number of steps (an int >= 1) when `inputs` is `None`.
     - `checkpoint`: `None` (default) runs one plain scan, whose reverse-mode gradient
       stores the residuals of every step, so its memory grows with the number of steps.
       An int $k \ge 1$ nests $k$ scans of about $T^{1/k}$ steps each and wraps the inner
       ones in `jax.checkpoint`: a gradient then stores about $k\,T^{1/k}$ states and
-      recomputes the rest (about one extra forward pass per level). A sequence of ints
+      recomputes the rest (about one extra forward pass per level). Each inner scan needs
+      at least 2 steps, so $k \le 1 + \lfloor\log_2 T\rfloor$. A sequence of ints
       gives the lengths of the nested scans, outermost first (their product must be at
       least the number of steps). Steps past the end (to fill the product) leave the
       state unchanged and are not recorded. Values and gradients equal the plain run's.
     - `record_every`: keep the record of every k-th step only (steps k-1, 2k-1, ...), so
-      memory stays small over long runs; the number of steps must be a multiple of it.
-      Not combined with `checkpoint`.
+      memory stays small over long runs; an int dividing the number of steps. Not
+      combined with `checkpoint`.
 
     **Returns:** `(final_state, recorded)`: the state after the last step (pass it as
     `state=` to continue the run exactly) and the recorded pytree, time leading.
 
-    **Errors:** bad parameters (for example `tau <= 0`), `dt <= 0`, NaN or infinite
-    inputs and a state that does not fit the inputs raise a `ValueError` naming the value
-    and the fix. Under `jit`/`vmap`/`grad`, where values are not known while tracing,
+    **Errors:** bad parameters (for example `tau <= 0` or an infinite one), `dt <= 0`,
+    NaN or infinite inputs, inputs outside their range (negative spike counts into `STD`
+    or `STP`), a state that does not fit the inputs or holds NaN or out-of-range values,
+    and a rate too high for the step (`Poisson`) raise a `ValueError` naming the value and
+    the fix; half precision, and non-integer `n_steps`, `record_every` or `checkpoint`,
+    a `TypeError`. Under `jit`/`vmap`/`grad`, where values are not known while tracing,
     the value checks run with the computation (`eqx.error_if`); set `EQX_ON_ERROR=nan`
     or `off` to change that.
     """
     leaves = jax.tree.leaves(inputs)
-    if inputs is None or not leaves:
-        if n_steps is None:
-            raise ValueError("simulate got no inputs: pass n_steps=<number of steps>.")
-        T = int(n_steps)
-    else:
-        T = _time_length(leaves)
-        if n_steps is not None and int(n_steps) != T:
-            raise ValueError(
-                f"simulate got n_steps={n_steps} but inputs with {T} time steps; "
-                "drop n_steps or make them agree."
-            )
-    if state is None:
+    _refuse_half(inputs, "inputs")
+    T = _n_steps(leaves, n_steps)
+    given = state is not None
+    if not given:
         state = _initial_state(system, leaves, key)
     elif key is not None:
         raise ValueError("simulate takes key only to build the state; with state= given, drop key.")
     else:
         _check_state(system, state, leaves)
+    _refuse_half(state, "state")
 
     lengths = checkpoint_lengths(checkpoint, T)
-    every = int(record_every)
-    if every < 1 or T % every:
+    every = as_count(record_every, "simulate's record_every", minimum=1)
+    if T % every:
         raise ValueError(
             f"simulate needs record_every >= 1 dividing the number of steps (got "
             f"record_every={record_every} for {T} steps); pick a divisor of {T}."
@@ -102,16 +114,55 @@ def simulate(
             "simulate takes record_every or checkpoint, not both (got record_every="
             f"{record_every}, checkpoint={checkpoint!r}); drop one of them."
         )
-    checks = val.collect(system) + dt_checks(system, dt) + _step_checks(dt) + _input_checks(inputs)
+    checks = entry_checks(system, inputs, dt, state if given else None)
     traced = val.raise_concrete(checks)
-    return _run(system, state, inputs, dt, record, T, traced, lengths, every)
+    return _run(system, state, inputs, dt, recorder(record), T, traced, lengths, every)
+
+
+def entry_checks(system, inputs, dt, state=None) -> list[val.Check]:
+    """Every value check of a run, made once at its entry: the parameters of every
+    component (`constraints()`, finiteness, `dt_constraints(dt)`), `dt`, the inputs
+    (finite, and `system.input_constraints(inputs)` where defined) and a given `state`."""
+    checks = val.collect(system, dt) + _step_checks(dt) + _input_checks(inputs)
+    if inputs is not None and hasattr(system, "input_constraints"):
+        checks += list(system.input_constraints(inputs))
+    if state is not None:
+        checks += val.state_checks(state)
+    return checks
+
+
+def _n_steps(leaves, n_steps) -> int:
+    """The number of steps of a run, from the inputs or `n_steps`: an int >= 1."""
+    if n_steps is not None:
+        n_steps = as_count(n_steps, "simulate's n_steps", minimum=1)
+    if not leaves:
+        if n_steps is None:
+            raise ValueError("simulate got no inputs: pass n_steps=<number of steps>.")
+        return n_steps
+    T = _time_length(leaves)
+    if T == 0:
+        raise ValueError(
+            "simulate got inputs with 0 time steps; give at least one step (time leading)."
+        )
+    if n_steps is not None and n_steps != T:
+        raise ValueError(
+            f"simulate got n_steps={n_steps} but inputs with {T} time steps; "
+            "drop n_steps or make them agree."
+        )
+    return T
+
+
+def _refuse_half(tree, where: str) -> None:
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.floating):
+            float_dtype(leaf.dtype, f"{where}{jax.tree_util.keystr(path)} dtype")
 
 
 @eqx.filter_jit
 def _run(system, state, inputs, dt, record, T, traced, lengths, every=1):
-    # Thread the run-time checks onto the (small) state; onto the inputs only for
-    # systems without state arrays.
-    if jax.tree.leaves(state):
+    # Thread the run-time checks onto the (small) initial state, PRNG keys included (a
+    # Poisson source reads only its key); onto the inputs for systems without state arrays.
+    if val.can_guard(state) or not val.can_guard(inputs):
         state = val.guard(state, traced)
     else:
         inputs = val.guard(inputs, traced)
@@ -151,23 +202,28 @@ def checkpoint_lengths(checkpoint, T: int) -> tuple[int, ...] | None:
     """The lengths of the nested scans asked for by `simulate(..., checkpoint=...)`."""
     if checkpoint is None:
         return None
-    if isinstance(checkpoint, bool) or not (
-        isinstance(checkpoint, int | Sequence) or hasattr(checkpoint, "__index__")
+    if isinstance(checkpoint, bool | str) or not (
+        isinstance(checkpoint, Sequence) or hasattr(checkpoint, "__index__")
     ):
         raise TypeError(
             f"checkpoint must be None, a number of levels or a sequence of scan lengths "
             f"(got {checkpoint!r}); for example checkpoint=2."
         )
     if not isinstance(checkpoint, Sequence):
-        levels = int(checkpoint)
+        levels = as_count(checkpoint, "checkpoint")
         if levels < 1:
             raise ValueError(
                 f"checkpoint must be >= 1 nested levels (got {levels}); pass None for a plain scan."
             )
+        if levels > T.bit_length():
+            raise ValueError(
+                f"checkpoint={levels} nests more levels than {T} steps can fill (each inner "
+                f"level needs at least 2 steps); pass checkpoint <= {T.bit_length()}."
+            )
         base = max(1, math.ceil(max(T, 1) ** (1.0 / levels)))
         inner = (base,) * (levels - 1)
         return (max(1, math.ceil(T / math.prod(inner))), *inner)
-    lengths = tuple(int(n) for n in checkpoint)
+    lengths = tuple(as_count(n, "checkpoint lengths") for n in checkpoint)
     if not lengths or min(lengths) < 1 or math.prod(lengths) < T:
         raise ValueError(
             f"checkpoint lengths must be ints >= 1 whose product covers the {T} steps "
@@ -255,6 +311,11 @@ def _initial_state(system, leaves, key):
                 f"{type(system).__name__} is stochastic: pass simulate(..., key=jax.random.key(0))"
                 " or state=system.init_state(n, key=...)."
             ) from err
+        if n is None and "population size" in str(err):
+            raise ValueError(
+                f"simulate got no inputs, but {type(system).__name__} takes its size from "
+                "them: pass inputs of shape (time, n)."
+            ) from err
         raise
 
 
@@ -287,29 +348,16 @@ def _check_state(system, state, leaves):
 
 
 def _step_checks(dt) -> list[val.Check]:
-    dt = np.asarray(dt) if isinstance(dt, int | float) else jnp.asarray(dt)
-    return [
-        val.Check(
-            ~(jnp.isfinite(dt) & (dt > 0)),
-            dt,
-            "dt must be finite and > 0 ms",
-            "pass the time step in ms, e.g. dt=0.1",
-        )
-    ]
+    return [val.time_step(dt)]
 
 
 def _input_checks(inputs) -> list[val.Check]:
     checks = []
     for path, leaf in jax.tree_util.tree_leaves_with_path(inputs):
-        if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+        if val.is_key(leaf) or not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
             continue
         where = f"inputs{jax.tree_util.keystr(path)} must be finite (NaN or inf found)"
-        if val.concrete(leaf) is None:  # traced: one reduction, no per-step detail
-            bad = ~jnp.all(jnp.isfinite(leaf))
-            checks.append(val.Check(bad, bad, where, _INPUT_FIX))
-        else:
-            finite = np.isfinite(np.asarray(leaf)).reshape(np.shape(leaf)[0], -1)
-            bad_steps = ~finite.all(axis=1)
-            steps = np.arange(bad_steps.shape[0])
-            checks.append(val.Check(bad_steps, {"time step": steps}, where, _INPUT_FIX))
+        known = val.known(leaf)  # also under eager grad, to name the time step
+        bad = ~jnp.isfinite(leaf) if known is None else ~np.isfinite(known)
+        checks.append(val.each_step(bad, where, _INPUT_FIX))
     return checks

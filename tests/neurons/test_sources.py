@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import jaxtyping
 import numpy as np
 import pytest
 
@@ -43,23 +44,126 @@ def test_spike_times_reject_bad_input(times, indices, n, match):
 
 def test_poisson_rate_and_reproducibility(getkey):
     key = getkey()
-    rates = jnp.array([0.01, 0.05])  # 10 Hz and 50 Hz
+    rates = jnp.array([10.0, 50.0])  # Hz
     src = jsyn.Poisson(rates)
     _, s1 = jsyn.simulate(src, None, 0.1, n_steps=20000, key=key)
     _, s2 = jsyn.simulate(src, None, 0.1, n_steps=20000, key=key)
     np.testing.assert_array_equal(s1, s2)
     counts = np.asarray(s1.sum(0))
-    expected = 20000 * -np.expm1(-np.asarray(rates) * 0.1)
+    expected = 20000 * np.asarray(rates) * 0.1 / 1000
     assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected))  # 5 sigma
 
 
 def test_poisson_needs_a_key():
     with pytest.raises(TypeError, match="stochastic.*key"):
-        jsyn.simulate(jsyn.Poisson(jnp.full(3, 0.02)), None, 0.1, n_steps=10)
+        jsyn.simulate(jsyn.Poisson(jnp.full(3, 20.0)), None, 0.1, n_steps=10)
 
 
 def test_poisson_trials_differ_by_key(getkey):
-    src = jsyn.Poisson(jnp.full(4, 0.05))
+    src = jsyn.Poisson(jnp.full(4, 50.0))
     keys = jax.random.split(getkey(), 3)
     runs = jax.vmap(lambda k: jsyn.simulate(src, None, 0.1, n_steps=500, key=k)[1])(keys)
     assert not np.array_equal(runs[0], runs[1])
+
+
+# -- SpikeTimes.raster: every spike lands in the window, or a clear error -------------------
+
+
+@pytest.fixture
+def untyped():
+    """Without the tests' jaxtyping/beartype checks of annotations, as a user runs."""
+    jaxtyping.config.update("jaxtyping_disable", True)
+    yield
+    jaxtyping.config.update("jaxtyping_disable", False)
+
+
+@pytest.mark.parametrize(
+    "n_steps,dt,match",
+    [
+        (30, 0.0, r"dt must be finite and > 0 ms \(got 0.0\)"),
+        (30, -0.1, r"dt must be finite and > 0 ms \(got -0.1\)"),
+        (30, np.nan, r"dt must be finite and > 0 ms \(got nan\)"),
+        (30, np.inf, r"dt must be finite and > 0 ms \(got inf\)"),
+        (20, 0.1, r"raster\(20, dt\) covers steps 0..19.*\(got spike time=2.26, dt=0.1"),
+        (30, 0.2, r"raster\(30, dt\) covers steps 0..29.*\(got spike time=6.0, dt=0.2"),
+    ],
+)
+def test_raster_refuses_bad_dt_and_spikes_past_the_end(n_steps, dt, match):
+    src = jsyn.SpikeTimes([0.0, 1.0, 2.26, 6.0], [0, 1, 0, 1])
+    with pytest.raises(ValueError, match=match):
+        src.raster(n_steps, dt)
+    plain = match.split(r" \(got")[0].split(r".*\(got")[0]  # values are not shown traced
+    with pytest.raises(Exception, match=plain):
+        jax.jit(lambda dt: src.raster(n_steps, dt))(dt).block_until_ready()
+    with pytest.raises(Exception, match=plain):
+        jax.vmap(lambda dt: src.raster(n_steps, dt))(jnp.array([0.1, dt])).block_until_ready()
+
+
+def test_raster_refuses_bad_times_under_jit():
+    def raster(times):
+        return jsyn.SpikeTimes(times).raster(100, 0.1)
+
+    np.testing.assert_array_equal(jax.jit(raster)(jnp.array([1.0, 2.0])), raster([1.0, 2.0]))
+    for bad in (-0.5, np.nan):
+        with pytest.raises(Exception, match="SpikeTimes.times must be finite and >= 0"):
+            jax.jit(raster)(jnp.array([1.0, bad])).block_until_ready()
+
+
+def test_raster_needs_an_integer_number_of_steps(untyped):
+    with pytest.raises(TypeError, match=r"n_steps must be an integer \(got 2.5\)"):
+        jsyn.SpikeTimes([0.1]).raster(2.5, 0.1)
+
+
+def test_raster_of_the_whole_window_equals_the_run():
+    src = jsyn.SpikeTimes([0.0, 0.7, 2.94, 2.96], [0, 1, 1, 0])
+    _, spikes = jsyn.simulate(src, None, 0.1, n_steps=30)  # 2.96 ms rounds to step 30
+    raster = src.raster(31, 0.1)
+    np.testing.assert_array_equal(raster[:30], spikes)
+    assert raster.sum() == 4 and raster[30, 0] == 1
+
+
+# -- Poisson: rates in Hz, at most one spike per step ---------------------------------------
+
+
+def test_poisson_rates_are_in_hz(getkey):
+    """20 Hz for 1 s on 500 neurons: 10 000 spikes expected (old 1/ms rates: 8.7 kHz)."""
+    _, s = jsyn.simulate(jsyn.Poisson(jnp.full(500, 20.0)), None, 0.5, n_steps=2000, key=getkey())
+    rate = float(s.sum()) / 500 / 1.0  # Hz: spikes per neuron per second
+    assert abs(rate - 20.0) < 5 * np.sqrt(20.0 / 500)
+
+
+def test_poisson_mean_rate_is_exact_up_to_one_spike_per_step(getkey):
+    """p = rate * dt / 1000 per step: 5 kHz at dt = 0.1 ms is a spike every other step
+    (1 - exp(-0.5) = 0.39 would lose a fifth of the spikes)."""
+    _, s = jsyn.simulate(jsyn.Poisson(jnp.full(4, 5000.0)), None, 0.1, n_steps=20000, key=getkey())
+    p = float(s.mean())
+    assert abs(p - 0.5) < 5 * np.sqrt(0.25 / s.size)
+    _, s = jsyn.simulate(jsyn.Poisson(jnp.full(4, 10000.0)), None, 0.1, n_steps=100, key=getkey())
+    assert float(s.min()) == 1.0  # p = 1: every step
+
+
+def test_poisson_rate_above_one_spike_per_step_is_refused(getkey):
+    key = getkey()
+
+    def run(rate):
+        return jsyn.simulate(jsyn.Poisson(jnp.full(3, rate)), None, 0.1, n_steps=10, key=key)[1]
+
+    match = r"Poisson needs rates \* dt / 1000 <= 1"
+    with pytest.raises(ValueError, match=match + r".*\(got rates=20000.0, dt=0.1 at .*1000 / rate"):
+        run(20000.0)
+    with pytest.raises(Exception, match=match):
+        jax.jit(run)(20000.0).block_until_ready()
+    with pytest.raises(Exception, match=match):
+        jax.vmap(run)(jnp.array([20.0, 20000.0])).block_until_ready()
+    with pytest.raises(ValueError, match=match + r".*\(got rates=20000.0"):
+        jax.grad(lambda r: run(r).sum())(20000.0)
+    run(10000.0)  # exactly one spike per step is allowed
+    with pytest.raises(ValueError, match=r"Poisson.rates must be >= 0 \(got -1.0.*Hz"):
+        jsyn.Poisson(jnp.array([5.0, -1.0]))
+
+
+def test_poisson_in_a_network_is_checked_with_the_run_dt(getkey):
+    net = jsyn.Network({"in": jsyn.Poisson(jnp.full(3, 2000.0)), "c": (jsyn.LIF(), 1)})
+    jsyn.simulate(net, None, 0.5, n_steps=5, key=getkey())
+    with pytest.raises(ValueError, match=r"Poisson needs rates \* dt / 1000 <= 1.*dt=1.0"):
+        jsyn.simulate(net, None, 1.0, n_steps=5, key=getkey())

@@ -480,6 +480,27 @@ def test_bad_parameters_are_caught_under_jit_and_vmap():
         jax.vmap(lambda t: jsyn.simulate(jsyn.STD(tau=t), spikes, 0.1)[1])(taus)
 
 
+@pytest.mark.parametrize("model", [jsyn.STD(), jsyn.STP()], ids=lambda m: type(m).__name__)
+def test_negative_spike_counts_are_refused(model):
+    """A count below 0 has no meaning (STD released r = -31 for a count of -5)."""
+    owner = type(model).__name__
+    spikes = jnp.asarray(events(n_steps=50)).at[7, 1].set(-5.0)
+
+    def run(x):
+        return jsyn.simulate(model, x, 0.1)[1]
+
+    match = f"the inputs of {owner} are spike counts and must be >= 0"
+    with pytest.raises(ValueError, match=match + r" \(got time step=7.*r \* w"):
+        run(spikes)
+    with pytest.raises(Exception, match=match):
+        jax.jit(run)(spikes).block_until_ready()
+    with pytest.raises(Exception, match=match):
+        jax.vmap(run)(jnp.stack([spikes.at[7, 1].set(0.0), spikes])).block_until_ready()
+    with pytest.raises(ValueError, match=match + r" \(got time step=7"):
+        jax.grad(lambda x: run(x).sum())(spikes)
+    run(spikes.at[7, 1].set(0.0))
+
+
 KINETIC_MODELS = [
     jsyn.Expon(tau=6.0),
     jsyn.Alpha(tau_decay=4.0),

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .. import _kinetics as kin, _validation as val
-from .._component import as_shape
+from .._component import as_shape, float_dtype
 from .._custom_types import Shape
 from .._params import Param, param, resolve
 from .base import AbstractNeuron
@@ -72,7 +72,7 @@ class LIF(AbstractNeuron):
 
     def init_state(self, n: Shape, *, dtype=None, V0=None) -> LIFState:
         """The state of `n` neurons at rest, or at potential `V0` (mV) if given."""
-        dtype = jnp.result_type(float) if dtype is None else dtype
+        dtype = float_dtype(dtype)
         V = resolve(self.V_rest) if V0 is None else jnp.asarray(V0)
         V = jnp.broadcast_to(V.astype(dtype), as_shape(n))
         return LIFState(V=V, t_ref=jnp.zeros(as_shape(n), dtype))

@@ -9,7 +9,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from .. import _validation as val
-from .._component import as_shape, zeros
+from .._component import as_count, as_shape, zeros
 from .._custom_types import Shape
 from .._params import Param, param, resolve
 from .base import AbstractNeuron
@@ -37,8 +37,10 @@ class SpikeTimes(AbstractNeuron):
     Spike $k$ of neuron `indices[k]` at `times[k]` (ms) is emitted by the step that ends
     nearest to it: row `round(times[k] / dt)` of a run whose row $i$ ends at $t_i = i\,\Delta t$.
     Several spikes of one neuron in one step add up (the output counts them), so none is
-    ever lost. `raster(n_steps, dt)` gives the same counts as a `(time, n)` array, which
-    is the fast way to drive a synapse from many spikes.
+    ever lost; a spike after the last step of a run is emitted by the run that continues
+    from its final state. `raster(n_steps, dt)` gives the same counts as a `(time, n)`
+    array, which is the fast way to drive a synapse from many spikes (a spike past its
+    window is an error there).
 
     **Arguments:**
     - `times`: spike times (ms), >= 0, any order.
@@ -93,13 +95,30 @@ class SpikeTimes(AbstractNeuron):
 
     def raster(self, n_steps: int, dt) -> Float[Array, "time n"]:
         """Spike counts per step, shape `(n_steps, n)`: row `i` holds the spikes at
-        `t_i = i dt` (nearest step). Spikes after the last step are outside the window."""
-        rows = jnp.round(self.times / dt).astype(jnp.int32)
-        return (
+        `t_i = i dt` (nearest step), the same counts a run of `n_steps` steps emits.
+
+        Every spike must fall inside the window, `round(t / dt) < n_steps`: a spike past
+        its end is an error, never silently dropped (pass a larger `n_steps`, or leave
+        the later spikes out of `times`). `dt` must be finite and > 0 ms. Under `jit` or
+        `vmap` these checks run with the computation (`eqx.error_if`)."""
+        n_steps = as_count(n_steps, "SpikeTimes.raster's n_steps")
+        step = val.time_step(dt)
+        ok_dt = jnp.where(step.bad, 1.0, dt)  # a safe divisor; a bad dt is refused below
+        rows = jnp.round(self.times / ok_dt).astype(jnp.int32)
+        late = val.Check(
+            rows >= n_steps,
+            {"spike time": self.times, "dt": dt},
+            f"SpikeTimes.raster({n_steps}, dt) covers steps 0..{n_steps - 1} and must hold "
+            "every spike",
+            "pass a larger n_steps, or leave the later spikes out",
+        )
+        raster = (
             jnp.zeros((n_steps, self.n), self.times.dtype)
             .at[rows, self.indices]
             .add(1.0, mode="drop")
         )
+        traced = val.raise_concrete([step, *val.collect(self), late])
+        return val.guard(raster, traced)
 
     def init_state(self, n: Shape | None = None, *, dtype=None) -> SpikeTimesState:
         shape = _check_size("SpikeTimes", n, (self.n,))
@@ -119,22 +138,37 @@ class PoissonState(eqx.Module):
 
 
 class Poisson(AbstractNeuron):
-    r"""Independent Poisson spike trains.
+    r"""Independent Poisson spike trains, one per neuron, at given rates (Hz).
 
-    In each step every neuron spikes (0/1) with probability $1 - e^{-r\,\Delta t}$, the
-    probability that a Poisson process of rate $r$ fires at least once in the step.
+    In each step of $\Delta t$ ms every neuron spikes (0/1) with probability
+    $p = r\,\Delta t / 1000$, drawn independently (a Bernoulli draw, as Brian2's and
+    BrainPy's `PoissonGroup`). The mean rate is exactly $r$ at any `dt`; at most one spike
+    per step, so the spike count over a window has variance $(1 - p)$ times that of a
+    Poisson process, which the train tends to as $p \to 0$. A rate with
+    $r\,\Delta t / 1000 > 1$ (more than one spike per step, e.g. above 10 kHz at
+    `dt=0.1`) cannot be represented and is refused by `jsyn.simulate`.
     Randomness comes from the key in the state, split at every step, so a run continued
     from its final state goes on with fresh, reproducible draws.
 
     **Arguments:**
-    - `rates`: firing rates (1/ms, so 20 Hz is 0.02), >= 0; their shape is the group's.
+    - `rates`: firing rates (Hz), >= 0 and finite; their shape is the group's.
     """
 
     rates: Param = param()
 
     def constraints(self):
+        return (val.nonnegative("Poisson", "rates", resolve(self.rates), "rates are in Hz, >= 0"),)
+
+    def dt_constraints(self, dt):
+        """At most one spike per step: `rates * dt / 1000 <= 1`."""
+        rates = resolve(self.rates)
         return (
-            val.nonnegative("Poisson", "rates", resolve(self.rates), "rates are in 1/ms, >= 0"),
+            val.Check(
+                ~(rates * jnp.asarray(dt) / 1000.0 <= 1.0),
+                {"rates": rates, "dt": jnp.asarray(dt)},
+                "Poisson needs rates * dt / 1000 <= 1: a step holds at most one spike",
+                "lower the rate (Hz) or the time step (dt <= 1000 / rate ms)",
+            ),
         )
 
     def init_state(self, n: Shape | None = None, *, dtype=None, key: PRNGKeyArray) -> PoissonState:
@@ -144,7 +178,7 @@ class Poisson(AbstractNeuron):
 
     def step(self, state: PoissonState, x, dt) -> tuple[PoissonState, Float[Array, "*n"]]:
         key, sub = jax.random.split(state.key)
-        p = -jnp.expm1(-resolve(self.rates, state.spikes) * dt)
+        p = resolve(self.rates, state.spikes) * (jnp.asarray(dt, state.spikes.dtype) / 1000.0)
         u = jax.random.uniform(sub, state.spikes.shape, dtype=state.spikes.dtype)
         spikes = (u < p).astype(u.dtype)
         return PoissonState(key=key, spikes=spikes), spikes

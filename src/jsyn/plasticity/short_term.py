@@ -22,7 +22,8 @@ Their total release has a closed form that is smooth in $k$ (see each model), ex
 $k = 0, 1, 2, \dots$; between integers it interpolates, so gradients w.r.t. the spikes
 (for example the surrogate gradients of `LIF`) exist. $k = 0$ leaves the state unchanged
 and gives $r = 0$. Negative values have no physical meaning; the formula extends smoothly
-through 0 only so that perturbations of a silent step stay differentiable. The one
+through 0 only so that perturbations of a silent step stay differentiable; `jsyn.simulate`
+refuses negative inputs (and a given state with `x` or `u` outside [0, 1]). The one
 exception is $U = 1$, where any count above 0 releases all of $x$: there the release jumps
 at $k = 0$ (values and parameter gradients stay finite).
 """
@@ -62,6 +63,18 @@ class AbstractShortTermPlasticity(AbstractSystem):
     def step(self, state, spikes, dt):
         """Recover over `dt` ms, apply this step's spikes: returns `(state, efficacy)`."""
 
+    def input_constraints(self, spikes):
+        """The inputs of a run (time leading) are spike counts: finite and >= 0."""
+        owner = type(self).__name__
+        return (
+            val.each_step(
+                ~(jnp.asarray(spikes) >= 0),
+                f"the inputs of {owner} are spike counts and must be >= 0",
+                "pass presynaptic spike counts (0/1 or counts) and apply weights to the "
+                "efficacy afterwards, as r * w",
+            ),
+        )
+
 
 def _one_minus_pow(c, p):
     r"""$1 - (1 - c)^p$ for $0 \le c \le 1$: the fraction removed by $p$ successive
@@ -95,7 +108,7 @@ def _check_U(owner: str, U) -> val.Check:
 class STDState(eqx.Module):
     """State of `STD`: the available fraction of resources `x` (dimensionless, in [0, 1])."""
 
-    x: Float[Array, "*n"]
+    x: Float[Array, "*n"] = val.bounded(0.0, 1.0)
 
 
 class STD(AbstractShortTermPlasticity):
@@ -147,8 +160,8 @@ class STPState(eqx.Module):
     """State of `STP`: the available fraction of resources `x` and the utilisation `u`
     (both dimensionless, in [0, 1])."""
 
-    x: Float[Array, "*n"]
-    u: Float[Array, "*n"]
+    x: Float[Array, "*n"] = val.bounded(0.0, 1.0)
+    u: Float[Array, "*n"] = val.bounded(0.0, 1.0)
 
 
 class STP(AbstractShortTermPlasticity):

@@ -17,9 +17,9 @@ class GABAbState(eqx.Module):
     [0, 1]), the concentration of activated G-protein `G` (µM, >= 0) and the time the
     transmitter pulse still has to run, `pulse_left` (ms; 0 when there is no pulse)."""
 
-    R: Float[Array, "*n"]
-    G: Float[Array, "*n"]
-    pulse_left: Float[Array, "*n"]
+    R: Float[Array, "*n"] = val.bounded(0.0, 1.0)
+    G: Float[Array, "*n"] = val.bounded(0.0)
+    pulse_left: Float[Array, "*n"] = val.bounded(0.0)
 
 
 def hill(G, n, Kd):

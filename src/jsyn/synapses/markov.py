@@ -47,8 +47,8 @@ class AMPAState(eqx.Module):
     """State of `AMPA`: the open fraction `g` (dimensionless, in [0, 1]) and the time the
     transmitter pulse still has to run, `pulse_left` (ms; 0 when there is no pulse)."""
 
-    g: Float[Array, "*n"]
-    pulse_left: Float[Array, "*n"]
+    g: Float[Array, "*n"] = val.bounded(0.0, 1.0)
+    pulse_left: Float[Array, "*n"] = val.bounded(0.0)
 
 
 class AMPA(AbstractSynapse):
@@ -117,8 +117,8 @@ class GABAaState(eqx.Module):
     """State of `GABAa`: the open fraction `g` (dimensionless, in [0, 1]) and the time the
     transmitter pulse still has to run, `pulse_left` (ms; 0 when there is no pulse)."""
 
-    g: Float[Array, "*n"]
-    pulse_left: Float[Array, "*n"]
+    g: Float[Array, "*n"] = val.bounded(0.0, 1.0)
+    pulse_left: Float[Array, "*n"] = val.bounded(0.0)
 
 
 class GABAa(AbstractSynapse):

@@ -92,9 +92,9 @@ class BioNMDAState(eqx.Module):
     fraction `x_s` (dimensionless, in [0, 1]) and the time the transmitter pulse still has
     to run, `pulse_left` (ms; 0 when there is no pulse)."""
 
-    g: Float[Array, "*n"]
-    x_s: Float[Array, "*n"]
-    pulse_left: Float[Array, "*n"]
+    g: Float[Array, "*n"] = val.bounded(0.0, 1.0)
+    x_s: Float[Array, "*n"] = val.bounded(0.0, 1.0)
+    pulse_left: Float[Array, "*n"] = val.bounded(0.0)
 
 
 class BioNMDA(AbstractSynapse):
