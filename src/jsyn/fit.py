@@ -42,10 +42,38 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Float, Int
 
 from . import _validation as val
-from ._params import AbstractParam, resolve
+from ._params import AbstractParam, Bounded, resolve
 from .simulate import _initial_state, _input_checks, _step_checks, checkpoint_lengths, scan
 
 _KEYS = jax.tree_util
+
+
+STATUSES = (
+    "converged",
+    "max_steps",
+    "no_progress",
+    "non_finite",
+    "unidentifiable",
+    "out_of_range",
+)
+"""The possible `FitResult.status` values, in the order of their codes
+(`FitResult.status_code`)."""
+
+_EXPLAIN = {
+    "converged": "converged: the tolerance was met and no step can lower the loss further",
+    "max_steps": "stopped at max_steps before the tolerance was met; raise max_steps or "
+    "start closer to the optimum (n_starts=)",
+    "no_progress": "no progress: the optimiser stalled while the loss could still fall (or, "
+    "for a custom loss, never fell below its initial value); start elsewhere (n_starts=) or "
+    "rescale the parameters",
+    "non_finite": "the loss or its Jacobian is NaN or infinite; check the initial guess, the "
+    "inputs and the model's parameters",
+    "unidentifiable": "the data do not determine {names}: the prediction does not change "
+    "with them, or they trade off against each other; their intervals are NaN; fix some of "
+    "them or fit data that constrain them",
+    "out_of_range": "the fitted model breaks its constraints ({what}); wrap the parameter in "
+    "jsyn.LogPositive, SoftplusPositive or Bounded so that the optimiser cannot leave its range",
+}
 
 
 class FitResult(eqx.Module):
@@ -56,17 +84,36 @@ class FitResult(eqx.Module):
     - `model`: the fitted model (a copy of the initial one with the fitted fields replaced).
     - `names`: the fitted parameters' names (dotted paths into the model).
     - `value`: `{name: physical value}` at the optimum (units of the field).
-    - `stderr`: `{name: standard error}` of the physical value (delta method).
-    - `ci_low`, `ci_high`: `{name: bound}` of the `level` confidence interval.
+    - `stderr`: `{name: standard error}` of the physical value (delta method); NaN for a
+      parameter the data do not determine (status `"unidentifiable"`).
+    - `ci_low`, `ci_high`: `{name: bound}` of the `level` confidence interval (NaN where
+      `stderr` is).
     - `level`: the confidence level of the intervals (default 0.95).
     - `loss`: the final loss; for least squares the (weighted) mean squared error.
     - `history`: the loss after each optimiser step, `history[0]` at the initial guess;
       entries after `n_steps` are NaN (`losses()` gives the trimmed history).
     - `n_steps`: the number of optimiser steps taken.
-    - `converged`: whether the tolerance was met before `max_steps`.
+    - `status_code`: the outcome, an index into `FitResult.STATUSES`; `status` names it.
+    - `converged`: `status == "converged"`: the stopping tolerance was met at a point where
+      the Gauss–Newton model promises no further gain, every parameter is determined by
+      the data, the loss is finite and the fitted model meets its constraints.
+    - `message`: one line explaining the status (for `fit_many`: the count of each status).
     - `noise_std`: the estimated noise standard deviation $s$ of the (weighted) residuals.
     - `covariance`: the covariance $C$ of the raw (unconstrained) parameters, in the order
-      of `names`, raveled.
+      of `names`, raveled (NaN rows and columns for undetermined parameters).
+
+    **Status** (`status`; `"converged"` is the only success):
+    - `"converged"`: as above.
+    - `"max_steps"`: `max_steps` were taken before the tolerance was met.
+    - `"no_progress"`: the optimiser stopped (its steps were refused or became tiny) where
+      the loss could still fall; or a custom loss never fell below its initial value.
+    - `"non_finite"`: the loss or its Jacobian is NaN or infinite.
+    - `"unidentifiable"`: some parameters do not change the prediction (relative effect of
+      a unit raw step below $\sqrt\epsilon$), or trade off exactly against others (the
+      column-scaled Gauss–Newton matrix $J^\top J$ is singular to working precision);
+      their intervals are NaN.
+    - `"out_of_range"`: the fitted model breaks a constraint that `jsyn.simulate` checks
+      (for example a plain `tau` fitted below 0).
 
     Intervals and standard errors are NaN for a custom loss (they need least squares).
     """
@@ -79,11 +126,28 @@ class FitResult(eqx.Module):
     loss: Float[Array, "*batch"]
     history: Float[Array, "*batch steps"]
     n_steps: Int[Array, "*batch"]
+    status_code: Int[Array, "*batch"]
     converged: Bool[Array, "*batch"]
     noise_std: Float[Array, "*batch"]
     covariance: Float[Array, "*batch p p"]
     names: tuple[str, ...] = eqx.field(static=True)
     level: float = eqx.field(static=True)
+    message: str = eqx.field(static=True, default="")
+
+    STATUSES = STATUSES
+
+    @property
+    def status(self):
+        """The outcome's name (see the class docstring): a `str` for one fit, a NumPy
+        array of them for `fit_many`."""
+        names = np.asarray(STATUSES)[np.asarray(self.status_code)]
+        return str(names) if names.ndim == 0 else names
+
+    def status_counts(self) -> dict[str, int]:
+        """`{status: number of fits}`, for the statuses that occur (most useful for
+        `fit_many`)."""
+        codes = np.ravel(np.asarray(self.status_code))
+        return {STATUSES[c]: int(n) for c, n in zip(*np.unique(codes, return_counts=True))}
 
     def losses(self) -> np.ndarray:
         """The loss history of a single fit, trimmed to the steps taken (NumPy)."""
@@ -94,7 +158,8 @@ class FitResult(eqx.Module):
 
     def summary(self) -> str:
         """A table of the fitted values with their standard errors and intervals (for
-        `fit_many`: the median and the 2.5 and 97.5 percentiles over the recordings)."""
+        `fit_many`: the median and the 2.5 and 97.5 percentiles over the recordings),
+        then the status."""
         loss = np.asarray(self.loss)
         if loss.ndim:
             lines = [f"{loss.size} recordings; {'parameter':<24} median [2.5%, 97.5%] over them"]
@@ -104,8 +169,7 @@ class FitResult(eqx.Module):
                     label = name if v.shape[1] == 1 else f"{name}[{i}]"
                     q = np.percentile(v[:, i], [50, 2.5, 97.5])
                     lines.append(f"{label:<24} {q[0]:.6g} [{q[1]:.6g}, {q[2]:.6g}]")
-            n_conv = int(np.sum(self.converged))
-            lines.append(f"{n_conv} of {loss.size} converged; median loss {np.median(loss):.6g}")
+            lines.append(f"{self.message}; median loss {np.median(loss):.6g}")
             return "\n".join(lines)
         lines = [f"{'parameter':<24} {'value':>12} {'stderr':>11}   {self.level:.0%} interval"]
         for name in self.names:
@@ -116,8 +180,8 @@ class FitResult(eqx.Module):
                 lines.append(
                     f"{label:<24} {v[i]:>12.6g} {se[i]:>11.3g}   [{lo[i]:.6g}, {hi[i]:.6g}]"
                 )
-        state = "converged" if bool(self.converged) else "stopped at max_steps"
-        lines.append(f"loss {loss:.6g} after {int(self.n_steps)} steps ({state})")
+        lines.append(f"loss {loss:.6g} after {int(self.n_steps)} steps")
+        lines.append(f"status: {self.message}")
         return "\n".join(lines)
 
 
@@ -297,7 +361,8 @@ def _levenberg_marquardt(residual, theta0, cfg: _Config):
     """Levenberg-Marquardt with Marquardt's diagonal scaling and Nielsen's damping update.
     The residuals and their Jacobian (forward mode) are evaluated once per iteration, at
     the trial point; the first iteration evaluates the initial guess. Returns the optimum,
-    the mean loss, the history, the number of steps, convergence, and r and J there."""
+    the mean loss, the history, the number of steps, whether the stopping test was met,
+    r and J there, and r at the initial guess."""
     tol = _tolerance(cfg, theta0.dtype)
     value_and_jac = _value_and_jacobian(residual)
     shapes = jax.eval_shape(value_and_jac, theta0)
@@ -338,8 +403,9 @@ def _levenberg_marquardt(residual, theta0, cfg: _Config):
             "f": f_new,
             "lam": jnp.where(first, lam, jnp.where(ok, lam_ok, lam * nu)),
             "nu": jnp.where(ok, 2.0 * one, 2.0 * nu),
-            "done": (~first & (small_f | small_x)) | (f_new == 0),
+            "done": (~first & (small_f | small_x)) | (f_new == 0) | ~jnp.isfinite(f_new),
             "history": c["history"].at[it].set(f_new / m),
+            "r0": jnp.where(first, r_t, c["r0"]),
         }
 
     c = {
@@ -353,9 +419,11 @@ def _levenberg_marquardt(residual, theta0, cfg: _Config):
         "nu": 2.0 * one,
         "done": jnp.zeros((), bool),
         "history": jnp.full(cfg.max_steps + 1, jnp.nan, theta0.dtype),
+        "r0": jnp.zeros(shapes[0].shape, theta0.dtype),
     }
     c = jax.lax.while_loop(cond, body, c)
-    return c["theta"], c["f"] / m, c["history"], c["it"], c["done"], c["r"], c["J"]
+    done = c["done"] & jnp.isfinite(c["f"])
+    return c["theta"], c["f"] / m, c["history"], c["it"], done, c["r"], c["J"], c["r0"]
 
 
 def _loss_value(cfg: _Config, predict, target, weights):
@@ -407,11 +475,66 @@ def _optax_loop(loss_fn, theta0, cfg: _Config):
     return c["theta"], loss_fn(c["theta"]), c["history"], c["it"], converged
 
 
+def _diagnose(r, J, theta, f, scale, tol):
+    """What least squares tells at the end: which parameters the data determine, the
+    covariance of the raw parameters up to the factor $s^2$, and whether the
+    Gauss–Newton model promises any further gain.
+
+    The Jacobian's columns are scaled to unit length (so that the test does not depend on
+    the parameters' units); a column whose unit raw step changes the prediction by less
+    than $\\sqrt\\epsilon$ times `scale` (times $\\max(1, |\\theta_j|)$ for plain values) is
+    dead, and a near-null eigenvector of the scaled $J^\\top J$ (eigenvalue below
+    $10^3\\,p\\,\\epsilon$ times the largest) marks the parameters it involves."""
+    dtype = J.dtype
+    eps = jnp.finfo(dtype).eps
+    p = theta.size
+    finite = jnp.all(jnp.isfinite(J)) & jnp.all(jnp.isfinite(r)) & jnp.isfinite(f)
+    J = jnp.where(jnp.isfinite(J), J, 0.0)
+    r = jnp.where(jnp.isfinite(r), r, 0.0)
+    norms = jnp.linalg.norm(J, axis=0)
+    effect = norms * jnp.maximum(jnp.abs(theta), 1.0)
+    dead = ~(effect > jnp.sqrt(eps) * scale)
+    safe = jnp.where(dead, 1.0, norms)
+    Jn = jnp.where(dead[None, :], 0.0, J / safe[None, :])
+    either = dead[:, None] | dead[None, :]
+    A = jnp.where(either, jnp.eye(p, dtype=dtype), Jn.T @ Jn)
+    lam, V = jnp.linalg.eigh(A)
+    null = lam <= 1e3 * p * eps * jnp.max(lam)
+    undetermined = dead | jnp.any((jnp.abs(V) > 0.1) & null[None, :], axis=1)
+    inv_lam = jnp.where(null, 0.0, 1.0 / jnp.where(null, 1.0, lam))
+    unit_cov = ((V * inv_lam[None, :]) @ V.T) / (safe[:, None] * safe[None, :])
+    bad = undetermined[:, None] | undetermined[None, :]
+    unit_cov = jnp.where(bad, jnp.nan, unit_cov)
+    u = V.T @ (Jn.T @ r)
+    decrement = jnp.sum(u * u * inv_lam)
+    optimal = decrement <= jnp.sqrt(tol) * f + eps * scale**2
+    return finite, undetermined, unit_cov, optimal
+
+
+def _column_signs(y):
+    """Per column (all axes after time): +1 or -1 where the trace is clearly of one sign
+    (|sum| at least half the sum of |y|), else 0."""
+    y = y.reshape(y.shape[0], -1)
+    total, size = jnp.sum(y, axis=0), jnp.sum(jnp.abs(y), axis=0)
+    return jnp.where((size > 0) & (jnp.abs(total) >= 0.5 * size), jnp.sign(total), 0.0)
+
+
+def _status(finite, out_of_range, undetermined, done, optimal):
+    code = jnp.where(optimal, STATUSES.index("converged"), STATUSES.index("no_progress"))
+    code = jnp.where(done, code, STATUSES.index("max_steps"))
+    code = jnp.where(jnp.any(undetermined), STATUSES.index("unidentifiable"), code)
+    code = jnp.where(out_of_range, STATUSES.index("out_of_range"), code)
+    return jnp.where(finite, code, STATUSES.index("non_finite")).astype(jnp.int32)
+
+
 def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config):
     theta0, rebuild, predict, residual, physical, unravel_physical = _problem(
         model, inputs, target, weights, state, dt, cfg
     )
     dtype = theta0.dtype
+    sqrt_w = jnp.ones((), dtype) if weights is None else jnp.sqrt(weights)
+    weighted_target = jnp.broadcast_to(sqrt_w * target, target.shape)
+    tol = _tolerance(cfg, dtype)
 
     def run(theta):
         if cfg.optimizer is None:
@@ -426,25 +549,49 @@ def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config):
         outs = jax.vmap(run)(starts)
         best = jnp.argmin(jnp.where(jnp.isfinite(outs[1]), outs[1], jnp.inf))
         outs = jax.tree.map(lambda x: x[best], outs)
-    theta, loss, history, n_steps, converged = outs[:5]
+    theta, loss, history, n_steps, done = outs[:5]
+
+    # The initial (weighted) prediction: its sign against the target's, and its size.
+    if cfg.optimizer is None:
+        r0 = outs[7].reshape(target.shape) if cfg.n_starts == 1 else None
+    else:
+        r0 = None
+    if r0 is None:
+        r0 = residual(theta0).reshape(target.shape)
+    prediction0 = r0 + weighted_target
+    p0_sign, y_sign = _column_signs(prediction0), _column_signs(weighted_target)
+    sign_flip = (p0_sign * y_sign) < 0
+    scale = jnp.maximum(jnp.linalg.norm(weighted_target), jnp.linalg.norm(prediction0))
+
+    fitted = rebuild(theta)
+    out_of_range = jnp.zeros((), bool)
+    for check in val.collect(fitted):
+        out_of_range = out_of_range | jnp.any(check.bad)
 
     # Gauss-Newton covariance at the optimum (raw space), noise variance from the residuals.
     p = theta.size
     if callable(cfg.loss):
         cov = jnp.full((p, p), jnp.nan, dtype)
         s2 = jnp.full((), jnp.nan, dtype)
+        finite = jnp.isfinite(loss)
+        undetermined = jnp.zeros((p,), bool)
+        optimal = loss < history[0]
     else:
-        r, J = outs[5:] if cfg.optimizer is None else _value_and_jacobian(residual)(theta)
-        s2 = jnp.sum(r * r) / max(r.size - p, 1)
-        cov = s2 * jnp.linalg.inv(J.T @ J)
+        r, J = outs[5:7] if cfg.optimizer is None else _value_and_jacobian(residual)(theta)
+        n_samples = jnp.sum(jnp.broadcast_to(sqrt_w > 0, target.shape), dtype=dtype)
+        s2 = jnp.sum(r * r) / jnp.maximum(n_samples - p, 1)
+        finite, undetermined, unit_cov, optimal = _diagnose(r, J, theta, jnp.sum(r * r), scale, tol)
+        cov = s2 * unit_cov
+    status = _status(finite, out_of_range, undetermined, done, optimal)
     se_raw = jnp.sqrt(jnp.diag(cov))
     z = jax.scipy.special.ndtri(jnp.asarray(0.5 + cfg.level / 2.0, dtype))
     value = physical(theta)
     D = jax.jacfwd(physical)(theta)
-    stderr = jnp.sqrt(jnp.diag(D @ cov @ D.T))
+    stderr = jnp.sqrt(jnp.diag(D @ jnp.where(jnp.isnan(cov), 0.0, cov) @ D.T))
+    stderr = jnp.where(jnp.isnan(se_raw), jnp.nan, stderr)
     a, b = physical(theta - z * se_raw), physical(theta + z * se_raw)
     return {
-        "model": rebuild(theta),
+        "model": fitted,
         "value": unravel_physical(value),
         "stderr": unravel_physical(stderr),
         "ci_low": unravel_physical(jnp.minimum(a, b)),
@@ -452,9 +599,10 @@ def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config):
         "loss": loss,
         "history": history,
         "n_steps": n_steps,
-        "converged": converged,
+        "status_code": status,
         "noise_std": jnp.sqrt(s2),
         "covariance": cov,
+        "sign_flip": sign_flip,
     }
 
 
@@ -493,11 +641,97 @@ def _concrete_finite(x, what: str, fix: str) -> np.ndarray:
     return a
 
 
+CONVENTIONS = ("into_cell", "clamp")
+"""Sign conventions of a current: `"into_cell"`, jsyn's (positive depolarising, so an
+excitatory current at rest is positive), and `"clamp"`, the membrane current a
+voltage-clamp amplifier records (inward negative: the opposite sign)."""
+
+
+def _convention_sign(model, convention) -> int:
+    """+1 when the target is in the convention of the model's output, -1 when it is in the
+    other. A `PSC` states its convention; every other jsyn current is into the cell."""
+    if convention is None:
+        return 1
+    if convention not in CONVENTIONS:
+        raise ValueError(
+            f"jsyn.fit: unknown convention {convention!r}; use 'clamp' for a voltage-clamp "
+            "recording (membrane current, inward negative) or 'into_cell' for current into "
+            "the cell (jsyn's), or None to compare the model's output as it is."
+        )
+    return 1 if getattr(model, "convention", "into_cell") == convention else -1
+
+
+def _check_weights(weights, target, batched: bool):
+    """`weights` as an array and the vmap axis of its recordings (`fit_many`): it must have
+    the target's shape, or broadcast to it without changing it (NumPy rules, trailing axes
+    aligned); for `fit_many` either one recording's shape or all of them."""
+    weights = jnp.asarray(weights, target.dtype)
+    w = _concrete_finite(weights, "weights", "pass finite weights >= 0")
+    if w is not None and (w < 0).any():
+        raise ValueError(f"jsyn.fit: weights must be >= 0 (got min={w.min()}).")
+    one = target.shape[1:] if batched else target.shape
+    per_recording = batched and weights.ndim == target.ndim
+    like = target.shape if per_recording else one
+    try:
+        fits = np.broadcast_shapes(weights.shape, like) == like
+    except ValueError:
+        fits = False
+    if per_recording and weights.shape[0] != target.shape[0]:
+        fits = False
+    if not fits:
+        what = "one recording's shape {one} or the targets' {all}" if batched else "{one}"
+        raise ValueError(
+            f"jsyn.fit: weights of shape {weights.shape} do not fit the target: they must "
+            f"have {what.format(one=one, all=target.shape)}, or broadcast to it without "
+            "changing it (trailing axes aligned: per time step use shape (time, 1), per "
+            "column (n,))."
+        )
+    return jnp.broadcast_to(weights, like), (0 if per_recording else None)
+
+
+def _check_delays(model, names, paths) -> None:
+    """A fitted delay must stay inside the buffer by construction: `Bounded` within
+    [0, max_delay] of the module that holds it."""
+    for name, path in zip(names, paths):
+        last = path[-1]
+        owner = _follow(model, path[:-1])
+        max_delay = getattr(owner, "max_delay", None)
+        if not (isinstance(last, _KEYS.GetAttrKey) and last.name == "delay") or max_delay is None:
+            continue
+        node = _follow(model, path)
+        if not (isinstance(node, Bounded) and node.lower >= 0 and node.upper <= max_delay):
+            value = np.ravel(np.asarray(resolve(node)))[0]
+            raise ValueError(
+                f"jsyn.fit: the fitted delay {name} must stay within [0, max_delay="
+                f"{max_delay:g}] ms, the buffer's length; give it as jsyn.Bounded("
+                f"{value:g}, 0.0, {max_delay:g}) (or build the delay with a larger max_delay)."
+            )
+
+
+def _check_samples(target, weights, n_params: int, batched: bool) -> None:
+    """Least squares needs more samples (of positive weight) than fitted numbers."""
+    one = target.shape[1:] if batched else target.shape
+    m = int(np.prod(one))
+    w = None if weights is None else val.concrete(weights)
+    if w is not None:
+        counted = np.broadcast_to(w > 0, target.shape if w.ndim == target.ndim else one)
+        m = int(counted.reshape(-1, m).sum(axis=1).min()) if batched else int(counted.sum())
+    if m <= n_params:
+        raise ValueError(
+            f"jsyn.fit: {m} samples (of positive weight) cannot determine {n_params} fitted "
+            "numbers with an estimate of the noise; give more samples than parameters, or "
+            "fit fewer parameters."
+        )
+
+
 def _prepare(
     model,
     inputs,
     target,
     dt,
+    *,
+    batched: bool,
+    shared_inputs: bool = True,
     params,
     loss,
     weights,
@@ -509,14 +743,15 @@ def _prepare(
     spread,
     level,
     checkpoint,
-    batched,
-    shared_inputs=True,
+    convention,
 ):
     names, paths = select(model, params)
+    _check_delays(model, names, paths)
     target = jnp.asarray(target)
     if not jnp.issubdtype(target.dtype, jnp.floating):
         target = target.astype(jnp.result_type(float))
     _concrete_finite(target, "the target", "drop or interpolate the NaN samples")
+    target = target * _convention_sign(model, convention)
     if isinstance(loss, str):
         if loss not in ("mse", "weighted"):
             raise ValueError(
@@ -528,11 +763,9 @@ def _prepare(
         loss = "mse" if weights is None else "weighted"
     elif not callable(loss):
         raise TypeError(f"jsyn.fit: loss must be 'mse', 'weighted' or a callable (got {loss!r}).")
+    w_axis = None
     if weights is not None:
-        weights = jnp.asarray(weights, target.dtype)
-        w = _concrete_finite(weights, "weights", "pass finite weights >= 0")
-        if w is not None and (w < 0).any():
-            raise ValueError(f"jsyn.fit: weights must be >= 0 (got min={w.min()}).")
+        weights, w_axis = _check_weights(weights, target, batched)
     if callable(loss) and optimizer is None:
         optimizer = optax.adam(0.02)
     if max_steps is None:
@@ -548,6 +781,8 @@ def _prepare(
             f"jsyn.fit: the target needs a leading time axis"
             f"{' after the recording axis' if batched else ''} (got shape {target.shape})."
         )
+    n_params = sum(int(np.size(leaf)) for leaf in _where(paths)(model))
+    _check_samples(target, weights, n_params, batched)
     axis = 1 if batched and not shared_inputs else 0
     for leaf in leaves:
         shape = np.shape(leaf)
@@ -570,27 +805,71 @@ def _prepare(
         n_starts=int(n_starts),
         spread=float(spread),
     )
-    return names, target, weights, cfg
+    return names, target, weights, w_axis, cfg
+
+
+def _raise_sign_flip(flip, convention) -> None:
+    flip = np.asarray(flip)
+    if not flip.any():
+        return
+    where = np.argwhere(flip)[0]
+    at = f"column {int(where[-1])}" + (f" of recording {int(where[0])}" if flip.ndim > 1 else "")
+    taken = (
+        "as the model's output"
+        if convention is None
+        else {
+            "clamp": "as a clamp current (inward negative)",
+            "into_cell": "as current into the cell (inward positive)",
+        }[convention]
+    )
+    other = "into_cell" if convention == "clamp" else "clamp"
+    raise ValueError(
+        f"jsyn.fit: the target and the model's initial prediction have opposite signs "
+        f"({at}; the target is read {taken}); if the recording uses the other sign "
+        f"convention pass convention={other!r} (jsyn fit: --convention {other}), otherwise "
+        "check E, V_hold and the initial guess."
+    )
+
+
+def _message(status_code, stderr, names, model) -> str:
+    codes = np.asarray(status_code)
+    if codes.ndim:
+        counts = {STATUSES[c]: int(n) for c, n in zip(*np.unique(codes, return_counts=True))}
+        parts = [f"{n} {s}" for s, n in counts.items()]
+        return f"{counts.get('converged', 0)} of {codes.size} converged ({', '.join(parts)})"
+    status = STATUSES[int(codes)]
+    if status == "unidentifiable":
+        bad = [n for n in names if np.isnan(np.asarray(stderr[n])).any()]
+        return _EXPLAIN[status].format(names=", ".join(bad) or "some parameters")
+    if status == "out_of_range":
+        broken = [
+            val.message(c, np.asarray(c.bad)) for c in val.collect(model) if np.asarray(c.bad).any()
+        ]
+        return _EXPLAIN[status].format(what="; ".join(broken[:1]) or "a constraint")
+    return _EXPLAIN[status]
 
 
 def _result(out, names, level) -> FitResult:
     def named(values):
         return dict(zip(names, values))
 
+    stderr = named(out["stderr"])
     return FitResult(
         model=out["model"],
         value=named(out["value"]),
-        stderr=named(out["stderr"]),
+        stderr=stderr,
         ci_low=named(out["ci_low"]),
         ci_high=named(out["ci_high"]),
         loss=out["loss"],
         history=out["history"],
         n_steps=out["n_steps"],
-        converged=out["converged"],
+        status_code=out["status_code"],
+        converged=out["status_code"] == STATUSES.index("converged"),
         noise_std=out["noise_std"],
         covariance=out["covariance"],
         names=names,
         level=level,
+        message=_message(out["status_code"], stderr, names, out["model"]),
     )
 
 
@@ -613,6 +892,7 @@ def fit(
     spread: float = 0.5,
     level: float = 0.95,
     checkpoint=None,
+    convention: str | None = None,
 ) -> FitResult:
     r"""Fit parameters of `model` so that its simulated trace matches `target`.
 
@@ -634,8 +914,11 @@ def fit(
       space); a plain array is fitted unconstrained.
     - `loss`: `"mse"` (default), `"weighted"` (with `weights`), or a callable
       `loss(prediction, target) -> scalar` (fitted with optax; no intervals).
-    - `weights`: optional weights $w_i \ge 0$ of the squared residuals, broadcastable to
-      the target (for example inverse noise variances, or 0 to ignore samples).
+    - `weights`: optional weights $w_i \ge 0$ of the squared residuals (for example inverse
+      noise variances, or 0 to ignore samples): the target's shape, or a shape that
+      broadcasts to it unchanged by NumPy's rules (trailing axes aligned: `(time, 1)` per
+      time step, `(n,)` per column, a scalar). Any other shape is refused: `(time,)` for a
+      `(time, 1)` target would broadcast to `(time, time)`.
     - `optimizer`: `None` (default) for Levenberg–Marquardt on least squares; or an optax
       optimiser (default for a custom loss: `optax.adam(0.02)`).
     - `max_steps`: the most optimiser steps (default 200 for Levenberg–Marquardt, 2000
@@ -652,13 +935,24 @@ def fit(
     - `level`: the confidence level of the intervals. Default 0.95.
     - `checkpoint`: nested checkpointing of the simulation, as for `jsyn.simulate`
       (optax path: reverse-mode memory; Levenberg–Marquardt uses forward mode anyway).
+    - `convention`: the sign convention of a current `target`: `"clamp"` for the membrane
+      current a voltage-clamp amplifier records (inward negative, as in most
+      electrophysiology files), `"into_cell"` for jsyn's current into the cell (inward
+      positive), or `None` (default) to compare the model's output with the target as it
+      is. The model's output is in its own convention (`PSC(convention=...)`; every other
+      jsyn current is into the cell); a target in the other convention is negated for the
+      comparison, and the fitted model is returned unchanged.
 
     **Returns:** a `FitResult` (`.model`, `.value`, `.ci_low`, `.ci_high`, `.stderr`,
-    `.history`, `.summary()`).
+    `.history`, `.status`, `.message`, `.summary()`). Only `status == "converged"`
+    (`.converged`) is a success; see `FitResult` for the others.
 
     **Errors:** unknown or ambiguous parameter names, NaN/inf in the target, inputs or
-    weights, a target whose shape differs from the prediction, and bad model parameters
-    raise a `ValueError` that names the value and the fix.
+    weights, a target whose shape differs from the prediction, weights of another shape,
+    no more samples (of positive weight) than fitted numbers, a fitted delay that is not
+    `Bounded` within `[0, max_delay]`, a target whose sign is opposite to the model's
+    initial prediction (the other `convention`), and bad model parameters raise a
+    `ValueError` that names the value and the fix.
 
     ```python
     psc = jsyn.PSC(jsyn.DualExpon(jsyn.LogPositive(2.0), jsyn.LogPositive(8.0)),
@@ -667,28 +961,30 @@ def fit(
     print(res.summary())
     ```
     """
-    names, target, weights, cfg = _prepare(
+    names, target, weights, _, cfg = _prepare(
         model,
         inputs,
         target,
         dt,
-        params,
-        loss,
-        weights,
-        optimizer,
-        max_steps,
-        tol,
-        record,
-        n_starts,
-        spread,
-        level,
-        checkpoint,
         batched=False,
+        params=params,
+        loss=loss,
+        weights=weights,
+        optimizer=optimizer,
+        max_steps=max_steps,
+        tol=tol,
+        record=record,
+        n_starts=n_starts,
+        spread=spread,
+        level=level,
+        checkpoint=checkpoint,
+        convention=convention,
     )
     if state is None:
         state = _initial_state(model, jax.tree.leaves(inputs), None)
     key = jax.random.key(0) if key is None else key
     out = _solve_one(model, inputs, target, weights, state, dt, key, cfg)
+    _raise_sign_flip(out["sign_flip"], convention)
     return _result(out, names, cfg.level)
 
 
@@ -712,6 +1008,7 @@ def fit_many(
     spread: float = 0.5,
     level: float = 0.95,
     checkpoint=None,
+    convention: str | None = None,
 ) -> FitResult:
     r"""Fit many recordings at once, each with its own parameters (`jax.vmap` of `fit`).
 
@@ -723,10 +1020,12 @@ def fit_many(
     - `targets`: the recordings, shape `(n_recordings, time, ...)`.
     - `inputs`: per recording, with a leading recording axis (`(n_recordings, time, ...)`),
       or, with `shared_inputs=True`, one drive for all (`(time, ...)`).
-    - `weights`: shaped like one recording (shared) or like `targets`.
+    - `weights`: shaped like one recording (shared; or broadcasting to it unchanged, as for
+      `jsyn.fit`) or like `targets` (one per recording); any other shape is refused.
     - `key`: split into one key per recording for multi-start.
 
-    **Returns:** a `FitResult` whose arrays have a leading recording axis; `.model` has
+    **Returns:** a `FitResult` whose arrays have a leading recording axis (`.status` is an
+    array of names, `.status_counts()` and `.message` count them); `.model` has
     batched fitted leaves (`jax.vmap` over it, or pick one with
     `jax.tree.map(lambda x: x[i], result)`).
     """
@@ -739,32 +1038,31 @@ def fit_many(
                     f"jsyn.fit_many: per-recording inputs need a leading axis of {n_rec} "
                     f"(got shape {np.shape(leaf)}); or pass shared_inputs=True for one drive."
                 )
-    names, targets, weights, cfg = _prepare(
+    names, targets, weights, w_axis, cfg = _prepare(
         model,
         inputs,
         targets,
         dt,
-        params,
-        loss,
-        weights,
-        optimizer,
-        max_steps,
-        tol,
-        record,
-        n_starts,
-        spread,
-        level,
-        checkpoint,
         batched=True,
         shared_inputs=shared_inputs,
+        params=params,
+        loss=loss,
+        weights=weights,
+        optimizer=optimizer,
+        max_steps=max_steps,
+        tol=tol,
+        record=record,
+        n_starts=n_starts,
+        spread=spread,
+        level=level,
+        checkpoint=checkpoint,
+        convention=convention,
     )
     if state is None:
         one = leaves if shared_inputs else [leaf[0] for leaf in leaves]
         state = _initial_state(model, one, None)
-    w_axis = None
-    if weights is not None and weights.ndim == targets.ndim and weights.shape[0] == n_rec:
-        w_axis = 0
     keys = jax.random.split(jax.random.key(0) if key is None else key, n_rec)
     axes = (None if shared_inputs else 0, w_axis)
     out = _solve_many(model, inputs, targets, weights, state, dt, keys, cfg, axes)
+    _raise_sign_flip(out["sign_flip"], convention)
     return _result(out, names, cfg.level)
