@@ -43,6 +43,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from . import _validation as val
 from ._params import AbstractParam, Bounded, resolve
+from .psc import CONVENTIONS
 from .simulate import _initial_state, _input_checks, _step_checks, checkpoint_lengths, scan
 
 _KEYS = jax.tree_util
@@ -357,8 +358,10 @@ def _value_and_jacobian(residual):
     return value_and_jac
 
 
-def _levenberg_marquardt(residual, theta0, cfg: _Config):
-    """Levenberg-Marquardt with Marquardt's diagonal scaling and Nielsen's damping update.
+def _levenberg_marquardt(residual, theta0, capped, cfg: _Config):
+    """Levenberg-Marquardt with Marquardt's diagonal scaling and Nielsen's damping update;
+    a step moves the raw value of a constrained parameter (`capped`: 1 for the entries of
+    `AbstractParam` leaves, else 0) by at most 1.
     The residuals and their Jacobian (forward mode) are evaluated once per iteration, at
     the trial point; the first iteration evaluates the initial guess. Returns the optimum,
     the mean loss, the history, the number of steps, whether the stopping test was met,
@@ -381,6 +384,9 @@ def _levenberg_marquardt(residual, theta0, cfg: _Config):
         d = jnp.maximum(jnp.diag(A), 1e-12 * jnp.max(jnp.diag(A)) + jnp.finfo(A.dtype).tiny)
         M = jnp.where(first, jnp.eye(p, dtype=A.dtype), A + lam * jnp.diag(d))
         delta = jnp.where(first, 0.0, jnp.linalg.solve(M, -g))
+        # At most one unit of a constrained parameter's raw value per step (a factor e
+        # of a LogPositive one): a long step can jump into another basin of attraction.
+        delta = delta / jnp.maximum(1.0, jnp.max(jnp.abs(delta) * capped))
         trial = theta + delta
         r_t, J_t = value_and_jac(trial)
         f_t = _sum_sq(r_t)
@@ -532,13 +538,19 @@ def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config):
         model, inputs, target, weights, state, dt, cfg
     )
     dtype = theta0.dtype
+    capped = ravel_pytree(
+        [
+            jnp.full(jnp.shape(leaf), _node_is_param(_follow(model, path)), dtype)
+            for leaf, path in zip(_where(cfg.paths)(model), cfg.paths)
+        ]
+    )[0]
     sqrt_w = jnp.ones((), dtype) if weights is None else jnp.sqrt(weights)
     weighted_target = jnp.broadcast_to(sqrt_w * target, target.shape)
     tol = _tolerance(cfg, dtype)
 
     def run(theta):
         if cfg.optimizer is None:
-            return _levenberg_marquardt(residual, theta, cfg)
+            return _levenberg_marquardt(residual, theta, capped, cfg)
         return _optax_loop(_loss_value(cfg, predict, target, weights), theta, cfg)
 
     if cfg.n_starts == 1:
@@ -639,12 +651,6 @@ def _concrete_finite(x, what: str, fix: str) -> np.ndarray:
             f"{int(bad.sum())} of {a.size} bad); {fix}"
         )
     return a
-
-
-CONVENTIONS = ("into_cell", "clamp")
-"""Sign conventions of a current: `"into_cell"`, jsyn's (positive depolarising, so an
-excitatory current at rest is positive), and `"clamp"`, the membrane current a
-voltage-clamp amplifier records (inward negative: the opposite sign)."""
 
 
 def _convention_sign(model, convention) -> int:
