@@ -62,18 +62,19 @@ STATUSES = (
 
 _EXPLAIN = {
     "converged": "converged: the tolerance was met and no step can lower the loss further",
-    "max_steps": "stopped at max_steps before the tolerance was met; raise max_steps or "
-    "start closer to the optimum (n_starts=)",
-    "no_progress": "no progress: the optimiser stalled while the loss could still fall (or, "
-    "for a custom loss, never fell below its initial value); start elsewhere (n_starts=) or "
-    "rescale the parameters",
-    "non_finite": "the loss or its Jacobian is NaN or infinite; check the initial guess, the "
-    "inputs and the model's parameters",
-    "unidentifiable": "the data do not determine {names}: the prediction does not change "
-    "with them, or they trade off against each other; their intervals are NaN; fix some of "
-    "them or fit data that constrain them",
-    "out_of_range": "the fitted model breaks its constraints ({what}); wrap the parameter in "
-    "jsyn.LogPositive, SoftplusPositive or Bounded so that the optimiser cannot leave its range",
+    "max_steps": "max_steps: stopped before the tolerance was met; raise max_steps or start "
+    "closer to the optimum (n_starts=)",
+    "no_progress": "no_progress: the optimiser stalled while the loss could still fall (or, "
+    "for a custom loss, never fell below its initial value); start elsewhere (n_starts=) "
+    "or rescale the parameters",
+    "non_finite": "non_finite: the loss or its Jacobian is NaN or infinite; check the "
+    "initial guess, the inputs and the model's parameters",
+    "unidentifiable": "unidentifiable: the data do not determine {names}: the prediction "
+    "does not change with them, or they trade off against each other; their intervals are "
+    "NaN; fix some of them or fit data that constrain them",
+    "out_of_range": "out_of_range: the fitted model breaks its constraints ({what}); wrap "
+    "the parameter in jsyn.LogPositive, SoftplusPositive or Bounded so that the optimiser "
+    "cannot leave its range",
 }
 
 
