@@ -199,7 +199,8 @@ def _run_fit(args: argparse.Namespace) -> int:
     # Initial guess: the model's defaults, and g_max scaled to the recording's peak.
     _, unit = jsyn.simulate(build(synapse, 1.0), spikes, rec.dt)
     peak = float(jnp.max(jnp.abs(unit)))
-    g0 = float(jnp.max(jnp.abs(target))) / peak if peak > 0 else 1.0
+    size = float(jnp.max(jnp.abs(target)))
+    g0 = size / peak if peak > 0 and size > 0 else 1.0
     for name in names:
         if name != "g_max" and hasattr(synapse, name):
             value = getattr(synapse, name)
@@ -260,7 +261,7 @@ def _run_fit(args: argparse.Namespace) -> int:
             return 1
         print(args.plot)
     if not res.converged:
-        print(f"jsyn fit: the fit did not converge ({res.status}): {res.message}", file=sys.stderr)
+        print(f"jsyn fit: the fit did not converge: {res.message}", file=sys.stderr)
         return 1
     return 0
 
