@@ -540,7 +540,7 @@ def test_fit_many_reports_a_status_per_recording_and_counts_them():
     assert res.status.tolist() == ["converged", "unidentifiable", "converged"]
     assert res.converged.tolist() == [True, False, True]
     assert res.status_counts() == {"converged": 2, "unidentifiable": 1}
-    assert res.message == "2 of 3 converged (2 converged, 1 unidentifiable)"
+    assert res.message == "2 of 3 converged (1 unidentifiable)"
     assert res.message in res.summary()
     assert np.isnan(res.stderr["synapse.tau"][1]) and np.isfinite(res.stderr["synapse.tau"][0])
 

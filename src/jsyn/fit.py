@@ -855,8 +855,9 @@ def _message(status_code, stderr, names, model) -> str:
     codes = np.asarray(status_code)
     if codes.ndim:
         counts = {STATUSES[c]: int(n) for c, n in zip(*np.unique(codes, return_counts=True))}
-        parts = [f"{n} {s}" for s, n in counts.items()]
-        return f"{counts.get('converged', 0)} of {codes.size} converged ({', '.join(parts)})"
+        others = ", ".join(f"{n} {s}" for s, n in counts.items() if s != "converged")
+        done = f"{counts.get('converged', 0)} of {codes.size} converged"
+        return f"{done} ({others})" if others else done
     status = STATUSES[int(codes)]
     if status == "unidentifiable":
         bad = [n for n in names if np.isnan(np.asarray(stderr[n])).any()]
