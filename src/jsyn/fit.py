@@ -626,6 +626,7 @@ def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config):
         "history": history,
         "n_steps": n_steps,
         "status_code": status,
+        "converged": status == STATUSES.index("converged"),
         "noise_std": jnp.sqrt(s2),
         "covariance": cov,
         "sign_flip": sign_flip,
@@ -771,7 +772,8 @@ def _prepare(
     if not jnp.issubdtype(target.dtype, jnp.floating):
         target = target.astype(jnp.result_type(float))
     _concrete_finite(target, "the target", "drop or interpolate the NaN samples")
-    target = target * _convention_sign(model, convention)
+    if _convention_sign(model, convention) < 0:
+        target = -target
     if isinstance(loss, str):
         if loss not in ("mse", "weighted"):
             raise ValueError(
@@ -885,7 +887,7 @@ def _result(out, names, level) -> FitResult:
         history=out["history"],
         n_steps=out["n_steps"],
         status_code=out["status_code"],
-        converged=out["status_code"] == STATUSES.index("converged"),
+        converged=out["converged"],
         noise_std=out["noise_std"],
         covariance=out["covariance"],
         names=names,
