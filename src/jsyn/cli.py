@@ -232,13 +232,13 @@ def _run_fit(args: argparse.Namespace) -> int:
             "level": res.level,
             "params": {
                 name: {
-                    key: np.asarray(getattr(res, key)[name]).tolist()
+                    key: _json_numbers(getattr(res, key)[name])
                     for key in ("value", "stderr", "ci_low", "ci_high")
                 }
                 for name in res.names
             },
-            "loss": float(res.loss),
-            "noise_std": float(res.noise_std),
+            "loss": _json_numbers(res.loss),
+            "noise_std": _json_numbers(res.noise_std),
             "n_steps": int(res.n_steps),
             "converged": bool(res.converged),
             "status": res.status,
@@ -247,7 +247,7 @@ def _run_fit(args: argparse.Namespace) -> int:
             "columns": list(rec.names),
         }
         try:
-            args.out.write_text(json.dumps(payload, indent=2) + "\n")
+            args.out.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
         except OSError as err:
             print(f"jsyn fit: cannot write {args.out}: {err}", file=sys.stderr)
             return 1
@@ -264,6 +264,15 @@ def _run_fit(args: argparse.Namespace) -> int:
         print(f"jsyn fit: the fit did not converge: {res.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _json_numbers(x):
+    """A number or nested list for JSON, with NaN and infinities (undetermined intervals,
+    a non-finite loss) as null, which strict JSON readers accept."""
+    import numpy as np
+
+    a = np.asarray(x, dtype=float)
+    return np.where(np.isfinite(a), a, None).tolist()
 
 
 def _wrap(module, name, value):
