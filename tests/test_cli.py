@@ -111,13 +111,16 @@ def test_fit_runs_on_the_shipped_example(tmp_path, capsys):
     assert main(["fit", "--model", "DualExpon", "--out", str(out), "--plot", str(png)]) == 0
     printed = capsys.readouterr().out
     assert "synapse.tau_rise" in printed and "95% interval" in printed
+    assert "read as clamp (membrane current, inward negative)" in printed
+    assert "status: converged" in printed
     result = json.loads(out.read_text())
     # the example was made with tau_rise 1.2, tau_decay 7.5, g_max 1.8 (jsyn/data/README.md)
     for name, truth in [("tau_rise", 1.2), ("tau_decay", 7.5), ("g_max", 1.8)]:
         (entry,) = [v for k, v in result["params"].items() if k.endswith(name)]
         assert entry["ci_low"] < truth < entry["ci_high"]
         assert entry["value"] == pytest.approx(truth, rel=0.03)
-    assert result["converged"]
+    assert result["converged"] and result["status"] == "converged"
+    assert result["convention"] == "clamp"
     assert png.read_bytes().startswith(PNG_MAGIC)
 
 
@@ -141,7 +144,7 @@ def test_fit_with_separate_spike_file_and_params(tmp_path, capsys):
         ({}, ["missing.csv"], "missing.csv: file not found"),
         ({"r.csv": "t,I\n0,1\n0.1,x\n0.2,1\n"}, ["r.csv"], "'x' is not a number"),
         ({"r.csv": "t,I\n0,1\n0.1,nan\n0.2,1\n"}, ["r.csv"], "NaN"),
-        ({"r.csv": "t,I\n0,1\n0.1\n0.2,1\n"}, ["r.csv"], "row 2 has 1 fields"),
+        ({"r.csv": "t,I\n0,1\n0.1\n0.2,1\n"}, ["r.csv"], "line 3 has 1 fields"),
         ({"r.csv": "t,I,spikes\n0,1,0\n0.1,1,1\n0.2,1,0\n"}, ["r.csv"], "no holding potential"),
         (
             {"r.csv": "# V_hold = -70\nt,I\n0,1\n0.1,1\n0.2,1\n", "s.txt": "9.0\n"},
@@ -161,3 +164,92 @@ def test_fit_bad_inputs_exit_2_with_one_line(tmp_path, capsys, files, extra, mat
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("jsyn fit: error: ")
     assert re.search(match, err)
+
+
+def test_help_states_the_sign_convention(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--convention {clamp,into_cell}" in text and "inward current negative" in text
+    assert "Exit status: 0 when the fit converged, 1 when it did not" in text
+
+
+def test_a_fit_that_did_not_converge_exits_1_and_says_why(tmp_path, capsys):
+    """A silent recording: nothing determines the kinetics. The old command printed the
+    table and exited 0."""
+    import json
+
+    path, out = tmp_path / "silent.csv", tmp_path / "fit.json"
+    spikes = "".join(f"{0.1 * i:.1f},0,{int(i in (20, 120))}\n" for i in range(400))
+    path.write_text("# V_hold = -70\nt,I,spikes\n" + spikes)
+    assert main(["fit", str(path), "--model", "DualExpon", "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "status: unidentifiable" in captured.out
+    assert "did not converge: unidentifiable" in captured.err
+    result = json.loads(out.read_text())
+    assert result["status"] == "unidentifiable" and not result["converged"]
+    # undetermined intervals are null (strict JSON has no NaN)
+    assert all(v["stderr"] is None and v["ci_low"] is None for v in result["params"].values())
+
+
+def test_gabaa_on_the_excitatory_example_is_a_sign_error(capsys):
+    """The shipped example is excitatory (inward); a GABAa current with E = -80 mV at
+    -70 mV is outward. The old command fitted beta = 1e17 and called it converged."""
+    assert main(["fit", "--model", "GABAa"]) == 2
+    err = capsys.readouterr().err
+    assert "opposite signs" in err and "--convention into_cell" in err
+
+
+def test_the_other_convention_is_refused_on_the_example(capsys):
+    assert main(["fit", "--model", "DualExpon", "--convention", "into_cell"]) == 2
+    assert "--convention clamp" in capsys.readouterr().err
+
+
+def test_gabaa_defaults_are_identifiable_on_gabaa_data(tmp_path, capsys):
+    import json
+
+    import jax.numpy as jnp
+
+    from jsyn import io
+
+    rec = io.load_recording(io.example_path())
+    psc = jsyn.PSC(jsyn.GABAa(beta=0.12), jsyn.COBA(g_max=3.0, E=-80.0), convention="clamp")
+    _, clean = jsyn.simulate(psc, jnp.asarray(rec.raster()), rec.dt)
+    noise = 0.05 * float(np.abs(clean).max()) * np.random.default_rng(0).normal(size=clean.shape)
+    path, out = tmp_path / "gaba.npz", tmp_path / "fit.json"
+    np.savez(path, t=rec.t, traces=np.asarray(clean) + noise, spikes=rec.spikes, V_hold=-70.0)
+    assert main(["fit", str(path), "--model", "GABAa", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["status"] == "converged"
+    for name, truth in [("synapse.beta", 0.12), ("output.g_max", 3.0)]:
+        entry = result["params"][name]
+        assert entry["ci_low"] < truth < entry["ci_high"]
+
+
+def test_an_unknown_column_next_to_a_spike_file_needs_current(tmp_path, capsys):
+    """A 'spike' column (not 'spikes') is not the spikes: the old command fitted it as a
+    second current trace."""
+    from jsyn import io
+
+    rec = io.load_recording(io.example_path())
+    path, spikes = tmp_path / "r.csv", tmp_path / "s.txt"
+    lines = [f"{t:.1f},{i:.6g},0" for t, i in zip(rec.t, rec.traces[:, 0])]
+    path.write_text("# V_hold = -70\nt,I,spike\n" + "\n".join(lines) + "\n")
+    spikes.write_text("\n".join(f"{t:g}" for t in rec.spikes))
+    argv = ["fit", str(path), "--spikes", str(spikes), "--model", "DualExpon"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "2 columns besides time and spikes (I, spike)" in err and "--current" in err
+    assert main([*argv, "--current", "I", "--params", "tau_decay,g_max"]) == 0
+    assert main([*argv, "--current", "J"]) == 2
+    assert "no column 'J'" in capsys.readouterr().err
+
+
+def test_a_2d_spike_array_is_refused(tmp_path, capsys):
+    from jsyn import io
+
+    rec = io.load_recording(io.example_path())
+    spikes = tmp_path / "s.npy"
+    np.save(spikes, np.stack([rec.spikes, rec.spikes]))
+    assert main(["fit", "--spikes", str(spikes), "--model", "DualExpon"]) == 2
+    assert "1-D array (got shape (2, 6))" in capsys.readouterr().err

@@ -19,6 +19,8 @@ def test_example_recording_is_shipped_and_loads():
     np.testing.assert_array_equal(rec.V_hold, [-70.0])
     raster = rec.raster()
     assert raster.shape == (2000, 1) and raster.sum() == 6 and raster[100, 0] == 1
+    # a voltage-clamp file: the excitatory (inward) currents are negative
+    assert rec.traces.min() < -100.0 and rec.traces.sum() < 0.0
 
 
 def test_csv_with_several_traces_and_spike_column(tmp_path):
@@ -58,12 +60,12 @@ def test_spike_files(tmp_path):
     "name, text, match",
     [
         ("missing.csv", None, "missing.csv: file not found"),
-        ("bad.csv", "t,I\n0,1\n0.1,abc\n0.2,3\n", r"column 'I', row 2: 'abc' is not a number"),
-        ("ragged.csv", "t,I\n0,1\n0.1\n0.2,3\n", "row 2 has 1 fields but the header has 2"),
-        ("nan.csv", "t,I\n0,1\n0.1,nan\n0.2,3\n", r"column 'I' has 1 NaN.*row 1 \(t = 0.1 ms\)"),
-        ("uneven.csv", "t,I\n0,1\n0.1,2\n0.3,3\n", "even steps.*step 1 is 0.2 ms"),
+        ("bad.csv", "t,I\n0,1\n0.1,abc\n0.2,3\n", r"line 3, column 'I': 'abc' is not a number"),
+        ("ragged.csv", "t,I\n0,1\n0.1\n0.2,3\n", r"line 3 has 1 fields but the header \(line 1\)"),
+        ("nan.csv", "t,I\n0,1\n0.1,nan\n0.2,3\n", r"column 'I' has 1 NaN.*line 3 \(t = 0.1 ms\)"),
+        ("uneven.csv", "t,I\n0,1\n0.1,2\n0.3,3\n", "even steps.*from line 3 to line 4 is 0.2 ms"),
         ("short.csv", "t,I\n0,1\n", "at least 2 rows"),
-        ("spk.csv", "t,I,spikes\n0,1,0\n0.1,2,0.5\n0.2,3,0\n", "spike counts per sample"),
+        ("spk.csv", "t,I,spikes\n0,1,0\n0.1,2,0.5\n0.2,3,0\n", "spike counts.*line 3 holds 0.5"),
         ("vh.csv", "# V_hold = -70, 40\nt,I\n0,1\n0.1,2\n", "V_hold must be one finite value"),
         ("x.json", "{}", "unknown format '.json'"),
     ],
@@ -93,3 +95,49 @@ def test_bad_npz_and_spikes(tmp_path):
     bad = write(tmp_path / "s.txt", "1.0\nfoo\n")
     with pytest.raises(io.RecordingError, match="'foo' is not a number"):
         io.load_spikes(bad)
+
+
+def test_errors_count_file_lines_the_same_way(tmp_path):
+    """Every message names the line of the file (from 1, comments and blank lines
+    included), whatever the check; the old messages counted data rows from 1, samples
+    from 0, or non-blank lines, each differently."""
+    head = "# recorded 2026-12-04\n# V_hold = -70\n\nt,I,spikes\n0,1,0\n"  # data from line 5
+    cases = [
+        ("0.1,abc,0\n", r"line 6, column 'I': 'abc'"),
+        ("0.1,2\n", r"line 6 has 2 fields"),
+        ("0.1,nan,0\n", r"first at line 6 \(t = 0.1 ms\)"),
+        ("0.3,2,0\n", r"from line 6 to line 7 is -0.1 ms"),
+        ("0.1,2,2.5\n", r"line 6 holds 2.5"),
+    ]
+    for tail, match in cases:
+        path = write(tmp_path / "r.csv", head + tail + "0.2,3,0\n")
+        with pytest.raises(io.RecordingError, match=match):
+            io.load_recording(path)
+    spikes = write(tmp_path / "s.txt", "# times in ms\nspike_time\n\n1.0\n2.x\n")
+    with pytest.raises(io.RecordingError, match=r"line 5, column 'spike times': '2.x'"):
+        io.load_spikes(spikes)
+    with pytest.raises(io.RecordingError, match=r"line 1, column 'V_hold': 'x'"):
+        io.load_recording(write(tmp_path / "v.csv", "# V_hold = x\nt,I\n0,1\n0.1,2\n"))
+
+
+def test_a_2d_spike_array_is_refused_not_flattened(tmp_path):
+    np.save(tmp_path / "s.npy", np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))
+    with pytest.raises(io.RecordingError, match=r"1-D array \(got shape \(2, 3\)\)"):
+        io.load_spikes(tmp_path / "s.npy")
+    np.save(tmp_path / "one.npy", np.array(2.0))
+    assert io.load_spikes(tmp_path / "one.npy").tolist() == [2.0]
+
+
+def test_choosing_trace_columns(tmp_path):
+    path = write(
+        tmp_path / "r.csv",
+        "# V_hold = -70, 40\nt,Ia,Ib\n" + "".join(f"{0.5 * i},{i},{-i}\n" for i in range(5)),
+    )
+    rec = io.load_recording(path, columns="Ib")
+    assert rec.names == ("Ib",) and rec.traces[:, 0].tolist() == [0, -1, -2, -3, -4]
+    np.testing.assert_array_equal(rec.V_hold, [40.0])
+    assert io.load_recording(path, columns=["Ib", "Ia"]).names == ("Ib", "Ia")
+    with pytest.raises(io.RecordingError, match="no column 'I'.*the trace columns are Ia, Ib"):
+        io.load_recording(path, columns="I")
+    with pytest.raises(io.RecordingError, match="pick each column once"):
+        io.load_recording(path, columns="Ia,Ia")

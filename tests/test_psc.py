@@ -82,3 +82,20 @@ def test_construction_errors():
         jsyn.PSC(jsyn.DualExpon(), jsyn.COBA(), V_hold=jnp.nan)
     with pytest.raises(ValueError, match="DualExpon.tau_decay must be > 0"):
         jsyn.PSC(jsyn.DualExpon(1.0, -2.0), jsyn.COBA())
+
+
+def test_clamp_convention_is_the_membrane_current_inward_negative():
+    """An excitatory current at -70 mV flows into the cell: positive in jsyn's
+    convention, negative as a voltage-clamp amplifier records it."""
+    x = spikes(n_steps=200)
+    kw = dict(V_hold=-70.0)
+    _, into = jsyn.simulate(jsyn.PSC(jsyn.AMPA(), jsyn.COBA(E=0.0), **kw), x, DT)
+    _, clamp = jsyn.simulate(
+        jsyn.PSC(jsyn.AMPA(), jsyn.COBA(E=0.0), convention="clamp", **kw), x, DT
+    )
+    assert float(jnp.max(into)) > 0.0 and float(jnp.min(into)) >= 0.0
+    np.testing.assert_array_equal(clamp, -into)
+    with pytest.raises(
+        ValueError, match="PSC.convention must be 'into_cell'.*'clamp'.*got 'inward'"
+    ):
+        jsyn.PSC(jsyn.AMPA(), jsyn.COBA(), convention="inward")

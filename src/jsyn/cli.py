@@ -13,6 +13,12 @@ from pathlib import Path
 
 from . import __version__
 
+CONVENTIONS = ("clamp", "into_cell")
+_CONVENTION_TEXT = {
+    "clamp": "clamp (membrane current, inward negative)",
+    "into_cell": "into_cell (current into the cell, inward positive)",
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the `jsyn` command and its subcommands."""
@@ -76,8 +82,12 @@ def _add_fit(commands) -> None:
         help="fit a synapse model to a voltage-clamp recording",
         description="Fit the current of jsyn.PSC(MODEL, output law, V_hold) to a recording "
         "(CSV or NPZ: time in ms, current in pA; see jsyn.io) driven by the presynaptic "
-        "spikes, and print the fitted values with their confidence intervals. Without "
-        "RECORDING, fits the example recording shipped with jsyn. Runs in float64.",
+        "spikes, and print the fitted values with their confidence intervals and the fit's "
+        "status. The recording is read as a voltage-clamp membrane current, inward negative "
+        "(--convention clamp), unless told otherwise. Without RECORDING, fits the example "
+        "recording shipped with jsyn. Runs in float64. Exit status: 0 when the fit "
+        "converged, 1 when it did not (or an output file could not be written), 2 for "
+        "bad input.",
     )
     fit.add_argument(
         "recording",
@@ -92,6 +102,21 @@ def _add_fit(commands) -> None:
         metavar="SPIKES",
         help="presynaptic spike times (ms): a text/.npy list or a CSV with a 0/1 'spikes' "
         "column (default: the recording's own 'spikes')",
+    )
+    fit.add_argument(
+        "--current",
+        metavar="COLUMNS",
+        help="the recording's current column(s) to fit, comma-separated (needed when it has "
+        "more than one column besides time and spikes)",
+    )
+    fit.add_argument(
+        "--convention",
+        choices=CONVENTIONS,
+        default="clamp",
+        help="sign convention of the recorded current: 'clamp' (default), the membrane "
+        "current of a voltage-clamp amplifier with inward current negative, as "
+        "electrophysiology files hold it; or 'into_cell', jsyn's current into the cell "
+        "(inward positive)",
     )
     fit.add_argument(
         "--model", required=True, choices=sorted(_FIT_MODELS), help="the receptor kinetics"
@@ -142,7 +167,13 @@ def _run_fit(args: argparse.Namespace) -> int:
     from .io import RecordingError, example_path, load_recording
 
     path = example_path() if args.recording is None else args.recording
-    rec = load_recording(path, spikes=args.spikes, V_hold=args.V_hold)
+    rec = load_recording(path, spikes=args.spikes, V_hold=args.V_hold, columns=args.current)
+    if args.current is None and len(rec.names) > 1:
+        raise RecordingError(
+            f"{path}: has {len(rec.names)} columns besides time and spikes "
+            f"({', '.join(rec.names)}); name the current(s) to fit with --current COLUMN "
+            "(comma-separated for several traces); a spike column must be named 'spikes'"
+        )
     if rec.V_hold is None:
         raise RecordingError(
             f"{path}: no holding potential; pass --V-hold MV or add '# V_hold = MV' to the file"
@@ -162,23 +193,33 @@ def _run_fit(args: argparse.Namespace) -> int:
 
     def build(synapse, g_max):
         output = getattr(jsyn, output_name)(g_max=g_max, E=E)
-        return jsyn.PSC(synapse, output, V_hold=V_hold)
+        return jsyn.PSC(synapse, output, V_hold=V_hold, convention=args.convention)
 
     synapse = getattr(jsyn, args.model)()
     # Initial guess: the model's defaults, and g_max scaled to the recording's peak.
     _, unit = jsyn.simulate(build(synapse, 1.0), spikes, rec.dt)
     peak = float(jnp.max(jnp.abs(unit)))
-    g0 = float(jnp.max(jnp.abs(target))) / peak if peak > 0 else 1.0
+    size = float(jnp.max(jnp.abs(target)))
+    g0 = size / peak if peak > 0 and size > 0 else 1.0
     for name in names:
         if name != "g_max" and hasattr(synapse, name):
             value = getattr(synapse, name)
             synapse = _wrap(synapse, name, jsyn.LogPositive(value))
     model = build(synapse, jsyn.SoftplusPositive(g0) if "g_max" in names else g0)
-    res = jsyn.fit(model, spikes, target, rec.dt, params=list(names), n_starts=args.starts)
+    res = jsyn.fit(
+        model,
+        spikes,
+        target,
+        rec.dt,
+        params=list(names),
+        n_starts=args.starts,
+        convention=args.convention,
+    )
     print(
         f"{args.model} fitted to {path} ({rec.traces.shape[0]} samples, dt = {rec.dt:g} ms, "
         f"{rec.spikes.size} spikes, V_hold = {', '.join(f'{v:g}' for v in rec.V_hold)} mV)"
     )
+    print(f"current column(s) {', '.join(rec.names)}, read as {_CONVENTION_TEXT[args.convention]}")
     print(res.summary())
     if args.out is not None:
         payload = {
@@ -191,18 +232,22 @@ def _run_fit(args: argparse.Namespace) -> int:
             "level": res.level,
             "params": {
                 name: {
-                    key: np.asarray(getattr(res, key)[name]).tolist()
+                    key: _json_numbers(getattr(res, key)[name])
                     for key in ("value", "stderr", "ci_low", "ci_high")
                 }
                 for name in res.names
             },
-            "loss": float(res.loss),
-            "noise_std": float(res.noise_std),
+            "loss": _json_numbers(res.loss),
+            "noise_std": _json_numbers(res.noise_std),
             "n_steps": int(res.n_steps),
             "converged": bool(res.converged),
+            "status": res.status,
+            "message": res.message,
+            "convention": args.convention,
+            "columns": list(rec.names),
         }
         try:
-            args.out.write_text(json.dumps(payload, indent=2) + "\n")
+            args.out.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
         except OSError as err:
             print(f"jsyn fit: cannot write {args.out}: {err}", file=sys.stderr)
             return 1
@@ -215,7 +260,19 @@ def _run_fit(args: argparse.Namespace) -> int:
             print(f"jsyn fit: cannot write {args.plot}: {err}", file=sys.stderr)
             return 1
         print(args.plot)
+    if not res.converged:
+        print(f"jsyn fit: the fit did not converge: {res.message}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _json_numbers(x):
+    """A number or nested list for JSON, with NaN and infinities (undetermined intervals,
+    a non-finite loss) as null, which strict JSON readers accept."""
+    import numpy as np
+
+    a = np.asarray(x, dtype=float)
+    return np.where(np.isfinite(a), a, None).tolist()
 
 
 def _wrap(module, name, value):

@@ -16,12 +16,12 @@ column `spikes` of 0/1 per sample (then a time column is needed too).
 
 Every problem (missing file, malformed column, mismatched lengths, NaN samples, uneven
 time steps) raises `RecordingError`, a `ValueError` with a one-line message naming the
-file, the column or row, and the fix.
+file, the column, the place (for text files the line number in the file, counting every
+line from 1; for `.npz` files the sample index, from 0) and the fix.
 """
 
 import csv
 import dataclasses
-import io as _io
 from importlib import resources
 from pathlib import Path
 
@@ -100,30 +100,36 @@ def _read_text(path: Path) -> str:
         raise _fail(path, f"cannot be read as text ({err.__class__.__name__}: {err})") from None
 
 
-def _number(text: str, source, column: str, row: int) -> float:
+def _number(text: str, source, column: str, line: int) -> float:
     try:
         return float(text)
     except ValueError:
         raise _fail(
-            source, f"column {column!r}, row {row}: {text.strip()!r} is not a number"
+            source, f"line {line}, column {column!r}: {text.strip()!r} is not a number"
         ) from None
 
 
-def _check_values(source, name: str, values: np.ndarray, t: np.ndarray) -> None:
+def _place(lines: np.ndarray | None, i: int) -> str:
+    """Where sample `i` is: its line in a text file, or its index in an array file."""
+    return f"sample {i}" if lines is None else f"line {int(lines[i])}"
+
+
+def _check_values(source, name: str, values: np.ndarray, t, lines=None) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.flatnonzero(bad.reshape(len(values), -1).any(axis=1))[0])
+        at = "" if t is None else f" (t = {t[i]:g} ms)"
         raise _fail(
             source,
-            f"{name} has {int(bad.sum())} NaN or infinite samples, the first at row {i} "
-            f"(t = {t[i]:g} ms); drop or interpolate them before fitting",
+            f"{name} has {int(bad.sum())} NaN or infinite samples, the first at "
+            f"{_place(lines, i)}{at}; drop or interpolate them before fitting",
         )
 
 
-def _check_time(source, t: np.ndarray) -> None:
+def _check_time(source, t: np.ndarray, lines=None) -> None:
     if t.ndim != 1 or t.size < 2:
         raise _fail(source, f"needs a time column with at least 2 samples (got shape {t.shape})")
-    _check_values(source, "the time column", t, np.arange(t.size, dtype=float))
+    _check_values(source, "the time column", t, None, lines)
     steps = np.diff(t)
     dt = steps[0]
     uneven = np.abs(steps - dt) > 1e-6 * abs(dt) + 1e-9 * np.abs(t[1:])
@@ -131,8 +137,9 @@ def _check_time(source, t: np.ndarray) -> None:
         i = int(np.flatnonzero(uneven)[0]) if uneven.any() else 0
         raise _fail(
             source,
-            f"the time column must increase in even steps (ms); step {i} is "
-            f"{steps[i]:g} ms, the first is {dt:g} ms; resample the recording",
+            f"the time column must increase in even steps (ms); the step from "
+            f"{_place(lines, i)} to {_place(lines, i + 1)} is {steps[i]:g} ms, the first is "
+            f"{dt:g} ms; resample the recording",
         )
 
 
@@ -153,58 +160,66 @@ def _check_spikes(spikes, t: np.ndarray, source) -> np.ndarray:
     return np.sort(spikes)
 
 
-def _parse_V_hold(text: str, source) -> np.ndarray:
+def _parse_V_hold(text: str, source, line: int) -> np.ndarray:
     return np.asarray(
-        [_number(v, source, "V_hold", 0) for v in text.replace(",", " ").split()], dtype=float
+        [_number(v, source, "V_hold", line) for v in text.replace(",", " ").split()],
+        dtype=float,
     )
 
 
 def _load_csv(path: Path, need_traces: bool = True) -> Recording:
     text = _read_text(path)
     V_hold = None
-    lines = []
-    for raw in text.splitlines():
+    rows, numbers = [], []  # the fields of each header or data line, and its line number
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if line.startswith("#"):
             key, _, value = line[1:].partition("=")
             if key.strip() == "V_hold":
-                V_hold = _parse_V_hold(value, path)
+                V_hold = _parse_V_hold(value, path, number)
             continue
         if line:
-            lines.append(line)
-    rows = list(csv.reader(_io.StringIO("\n".join(lines))))
+            rows.extend(csv.reader([line]))
+            numbers.append(number)
     if len(rows) < 3:
         raise _fail(path, "needs a header row and at least 2 rows of samples")
     header = [h.strip() for h in rows[0]]
     if len(set(header)) != len(header) or "" in header:
         raise _fail(path, f"the header must name every column once (got {header})")
+    lines = np.asarray(numbers[1:])
     data = np.empty((len(rows) - 1, len(header)))
-    for r, row in enumerate(rows[1:], start=1):
+    for r, (row, number) in enumerate(zip(rows[1:], numbers[1:])):
         if len(row) != len(header):
             raise _fail(
                 path,
-                f"row {r} has {len(row)} fields but the header has {len(header)}; "
-                "every row needs one value per column",
+                f"line {number} has {len(row)} fields but the header (line {numbers[0]}) "
+                f"has {len(header)}; every line needs one value per column",
             )
         for c, cell in enumerate(row):
-            data[r - 1, c] = _number(cell, path, header[c], r)
+            data[r, c] = _number(cell, path, header[c], number)
     lower = [h.lower() for h in header]
     t_col = lower.index("t") if "t" in lower else lower.index("time") if "time" in lower else 0
     t = data[:, t_col]
-    _check_time(path, t)
+    _check_time(path, t, lines)
     spikes = None
     trace_cols = [c for c in range(len(header)) if c != t_col and lower[c] != "spikes"]
     if "spikes" in lower:
         column = data[:, lower.index("spikes")]
-        _check_values(path, "column 'spikes'", column, t)
-        if np.any(column < 0) or np.any(column != np.round(column)):
-            raise _fail(path, "column 'spikes' must hold spike counts per sample (0, 1, ...)")
+        _check_values(path, "column 'spikes'", column, t, lines)
+        bad = (column < 0) | (column != np.round(column))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise _fail(
+                path,
+                f"column 'spikes' must hold spike counts per sample (0, 1, ...); line "
+                f"{int(lines[i])} holds {column[i]:g}",
+            )
         spikes = np.repeat(t, column.astype(int))
     if not trace_cols and need_traces:
         raise _fail(path, "has no trace column besides time and spikes")
     traces = data[:, trace_cols]
     for j, c in enumerate(trace_cols):
-        _check_values(path, f"column {header[c]!r}", traces[:, j], t)
+        _check_values(path, f"column {header[c]!r}", traces[:, j], t, lines)
     return _finish(path, t, traces, tuple(header[c] for c in trace_cols), spikes, V_hold)
 
 
@@ -264,13 +279,17 @@ def _finish(source, t, traces, names, spikes, V_hold) -> Recording:
     )
 
 
-def load_recording(path, *, spikes=None, V_hold=None) -> Recording:
+def load_recording(path, *, spikes=None, V_hold=None, columns=None) -> Recording:
     """Read a recording from a `.csv` or `.npz` file (see the module docstring).
 
     **Arguments:**
     - `path`: the file.
     - `spikes`: spike times (ms) or a spike file (`load_spikes`), replacing any in the file.
-    - `V_hold`: holding potential(s) (mV), replacing any in the file.
+    - `V_hold`: holding potential(s) (mV), replacing any in the file (one value, or one
+      per kept trace).
+    - `columns`: the names of the traces to keep, in this order (a sequence, or one
+      comma-separated string); default all. A per-trace `V_hold` of the file is kept
+      for the chosen traces.
 
     **Raises:** `RecordingError` with a one-line message.
     """
@@ -282,6 +301,8 @@ def load_recording(path, *, spikes=None, V_hold=None) -> Recording:
         rec = _load_csv(path)
     else:
         raise _fail(path, f"unknown format {suffix!r}; use a .csv or .npz file")
+    if columns is not None:
+        rec = _select(rec, columns)
     if spikes is not None:
         if isinstance(spikes, str | Path):
             spikes = load_spikes(spikes, t=rec.t)
@@ -289,6 +310,27 @@ def load_recording(path, *, spikes=None, V_hold=None) -> Recording:
     if V_hold is not None:
         rec = _finish(rec.source, rec.t, rec.traces, rec.names, rec.spikes, V_hold)
     return rec
+
+
+def _select(rec: Recording, columns) -> Recording:
+    if isinstance(columns, str):
+        columns = [c.strip() for c in columns.split(",") if c.strip()]
+    columns = list(columns)
+    unknown = [c for c in columns if c not in rec.names]
+    if unknown or not columns or len(set(columns)) != len(columns):
+        why = f"no column {unknown[0]!r}" if unknown else "pick each column once"
+        raise _fail(
+            rec.source,
+            f"{why} (asked for {', '.join(columns) or 'none'}); the trace columns are "
+            f"{', '.join(rec.names)}",
+        )
+    idx = [rec.names.index(c) for c in columns]
+    return dataclasses.replace(
+        rec,
+        traces=rec.traces[:, idx],
+        names=tuple(columns),
+        V_hold=None if rec.V_hold is None else rec.V_hold[idx],
+    )
 
 
 def load_spikes(path, *, t: np.ndarray | None = None) -> np.ndarray:
@@ -303,22 +345,34 @@ def load_spikes(path, *, t: np.ndarray | None = None) -> np.ndarray:
         if not path.exists():
             raise _fail(path, "file not found; check the path")
         try:
-            times = np.asarray(np.load(path, allow_pickle=False), dtype=float).ravel()
+            times = np.asarray(np.load(path, allow_pickle=False), dtype=float)
         except (OSError, ValueError) as err:
             raise _fail(path, f"is not a readable .npy file of spike times ({err})") from None
+        if times.ndim > 1:
+            raise _fail(
+                path,
+                f"spike times must be a 1-D array (got shape {times.shape}); save one "
+                "list of times (ms), for example np.save(path, times.ravel()) if that is "
+                "what the array holds",
+            )
+        times = np.atleast_1d(times)
     else:
         text = _read_text(path)
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-        header = lines[0].lower().replace(" ", "") if lines else ""
+        lines = [
+            (number, ln.strip())
+            for number, ln in enumerate(text.splitlines(), start=1)
+            if ln.strip() and not ln.strip().startswith("#")
+        ]
+        header = lines[0][1].lower().replace(" ", "") if lines else ""
         if "spikes" in header.split(",") and len(header.split(",")) > 1:
             times = _load_csv(path, need_traces=False).spikes
         else:
-            if lines and not _is_number(lines[0].replace(",", " ").split()[0]):
+            if lines and not _is_number(lines[0][1].replace(",", " ").split()[0]):
                 lines = lines[1:]
             times = np.asarray(
                 [
-                    _number(v, path, "spike times", r)
-                    for r, line in enumerate(lines, start=1)
+                    _number(v, path, "spike times", number)
+                    for number, line in lines
                     for v in line.replace(",", " ").split()
                 ],
                 dtype=float,

@@ -16,6 +16,10 @@ from ._custom_types import Shape
 from ._params import Param, param, resolve
 from .outputs import AbstractOutput
 
+CONVENTIONS = ("into_cell", "clamp")
+"""Sign conventions of a current: `"into_cell"`, jsyn's (positive depolarising), and
+`"clamp"`, the membrane current a voltage-clamp amplifier records (inward negative)."""
+
 
 class PSCState(eqx.Module):
     """State of `PSC`: the states of its delay and short-term plasticity (`None` when
@@ -39,8 +43,15 @@ class PSC(AbstractSystem):
     One step of `dt` ms takes the presynaptic spike counts of the step (shape `n`), turns
     them into efficacies with the short-term plasticity model (if any; otherwise the spikes
     themselves are the drive), steps every receptor's kinetics with that drive, and returns
-    the current into the cell at the end of the step (pA, positive depolarising): with
-    `COBA`, $I = g_{\max}\,g\,(E - V_\text{hold})$, passed through the delay (if any).
+    the current at the end of the step (pA), passed through the delay (if any), in the
+    chosen sign `convention`:
+
+    - `"into_cell"` (default, jsyn's convention): the current into the cell, positive
+      depolarising; with `COBA`, $I = g_{\max}\,g\,(E - V_\text{hold})$, so an
+      excitatory current at rest is positive.
+    - `"clamp"`: the membrane current a voltage-clamp amplifier records, inward negative
+      (the usual sign of electrophysiology files): $-I$.
+
     Each column of a population is one recording; `V_hold` may differ per column, so the
     same cell clamped at two potentials is a population of 2.
 
@@ -57,6 +68,7 @@ class PSC(AbstractSystem):
     - `stp`: optional short-term plasticity (`STD`, `STP`), applied before the kinetics.
     - `delay`: optional delay system (for example `jsyn.Delay`), applied to the current.
     - `V_hold`: holding potential (mV), scalar or per column. Default -70.0.
+    - `convention`: `"into_cell"` (default) or `"clamp"`, the sign of the output (above).
 
     Fit its parameters by dotted name, for example `"synapse.tau_decay"`,
     `"output[1].g_max"`, `"stp.U"` (see `jsyn.fit`).
@@ -67,8 +79,15 @@ class PSC(AbstractSystem):
     stp: AbstractSystem | None = None
     delay: AbstractSystem | None = None
     V_hold: Param = param(default=-70.0)
+    convention: str = eqx.field(static=True, default="into_cell")
 
     def __check_init__(self):
+        if self.convention not in CONVENTIONS:
+            raise ValueError(
+                f"PSC.convention must be 'into_cell' (current into the cell, inward "
+                f"positive) or 'clamp' (membrane current, inward negative; got "
+                f"{self.convention!r})."
+            )
         synapses, outputs = _as_tuple(self.synapse), _as_tuple(self.output)
         if len(synapses) != len(outputs):
             raise ValueError(
@@ -96,7 +115,8 @@ class PSC(AbstractSystem):
 
     def step(self, state: PSCState, x, dt) -> tuple[PSCState, Float[Array, "*n"]]:
         """Step the chain with this step's presynaptic spike counts `x`: returns the new
-        state and the current into the cell at the end of the step (pA)."""
+        state and the current at the end of the step (pA; into the cell, or the clamp's
+        membrane current with `convention="clamp"`)."""
         delay, stp = state.delay, state.stp
         if self.stp is not None:
             stp, x = self.stp.step(stp, x, dt)
@@ -109,4 +129,6 @@ class PSC(AbstractSystem):
             current = i if current is None else current + i
         if self.delay is not None:
             delay, current = self.delay.step(delay, current, dt)
+        if self.convention == "clamp":
+            current = -current
         return PSCState(delay=delay, stp=stp, synapses=tuple(synapses)), current

@@ -1,0 +1,372 @@
+"""The fit itself, in pure JAX (jit, and vmap over starts and over recordings):
+Levenberg–Marquardt or an optax loop, then the diagnosis of the optimum (status,
+covariance, undetermined parameters). See `jsyn.fit` for the method."""
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+
+from . import _validation as val
+from ._fit_result import STATUSES
+from ._fit_select import _follow, _node_is_param, _where
+from ._params import resolve
+from .simulate import scan
+
+
+class _Config(NamedTuple):
+    paths: tuple
+    record: Callable | None
+    loss: str | Callable
+    optimizer: Any  # None for Levenberg-Marquardt, else an optax GradientTransformation
+    max_steps: int
+    tol: float | None
+    level: float
+    T: int
+    lengths: tuple | None
+    n_starts: int
+    spread: float
+
+
+def _problem(model, inputs, target, weights, state, dt, cfg: _Config):
+    dtype = jnp.result_type(target)
+    leaves0 = [jnp.asarray(leaf, dtype) for leaf in _where(cfg.paths)(model)]
+    theta0, unravel = ravel_pytree(leaves0)
+
+    def rebuild(theta):
+        return eqx.tree_at(_where(cfg.paths), model, unravel(theta))
+
+    def predict(theta):
+        _, pred = scan(rebuild(theta), state, inputs, dt, cfg.record, cfg.T, cfg.lengths)
+        if not isinstance(pred, jax.Array) or pred.shape != target.shape:
+            got = jax.tree.map(jnp.shape, pred)
+            raise ValueError(
+                f"jsyn.fit: the model's recorded trace has shape {got} but the target has "
+                f"shape {target.shape}; reshape the target or pass record= to pick the trace."
+            )
+        return pred.astype(dtype)
+
+    def residual(theta):
+        r = predict(theta) - target
+        if weights is not None:
+            r = r * jnp.sqrt(weights)
+        return r.ravel()
+
+    def physical_list(theta):
+        m = rebuild(theta)
+        return [jnp.asarray(resolve(_follow(m, p)), dtype) for p in cfg.paths]
+
+    def physical(theta):
+        return ravel_pytree(physical_list(theta))[0]
+
+    _, unravel_physical = ravel_pytree(physical_list(theta0))
+    return theta0, rebuild, predict, residual, physical, unravel_physical
+
+
+def _tolerance(cfg: _Config, dtype) -> float:
+    if cfg.tol is not None:
+        return cfg.tol
+    return max(1.49e-8, 100.0 * float(jnp.finfo(dtype).eps))
+
+
+def _sum_sq(r):
+    f = jnp.sum(r * r)
+    return jnp.where(jnp.isfinite(f), f, jnp.inf)
+
+
+def _value_and_jacobian(residual):
+    """`theta -> (r, J)`: the residuals and their Jacobian `(m, p)`, forward mode."""
+
+    def both(theta):
+        r = residual(theta)
+        return r, r
+
+    def value_and_jac(theta):
+        J, r = jax.jacfwd(both, has_aux=True)(theta)
+        return r, J
+
+    return value_and_jac
+
+
+def _levenberg_marquardt(residual, theta0, capped, cfg: _Config):
+    """Levenberg-Marquardt with Marquardt's diagonal scaling and Nielsen's damping update;
+    a step moves the raw value of a constrained parameter (`capped`: 1 for the entries of
+    `AbstractParam` leaves, else 0) by at most 1.
+    The residuals and their Jacobian (forward mode) are evaluated once per iteration, at
+    the trial point; the first iteration evaluates the initial guess. Returns the optimum,
+    the mean loss, the history, the number of steps, whether the stopping test was met,
+    r and J there, and r at the initial guess."""
+    tol = _tolerance(cfg, theta0.dtype)
+    value_and_jac = _value_and_jacobian(residual)
+    shapes = jax.eval_shape(value_and_jac, theta0)
+    m, p = shapes[0].size, theta0.size
+    one = jnp.ones((), theta0.dtype)
+
+    def cond(c):
+        return c["first"] | ((~c["done"]) & (c["it"] < cfg.max_steps))
+
+    def body(c):
+        first, theta, r, J, f, lam, nu = (
+            c[k] for k in ("first", "theta", "r", "J", "f", "lam", "nu")
+        )
+        g = J.T @ r
+        A = J.T @ J
+        d = jnp.maximum(jnp.diag(A), 1e-12 * jnp.max(jnp.diag(A)) + jnp.finfo(A.dtype).tiny)
+        M = jnp.where(first, jnp.eye(p, dtype=A.dtype), A + lam * jnp.diag(d))
+        delta = jnp.where(first, 0.0, jnp.linalg.solve(M, -g))
+        # At most one unit of a constrained parameter's raw value per step (a factor e
+        # of a LogPositive one): a long step can jump into another basin of attraction.
+        delta = delta / jnp.maximum(1.0, jnp.max(jnp.abs(delta) * capped))
+        trial = theta + delta
+        r_t, J_t = value_and_jac(trial)
+        f_t = _sum_sq(r_t)
+        predicted = -(2.0 * delta @ g + delta @ (A @ delta))
+        actual = f - f_t
+        ok = first | (jnp.isfinite(f_t) & (actual > 0))
+        rho = actual / jnp.where(predicted > 0, predicted, one)
+        lam_ok = lam * jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+        # MINPACK's test: neither the actual nor the predicted reduction exceeds tol * f.
+        small_f = (jnp.abs(actual) <= tol * f) & (predicted <= tol * f)
+        small_x = jnp.linalg.norm(delta) <= tol * (jnp.linalg.norm(theta) + tol)
+        f_new = jnp.where(ok, f_t, f)
+        it = c["it"] + jnp.where(first, 0, 1)
+        return {
+            "first": jnp.zeros((), bool),
+            "it": it,
+            "theta": jnp.where(ok, trial, theta),
+            "r": jnp.where(ok, r_t, r),
+            "J": jnp.where(ok, J_t, J),
+            "f": f_new,
+            "lam": jnp.where(first, lam, jnp.where(ok, lam_ok, lam * nu)),
+            "nu": jnp.where(ok, 2.0 * one, 2.0 * nu),
+            "done": (~first & (small_f | small_x)) | (f_new == 0) | ~jnp.isfinite(f_new),
+            "history": c["history"].at[it].set(f_new / m),
+            "r0": jnp.where(first, r_t, c["r0"]),
+        }
+
+    c = {
+        "first": jnp.ones((), bool),
+        "it": jnp.zeros((), jnp.int32),
+        "theta": theta0,
+        "r": jnp.zeros(shapes[0].shape, theta0.dtype),
+        "J": jnp.zeros(shapes[1].shape, theta0.dtype),
+        "f": jnp.inf * one,
+        "lam": 1e-3 * one,
+        "nu": 2.0 * one,
+        "done": jnp.zeros((), bool),
+        "history": jnp.full(cfg.max_steps + 1, jnp.nan, theta0.dtype),
+        "r0": jnp.zeros(shapes[0].shape, theta0.dtype),
+    }
+    c = jax.lax.while_loop(cond, body, c)
+    done = c["done"] & jnp.isfinite(c["f"])
+    return c["theta"], c["f"] / m, c["history"], c["it"], done, c["r"], c["J"], c["r0"]
+
+
+def _loss_value(cfg: _Config, predict, target, weights):
+    if callable(cfg.loss):
+        return lambda theta: cfg.loss(predict(theta), target)
+    if weights is None:
+        return lambda theta: jnp.mean((predict(theta) - target) ** 2)
+    return lambda theta: jnp.mean(weights * (predict(theta) - target) ** 2)
+
+
+def _optax_loop(loss_fn, theta0, cfg: _Config):
+    opt = cfg.optimizer
+    tol = _tolerance(cfg, theta0.dtype)
+    grad_fn = jax.value_and_grad(loss_fn)
+    f0 = loss_fn(theta0)
+    history = jnp.full(cfg.max_steps + 1, jnp.nan, theta0.dtype).at[0].set(f0)
+    with jax.numpy_dtype_promotion("standard"):
+        opt_state0 = opt.init(theta0)
+
+    def cond(c):
+        return (~c["done"]) & (c["it"] < cfg.max_steps)
+
+    def body(c):
+        f, g = grad_fn(c["theta"])
+        # optax mixes Python floats with its int32 step count; allow that promotion here
+        # even where a user runs with jax_numpy_dtype_promotion="strict".
+        with jax.numpy_dtype_promotion("standard"):
+            updates, opt_state = opt.update(g, c["opt_state"], c["theta"])
+        theta = optax.apply_updates(c["theta"], updates)
+        f_new = loss_fn(theta)
+        done = jnp.abs(f - f_new) <= tol * jnp.abs(f_new)
+        return {
+            "it": c["it"] + 1,
+            "theta": theta,
+            "opt_state": opt_state,
+            "done": done | ~jnp.isfinite(f_new),
+            "history": c["history"].at[c["it"] + 1].set(f_new),
+        }
+
+    c = {
+        "it": jnp.zeros((), jnp.int32),
+        "theta": theta0,
+        "opt_state": opt_state0,
+        "done": jnp.zeros((), bool),
+        "history": history,
+    }
+    c = jax.lax.while_loop(cond, body, c)
+    converged = c["done"] & jnp.isfinite(c["history"][c["it"]])
+    return c["theta"], loss_fn(c["theta"]), c["history"], c["it"], converged
+
+
+def _diagnose(r, J, theta, f, scale, tol):
+    """What least squares tells at the end: which parameters the data determine, the
+    covariance of the raw parameters up to the factor $s^2$, and whether the
+    Gauss–Newton model promises any further gain.
+
+    A parameter is dead when a step of $\\max(1, |\\theta_j|)$ in its raw value changes the
+    (weighted) prediction by less than $\\sqrt\\epsilon$ times `scale`, the larger norm of
+    the target and the initial prediction. The other columns of $J$ are scaled to unit
+    length (so that the test does not depend on the parameters' units), and a near-null
+    eigenvector of the scaled $J^\\top J$ (eigenvalue below $10^3\\,p\\,\\epsilon$ times the
+    largest) marks the parameters it involves. The fit is at an optimum when the
+    Gauss–Newton decrement (the loss a full Gauss–Newton step would remove) is below
+    $\\sqrt{\\text{tol}}$ times the loss, or the residuals are below $\\sqrt\\epsilon$ times
+    `scale`. A non-finite Jacobian makes every interval NaN."""
+    dtype = J.dtype
+    eps = jnp.finfo(dtype).eps
+    p = theta.size
+    finite = jnp.all(jnp.isfinite(J)) & jnp.all(jnp.isfinite(r)) & jnp.isfinite(f)
+    J = jnp.where(jnp.isfinite(J), J, 0.0)
+    r = jnp.where(jnp.isfinite(r), r, 0.0)
+    norms = jnp.linalg.norm(J, axis=0)
+    effect = norms * jnp.maximum(jnp.abs(theta), 1.0)
+    dead = ~(effect > jnp.sqrt(eps) * scale)
+    safe = jnp.where(dead, 1.0, norms)
+    Jn = jnp.where(dead[None, :], 0.0, J / safe[None, :])
+    either = dead[:, None] | dead[None, :]
+    A = jnp.where(either, jnp.eye(p, dtype=dtype), Jn.T @ Jn)
+    lam, V = jnp.linalg.eigh(A)
+    null = lam <= 1e3 * p * eps * jnp.max(lam)
+    undetermined = dead | jnp.any((jnp.abs(V) > 0.1) & null[None, :], axis=1)
+    inv_lam = jnp.where(null, 0.0, 1.0 / jnp.where(null, 1.0, lam))
+    unit_cov = ((V * inv_lam[None, :]) @ V.T) / (safe[:, None] * safe[None, :])
+    bad = undetermined[:, None] | undetermined[None, :]
+    unit_cov = jnp.where(bad | ~finite, jnp.nan, unit_cov)
+    u = V.T @ (Jn.T @ r)
+    decrement = jnp.sum(u * u * inv_lam)
+    optimal = decrement <= jnp.sqrt(tol) * f + eps * scale**2
+    return finite, undetermined, unit_cov, optimal
+
+
+def _column_signs(y):
+    """Per column (all axes after time): +1 or -1 where the trace is clearly of one sign
+    (|sum| at least half the sum of |y|), else 0."""
+    y = y.reshape(y.shape[0], -1)
+    total, size = jnp.sum(y, axis=0), jnp.sum(jnp.abs(y), axis=0)
+    return jnp.where((size > 0) & (jnp.abs(total) >= 0.5 * size), jnp.sign(total), 0.0)
+
+
+def _status(finite, out_of_range, undetermined, done, optimal):
+    code = jnp.where(optimal, STATUSES.index("converged"), STATUSES.index("no_progress"))
+    code = jnp.where(done, code, STATUSES.index("max_steps"))
+    code = jnp.where(jnp.any(undetermined), STATUSES.index("unidentifiable"), code)
+    code = jnp.where(out_of_range, STATUSES.index("out_of_range"), code)
+    return jnp.where(finite, code, STATUSES.index("non_finite")).astype(jnp.int32)
+
+
+def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config):
+    theta0, rebuild, predict, residual, physical, unravel_physical = _problem(
+        model, inputs, target, weights, state, dt, cfg
+    )
+    dtype = theta0.dtype
+    capped = ravel_pytree(
+        [
+            jnp.full(jnp.shape(leaf), _node_is_param(_follow(model, path)), dtype)
+            for leaf, path in zip(_where(cfg.paths)(model), cfg.paths)
+        ]
+    )[0]
+    sqrt_w = jnp.ones((), dtype) if weights is None else jnp.sqrt(weights)
+    weighted_target = jnp.broadcast_to(sqrt_w * target, target.shape)
+    tol = _tolerance(cfg, dtype)
+
+    def run(theta):
+        if cfg.optimizer is None:
+            return _levenberg_marquardt(residual, theta, capped, cfg)
+        return _optax_loop(_loss_value(cfg, predict, target, weights), theta, cfg)
+
+    if cfg.n_starts == 1:
+        outs = run(theta0)
+    else:
+        noise = jax.random.normal(key, (cfg.n_starts - 1, theta0.size), dtype)
+        starts = jnp.concatenate([theta0[None], theta0[None] + cfg.spread * noise])
+        outs = jax.vmap(run)(starts)
+        best = jnp.argmin(jnp.where(jnp.isfinite(outs[1]), outs[1], jnp.inf))
+        outs = jax.tree.map(lambda x: x[best], outs)
+    theta, loss, history, n_steps, done = outs[:5]
+
+    # The initial (weighted) prediction: its sign against the target's, and its size.
+    if cfg.optimizer is None:
+        r0 = outs[7].reshape(target.shape) if cfg.n_starts == 1 else None
+    else:
+        r0 = None
+    if r0 is None:
+        r0 = residual(theta0).reshape(target.shape)
+    prediction0 = r0 + weighted_target
+    p0_sign, y_sign = _column_signs(prediction0), _column_signs(weighted_target)
+    sign_flip = (p0_sign * y_sign) < 0
+    scale = jnp.maximum(jnp.linalg.norm(weighted_target), jnp.linalg.norm(prediction0))
+
+    fitted = rebuild(theta)
+    out_of_range = jnp.zeros((), bool)
+    for check in val.collect(fitted):
+        out_of_range = out_of_range | jnp.any(check.bad)
+
+    # Gauss-Newton covariance at the optimum (raw space), noise variance from the residuals.
+    p = theta.size
+    if callable(cfg.loss):
+        cov = jnp.full((p, p), jnp.nan, dtype)
+        s2 = jnp.full((), jnp.nan, dtype)
+        finite = jnp.isfinite(loss)
+        undetermined = jnp.zeros((p,), bool)
+        optimal = loss < history[0]
+    else:
+        r, J = outs[5:7] if cfg.optimizer is None else _value_and_jacobian(residual)(theta)
+        n_samples = jnp.sum(jnp.broadcast_to(sqrt_w > 0, target.shape), dtype=dtype)
+        s2 = jnp.sum(r * r) / jnp.maximum(n_samples - p, 1)
+        finite, undetermined, unit_cov, optimal = _diagnose(r, J, theta, jnp.sum(r * r), scale, tol)
+        cov = s2 * unit_cov
+    status = _status(finite, out_of_range, undetermined, done, optimal)
+    se_raw = jnp.sqrt(jnp.diag(cov))
+    z = jax.scipy.special.ndtri(jnp.asarray(0.5 + cfg.level / 2.0, dtype))
+    value = physical(theta)
+    D = jax.jacfwd(physical)(theta)
+    stderr = jnp.sqrt(jnp.diag(D @ jnp.where(jnp.isnan(cov), 0.0, cov) @ D.T))
+    stderr = jnp.where(jnp.isnan(se_raw), jnp.nan, stderr)
+    a, b = physical(theta - z * se_raw), physical(theta + z * se_raw)
+    return {
+        "model": fitted,
+        "value": unravel_physical(value),
+        "stderr": unravel_physical(stderr),
+        "ci_low": unravel_physical(jnp.minimum(a, b)),
+        "ci_high": unravel_physical(jnp.maximum(a, b)),
+        "loss": loss,
+        "history": history,
+        "n_steps": n_steps,
+        "status_code": status,
+        "converged": status == STATUSES.index("converged"),
+        "noise_std": jnp.sqrt(s2),
+        "covariance": cov,
+        "sign_flip": sign_flip,
+    }
+
+
+@eqx.filter_jit
+def _solve_one(model, inputs, target, weights, state, dt, key, cfg):
+    return _solve(model, inputs, target, weights, state, dt, key, cfg)
+
+
+@eqx.filter_jit
+def _solve_many(model, inputs, targets, weights, state, dt, keys, cfg, axes):
+    in_inputs, in_weights = axes
+
+    def one(inputs, target, weights, key):
+        return _solve(model, inputs, target, weights, state, dt, key, cfg)
+
+    return jax.vmap(one, in_axes=(in_inputs, 0, in_weights, 0))(inputs, targets, weights, keys)
