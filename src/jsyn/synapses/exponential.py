@@ -88,6 +88,17 @@ class Alpha(AbstractSynapse):
         return AlphaState(h=h, g=g), g
 
 
+def unit_peak_factor(tau_rise, tau_decay):
+    r"""$p = (\tau_r/\tau_d)^{\tau_r/(\tau_r - \tau_d)}$, the factor that gives a
+    difference of exponentials a unit peak ($e$ where the time constants meet).
+
+    Computed in log space as $p = \exp\bigl(r\,\frac{\ln(1 + u)}{u}\bigr)$ with
+    $r = \tau_r/\tau_d$ and $u = (\tau_r - \tau_d)/\tau_d$ formed from the difference of
+    the time constants: accurate to float precision and smooth across $\tau_r = \tau_d$,
+    bounded, $1 \le p \le e\max(1, r)$."""
+    return jnp.exp(tau_rise / tau_decay * kin.log1p_rel((tau_rise - tau_decay) / tau_decay))
+
+
 class DualExponState(eqx.Module):
     """State of `DualExpon`: the rise variable `h` (1/ms) and the gating variable `g`."""
 
@@ -110,8 +121,10 @@ class DualExpon(AbstractSynapse):
     Exact step: $g_n = g_{n-1}e^{-\Delta t/\tau_d} + h_{n-1}K(\Delta t)$,
     $h_n = h_{n-1}e^{-\Delta t/\tau_r} + a x_n$, with
     $K = (e^{-\Delta t/\tau_d} - e^{-\Delta t/\tau_r})/(1/\tau_r - 1/\tau_d)$
-    ($\Delta t\,e^{-\Delta t/\tau}$ at equal time constants).
-    The peak of one spike comes at $\frac{\tau_r\tau_d}{\tau_d - \tau_r}\ln(\tau_d/\tau_r)$.
+    ($\Delta t\,e^{-\Delta t/\tau}$ at equal time constants), computed without the
+    exponential of a positive number and without cancellation (`_kinetics.cascade`), and
+    $a$ in log space (`unit_peak_factor`): both accurate to float precision for any pair
+    of time constants and any step, in float32 as in float64. The peak of one spike comes at $\frac{\tau_r\tau_d}{\tau_d - \tau_r}\ln(\tau_d/\tau_r)$.
 
     **Arguments:**
     - `tau_rise`: rise time constant (ms), > 0. Default 1.0.
@@ -140,9 +153,7 @@ class DualExpon(AbstractSynapse):
         """The jump `a` of `h` per unit of drive (1/ms), in the dtype of `like`."""
         tau_r, tau_d = resolve(self.tau_rise, like), resolve(self.tau_decay, like)
         if self.A is None:
-            # (tau_r/tau_d)^(tau_r/(tau_r - tau_d)) = exp(r ln r / (r - 1)), r = tau_r/tau_d
-            r = tau_r / tau_d
-            return jnp.exp(r * kin.log1p_rel(r - 1.0)) / tau_r
+            return unit_peak_factor(tau_r, tau_d) / tau_r
         return resolve(self.A, like) * (tau_d - tau_r) / (tau_r * tau_d)
 
     def init_state(self, n: Shape, *, dtype=None) -> DualExponState:
@@ -156,10 +167,17 @@ class DualExpon(AbstractSynapse):
 
 
 class DualExponV2State(eqx.Module):
-    """State of `DualExponV2`: the rise and decay variables `g_rise`, `g_decay`."""
+    """State of `DualExponV2`: the decay variable `g_decay` and the difference
+    `g_diff = g_decay - g_rise` (kept as such: the difference of two nearly equal decays
+    would cancel). `g_rise` is read as a property."""
 
-    g_rise: Float[Array, "*n"]
     g_decay: Float[Array, "*n"]
+    g_diff: Float[Array, "*n"]
+
+    @property
+    def g_rise(self) -> Float[Array, "*n"]:
+        """The rise variable, `g_decay - g_diff`."""
+        return self.g_decay - self.g_diff
 
 
 class DualExponV2(AbstractSynapse):
@@ -170,7 +188,14 @@ class DualExponV2(AbstractSynapse):
 
     output $g = A(g_d - g_r)$. With `A=None` the single-spike peak is 1:
     $A = \frac{\tau_d}{\tau_d - \tau_r}(\tau_r/\tau_d)^{\tau_r/(\tau_r - \tau_d)}$.
-    Both variables decay exactly: $g_n = g_{n-1}e^{-\Delta t/\tau} + x_n$.
+
+    Exact step. The state holds $g_d$ and the difference $D = g_d - g_r$ (for close time
+    constants $g_d$ and $g_r$ agree to more digits than the float holds, and $A$ is large):
+    $D_n = D_{n-1}e^{-\Delta t/\tau_r} + g_{d,n-1}(1/\tau_r - 1/\tau_d)K(\Delta t)$, with
+    $K$ the cascade kernel of `DualExpon` and $1/\tau_r - 1/\tau_d$ formed as
+    $(\tau_d - \tau_r)/(\tau_r\tau_d)$; $g_{d,n} = g_{d,n-1}e^{-\Delta t/\tau_d} + x_n$
+    ($D$ does not jump). So the output is accurate to float precision however close the
+    time constants are.
 
     Needs `tau_rise < tau_decay`; `DualExpon` is the form for time constants that may meet.
 
@@ -208,15 +233,17 @@ class DualExponV2(AbstractSynapse):
         if self.A is not None:
             return resolve(self.A, like)
         tau_r, tau_d = resolve(self.tau_rise, like), resolve(self.tau_decay, like)
-        r = tau_r / tau_d
-        return jnp.exp(r * kin.log1p_rel(r - 1.0)) / (1.0 - r)
+        return unit_peak_factor(tau_r, tau_d) * tau_d / (tau_d - tau_r)
 
     def init_state(self, n: Shape, *, dtype=None) -> DualExponV2State:
-        return DualExponV2State(g_rise=zeros(n, dtype), g_decay=zeros(n, dtype))
+        return DualExponV2State(g_decay=zeros(n, dtype), g_diff=zeros(n, dtype))
 
     def step(self, state: DualExponV2State, x, dt):
-        x = jnp.asarray(x, state.g_rise.dtype)
-        g_rise = state.g_rise * kin.decay(dt, resolve(self.tau_rise, state.g_rise)) + x
-        g_decay = state.g_decay * kin.decay(dt, resolve(self.tau_decay, state.g_decay)) + x
-        g = self.amplitude(g_rise) * (g_decay - g_rise)
-        return DualExponV2State(g_rise=g_rise, g_decay=g_decay), g
+        g_d = state.g_decay
+        tau_r, tau_d = resolve(self.tau_rise, g_d), resolve(self.tau_decay, g_d)
+        rate_gap = (tau_d - tau_r) / (tau_r * tau_d)  # 1/tau_r - 1/tau_d, no cancellation
+        g_diff = state.g_diff * kin.decay(dt, tau_r) + g_d * rate_gap * kin.cascade(
+            dt, tau_r, tau_d
+        )
+        g_decay = g_d * kin.decay(dt, tau_d) + jnp.asarray(x, g_d.dtype)
+        return DualExponV2State(g_decay=g_decay, g_diff=g_diff), self.amplitude(g_d) * g_diff
