@@ -99,6 +99,16 @@ def unit_peak_factor(tau_rise, tau_decay):
     return jnp.exp(tau_rise / tau_decay * kin.log1p_rel((tau_rise - tau_decay) / tau_decay))
 
 
+def cascade_gain(tau_rise, tau_decay, A=None):
+    r"""The gain $a$ (1/ms) that makes the cascade $dh/dt = -h/\tau_r$,
+    $dg/dt = -g/\tau_d + h$, $h(0) = a$, respond $A(e^{-t/\tau_d} - e^{-t/\tau_r})$:
+    $a = A(\tau_d - \tau_r)/(\tau_r\tau_d)$; for `A=None` the gain of a unit peak,
+    $a = p/\tau_r$ with $p$ the `unit_peak_factor`."""
+    if A is None:
+        return unit_peak_factor(tau_rise, tau_decay) / tau_rise
+    return A * (tau_decay - tau_rise) / (tau_rise * tau_decay)
+
+
 class DualExponState(eqx.Module):
     """State of `DualExpon`: the rise variable `h` (1/ms) and the gating variable `g`."""
 
@@ -124,7 +134,9 @@ class DualExpon(AbstractSynapse):
     ($\Delta t\,e^{-\Delta t/\tau}$ at equal time constants), computed without the
     exponential of a positive number and without cancellation (`_kinetics.cascade`), and
     $a$ in log space (`unit_peak_factor`): both accurate to float precision for any pair
-    of time constants and any step, in float32 as in float64. The peak of one spike comes at $\frac{\tau_r\tau_d}{\tau_d - \tau_r}\ln(\tau_d/\tau_r)$.
+    of time constants and any step, in float32 as in float64, with their gradients.
+    The peak of one spike comes at
+    $\frac{\tau_r\tau_d}{\tau_d - \tau_r}\ln(\tau_d/\tau_r)$.
 
     **Arguments:**
     - `tau_rise`: rise time constant (ms), > 0. Default 1.0.
@@ -152,9 +164,7 @@ class DualExpon(AbstractSynapse):
     def jump(self, like=None) -> Float[Array, "*n"]:
         """The jump `a` of `h` per unit of drive (1/ms), in the dtype of `like`."""
         tau_r, tau_d = resolve(self.tau_rise, like), resolve(self.tau_decay, like)
-        if self.A is None:
-            return unit_peak_factor(tau_r, tau_d) / tau_r
-        return resolve(self.A, like) * (tau_d - tau_r) / (tau_r * tau_d)
+        return cascade_gain(tau_r, tau_d, None if self.A is None else resolve(self.A, like))
 
     def init_state(self, n: Shape, *, dtype=None) -> DualExponState:
         return DualExponState(h=zeros(n, dtype), g=zeros(n, dtype))
@@ -167,17 +177,12 @@ class DualExpon(AbstractSynapse):
 
 
 class DualExponV2State(eqx.Module):
-    """State of `DualExponV2`: the decay variable `g_decay` and the difference
-    `g_diff = g_decay - g_rise` (kept as such: the difference of two nearly equal decays
-    would cancel). `g_rise` is read as a property."""
+    """State of `DualExponV2`: the decay variable `g_decay` and `c` (ms), `g_decay`
+    filtered by the rise time constant, so that `g_decay - g_rise` is
+    `(1/tau_rise - 1/tau_decay) * c`."""
 
     g_decay: Float[Array, "*n"]
-    g_diff: Float[Array, "*n"]
-
-    @property
-    def g_rise(self) -> Float[Array, "*n"]:
-        """The rise variable, `g_decay - g_diff`."""
-        return self.g_decay - self.g_diff
+    c: Float[Array, "*n"]
 
 
 class DualExponV2(AbstractSynapse):
@@ -189,13 +194,15 @@ class DualExponV2(AbstractSynapse):
     output $g = A(g_d - g_r)$. With `A=None` the single-spike peak is 1:
     $A = \frac{\tau_d}{\tau_d - \tau_r}(\tau_r/\tau_d)^{\tau_r/(\tau_r - \tau_d)}$.
 
-    Exact step. The state holds $g_d$ and the difference $D = g_d - g_r$ (for close time
-    constants $g_d$ and $g_r$ agree to more digits than the float holds, and $A$ is large):
-    $D_n = D_{n-1}e^{-\Delta t/\tau_r} + g_{d,n-1}(1/\tau_r - 1/\tau_d)K(\Delta t)$, with
-    $K$ the cascade kernel of `DualExpon` and $1/\tau_r - 1/\tau_d$ formed as
-    $(\tau_d - \tau_r)/(\tau_r\tau_d)$; $g_{d,n} = g_{d,n-1}e^{-\Delta t/\tau_d} + x_n$
-    ($D$ does not jump). So the output is accurate to float precision however close the
-    time constants are.
+    Exact step. The state holds $g_d$ and $c$ with $dc/dt = -c/\tau_r + g_d$, $c(0) = 0$,
+    for which $g_d - g_r = (1/\tau_r - 1/\tau_d)\,c$ (for close time constants $g_d$ and
+    $g_r$ agree to more digits than a float holds, and $A$ is large, so their difference
+    cannot be formed): $c_n = c_{n-1}e^{-\Delta t/\tau_r} + g_{d,n-1}K(\Delta t)$, with $K$
+    the cascade kernel of `DualExpon`, and $g_{d,n} = g_{d,n-1}e^{-\Delta t/\tau_d} + x_n$.
+    The output is $a\,c$ with $a = A(\tau_d - \tau_r)/(\tau_r\tau_d)$, or, for `A=None`,
+    the unit-peak $a$ of `DualExpon`, in which the large $A$ and the small
+    $1/\tau_r - 1/\tau_d$ never appear: values and gradients are accurate to float
+    precision however close the time constants are.
 
     Needs `tau_rise < tau_decay`; `DualExpon` is the form for time constants that may meet.
 
@@ -236,14 +243,12 @@ class DualExponV2(AbstractSynapse):
         return unit_peak_factor(tau_r, tau_d) * tau_d / (tau_d - tau_r)
 
     def init_state(self, n: Shape, *, dtype=None) -> DualExponV2State:
-        return DualExponV2State(g_decay=zeros(n, dtype), g_diff=zeros(n, dtype))
+        return DualExponV2State(g_decay=zeros(n, dtype), c=zeros(n, dtype))
 
     def step(self, state: DualExponV2State, x, dt):
         g_d = state.g_decay
         tau_r, tau_d = resolve(self.tau_rise, g_d), resolve(self.tau_decay, g_d)
-        rate_gap = (tau_d - tau_r) / (tau_r * tau_d)  # 1/tau_r - 1/tau_d, no cancellation
-        g_diff = state.g_diff * kin.decay(dt, tau_r) + g_d * rate_gap * kin.cascade(
-            dt, tau_r, tau_d
-        )
+        c = state.c * kin.decay(dt, tau_r) + g_d * kin.cascade(dt, tau_r, tau_d)
         g_decay = g_d * kin.decay(dt, tau_d) + jnp.asarray(x, g_d.dtype)
-        return DualExponV2State(g_decay=g_decay, g_diff=g_diff), self.amplitude(g_d) * g_diff
+        g = cascade_gain(tau_r, tau_d, None if self.A is None else resolve(self.A, g_d)) * c
+        return DualExponV2State(g_decay=g_decay, c=c), g
