@@ -1,11 +1,12 @@
 """Exact one-step solutions of linear kinetics, shared by the models.
 
 Every function is elementwise, finite and differentiable everywhere it is used, including
-at removable singularities (equal time constants), where it takes the limit. None forms
-the exponential of a positive number, so none overflows, whatever the step and the time
-constants. Values are accurate to a few units in the last place, in float32 and float64;
-derivatives to a few tens of units (`tests/test_kinetics.py` checks both against 50-digit
-decimal arithmetic).
+at removable singularities (equal time constants), where it takes the limit. The models
+call them with rates >= 0, so no exponential of a positive number is ever formed and
+nothing overflows, whatever the step and the time constants (`cascade` orders its time
+constants itself). Values are accurate to a few units in the last place and derivatives
+to about ten, in float32 and float64 (`tests/test_kinetics.py` checks both against
+100-digit decimal arithmetic).
 """
 
 import math

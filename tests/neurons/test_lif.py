@@ -214,9 +214,8 @@ def test_refractory_period_ends_at_its_exact_time():
 
 
 def test_refractory_period_gradient_matches_finite_differences():
-    """V is continuous in tau_ref (the period ends inside a step), so its gradient is the
-    true, nonzero derivative: e^{...} times the relaxation rate, as central differences
-    measure."""
+    """V is continuous in tau_ref (each period ends inside a step), so its gradient is the
+    true, nonzero derivative that central differences measure (it was 0)."""
     I = jnp.full((300, 1), 25.0)
 
     def trace_sum(tau_ref):
