@@ -21,8 +21,11 @@ def _near_zero(z, switch, series, direct):
     return jnp.where(small, series(jnp.where(small, z, 0.0)), direct(jnp.where(small, 1.0, z)))
 
 
-def _horner(z, coefficients):
-    r"""$\sum_k c_k z^k$."""
+def _horner(z, coefficients, terms_float32):
+    r"""$\sum_k c_k z^k$: every coefficient in float64, the first `terms_float32` in a
+    narrower dtype (enough for its precision)."""
+    if jnp.finfo(jnp.result_type(z)).bits < 64:
+        coefficients = coefficients[:terms_float32]
     total = coefficients[-1]
     for c in reversed(coefficients[:-1]):
         total = c + z * total
@@ -30,9 +33,9 @@ def _horner(z, coefficients):
 
 
 # The removable singularities are summed as Taylor series out to |z| = 1 (exprel, phi2) or
-# |u| = 1/2 (log1p_rel): there the terms left out are below 1e-17 relative, and beyond it
-# the closed forms lose at most a few units in the last place to cancellation (values and
-# derivatives alike).
+# |u| = 1/2 (log1p_rel): there the terms left out are below 1e-17 relative (float64; 1e-8
+# with the terms float32 keeps), and beyond it the closed forms lose at most a few units in
+# the last place to cancellation (values and derivatives alike).
 _EXPREL = tuple(1.0 / math.factorial(k + 1) for k in range(18))
 _PHI2 = tuple(1.0 / math.factorial(k + 2) for k in range(18))
 _ATANH = tuple(1.0 / (2 * k + 1) for k in range(18))
@@ -45,7 +48,7 @@ def decay(dt, tau):
 
 def exprel(z):
     r"""$(e^{z} - 1)/z$, equal to 1 at $z = 0$, with exact derivatives there."""
-    return _near_zero(z, 1.0, lambda z: _horner(z, _EXPREL), lambda z: jnp.expm1(z) / z)
+    return _near_zero(z, 1.0, lambda z: _horner(z, _EXPREL, 11), lambda z: jnp.expm1(z) / z)
 
 
 def log1p_rel(u):
@@ -59,7 +62,7 @@ def log1p_rel(u):
 
     def series(u):
         w = u / (2.0 + u)
-        return 2.0 / (2.0 + u) * _horner(w * w, _ATANH)
+        return 2.0 / (2.0 + u) * _horner(w * w, _ATANH, 8)
 
     def direct(u):
         v = 1.0 + u
@@ -72,7 +75,7 @@ def phi2(z):
     r"""$(e^{z} - 1 - z)/z^2$, equal to 1/2 at $z = 0$, with exact derivatives there.
 
     The mean over a step of the relaxation solved by `linear_step` needs it."""
-    return _near_zero(z, 1.0, lambda z: _horner(z, _PHI2), lambda z: (jnp.expm1(z) - z) / z / z)
+    return _near_zero(z, 1.0, lambda z: _horner(z, _PHI2, 11), lambda z: (jnp.expm1(z) - z) / z / z)
 
 
 def cascade(dt, tau_first, tau_second):
