@@ -50,7 +50,9 @@ class Case:
 
     `params` names the fields whose gradient must match finite differences; `inputs`
     makes the drive of a run, shape (time, n); `record` picks the smooth trace that
-    gradients are checked on (default: the step output).
+    gradients are checked on (default: the step output). `constraints` maps a parameter
+    to the parametrisation a fit would give it, where `fit_parametrisation`'s default
+    does not suit it.
     """
 
     name: str
@@ -59,6 +61,7 @@ class Case:
     params: tuple[str, ...]
     record: Callable | None = None
     fixed_size: bool = False
+    constraints: dict[str, Callable] = dataclasses.field(default_factory=dict)
 
     def __repr__(self):
         return self.name
@@ -92,6 +95,7 @@ ALL_SYSTEMS = [
         lambda **kw: current_steps(high=18.0, **kw),
         ("V_rest", "tau", "R"),
         record=lambda state, spikes: state.V + 60.0,
+        constraints={"V_rest": lambda v: jsyn.Bounded(v, -80.0, -40.0)},
     ),
     # A source: its size is fixed by its spikes, and it ignores the drive it is given.
     Case(
@@ -155,6 +159,7 @@ ALL_SYSTEMS = [
         jsyn.Delay(jnp.array([0.37, 1.23, 2.57]), DT, max_delay=3.0),
         spike_train,
         ("delay",),
+        constraints={"delay": lambda d: jsyn.Bounded(d, 0.0, 3.0)},
     ),
     # Projections: 3 -> 3 cells. Event-driven sparse wiring (tiers 1, 2, 3, so steps with
     # 0, 1, 2 and 3 spiking cells take different branches) with STD and per-synapse delays
@@ -180,6 +185,7 @@ ALL_SYSTEMS = [
         spike_train,
         ("delay",),
         fixed_size=True,
+        constraints={"delay": lambda d: jsyn.Bounded(d, 0.0, 3.0)},
     ),
     # Couplings of rate models: 3 nodes fixed by conn_mat, per-connection delays (ms) up to
     # 5 steps, off the grid (smooth in each), so the ring buffer wraps many times and a
@@ -195,6 +201,7 @@ ALL_SYSTEMS = [
         spike_train,
         ("conn_mat", "delay"),
         fixed_size=True,
+        constraints={"conn_mat": lambda c: jsyn.Bounded(c, -2.0, 2.0)},
     ),
     # One array of inputs: nodes coupled to themselves, y = x.
     Case(
@@ -205,9 +212,33 @@ ALL_SYSTEMS = [
         current_steps,
         ("conn_mat",),
         fixed_size=True,
+        constraints={"conn_mat": lambda c: jsyn.Bounded(c, -2.0, 2.0)},
     ),
 ]
 """Every model of the package, ready-built. A new model joins the suite with one line."""
+
+
+def fit_parametrisation(name: str) -> Callable:
+    """The parametrisation a fit gives a parameter by default: `Bounded` in (0, 1) for the
+    release fraction `U`, `SoftplusPositive` for amplitudes (`A`, `g_max`), `LogPositive`
+    for the rest (time constants, rates, concentrations, durations, `Kd`, `n`, `R`)."""
+    if name == "U":
+        return lambda u: jsyn.Bounded(u, 0.0, 1.0)
+    if name in ("A", "g_max"):
+        return jsyn.SoftplusPositive
+    return jsyn.LogPositive
+
+
+def constrained(case: Case) -> eqx.Module:
+    """`case.system` with every parameter of `case.params` stored through the parametrisation
+    a fit would use (a field that already holds one keeps it)."""
+    system = case.system
+    for name in case.params:
+        field = getattr(system, name)
+        if not isinstance(field, jsyn.AbstractParam):
+            wrap = case.constraints.get(name, fit_parametrisation(name))
+            system = eqx.tree_at(lambda s, name=name: getattr(s, name), system, wrap(field))
+    return system
 
 
 def param_value(system, name):

@@ -80,6 +80,22 @@ class COBA(AbstractOutput):
         return resolve(self.g_max, g) * g * (resolve(self.E, V) - V)
 
 
+@jax.custom_jvp
+def _unblocked(z, c):
+    r"""$1/(1 + c\,e^{-z})$ for $c \ge 0$, computed as $\sigma(z - \ln c)$: stable for any
+    $z$, exactly 1 at $c = 0$."""
+    return jax.nn.sigmoid(z - jnp.log(c))
+
+
+@_unblocked.defjvp
+def _unblocked_jvp(primals, tangents):
+    # dB/dz = B (1 - B) and dB/dc = -B^2 e^{-z} = -B/(e^z + c): finite at c = 0 (where the
+    # chain rule through ln c would give 0 * inf) and for any z.
+    (z, c), (dz, dc) = primals, tangents
+    B = _unblocked(z, c)
+    return B, B * jax.nn.sigmoid(jnp.log(c) - z) * dz - B / (jnp.exp(z) + c) * dc
+
+
 class MgBlock(AbstractOutput):
     r"""Conductance-based output with the voltage-dependent magnesium block of NMDA
     receptors (Jahr & Stevens 1990):
@@ -117,10 +133,8 @@ class MgBlock(AbstractOutput):
 
     def unblocked(self, V) -> Float[Array, "*n"]:
         """The fraction of channels free of magnesium at `V` (mV), in (0, 1]."""
-        # 1 / (1 + c e^{-a(V - V0)}) = sigmoid(a(V - V0) - ln c), stable for any V.
-        log_c = jnp.log(resolve(self.cc_Mg, V) / resolve(self.beta, V))
-        z = resolve(self.alpha, V) * (V - resolve(self.V_offset, V)) - log_c
-        return jax.nn.sigmoid(z)
+        z = resolve(self.alpha, V) * (V - resolve(self.V_offset, V))
+        return _unblocked(z, resolve(self.cc_Mg, V) / resolve(self.beta, V))
 
     def current(self, g, V=None) -> Float[Array, "*n"]:
         if V is None:

@@ -27,13 +27,20 @@ class LIF(AbstractNeuron):
     `tau_ref` ms.
 
     One step, with the input current held over the step (exact for piecewise-constant input):
-    1. if refractory, $V$ stays at $V_\text{reset}$; else
-       $V \leftarrow V_\infty + (V - V_\infty)e^{-\Delta t/\tau}$, $V_\infty = V_\text{rest} + R I$,
-       then $V \leftarrow V + $ `jump` (voltage-jump synapses);
+    1. $V$ stays at $V_\text{reset}$ for the refractory time left in the step,
+       $h = \min(t_\text{ref}, \Delta t)$, then relaxes for the rest of it:
+       $V \leftarrow V_\infty + (V - V_\infty)e^{-(\Delta t - h)/\tau}$,
+       $V_\infty = V_\text{rest} + R I$ (so a refractory period that ends inside a step
+       frees the neuron for the remaining fraction); then $V \leftarrow V + $ `jump`
+       (voltage-jump synapses), ignored where more than half a step of refractory time
+       was left;
     2. spike where $V \ge V_\text{th}$: $V \leftarrow V_\text{reset}$, refractory for
-       `tau_ref` (that is, for the next `round(tau_ref / dt)` steps).
+       `tau_ref` ms; otherwise $t_\text{ref} \leftarrow t_\text{ref} - h$.
 
-    The spike is an exact 0/1 forward; its gradient w.r.t. $V$ is the `surrogate`'s.
+    The spike is an exact 0/1 forward; its gradient w.r.t. $V$ is the `surrogate`'s. Because
+    the refractory period ends at its exact time, not at a step boundary, the potential is a
+    continuous function of `tau_ref`, and its gradient w.r.t. `tau_ref` is the true one
+    (nonzero when the period ends inside a step; a kink where it ends exactly on a step).
 
     **Arguments:**
     - `V_rest`: resting potential (mV). Default -60.
@@ -41,7 +48,7 @@ class LIF(AbstractNeuron):
     - `V_reset`: reset potential (mV). Default -60.
     - `tau`: membrane time constant (ms), > 0. Default 20.
     - `R`: membrane resistance (GΩ; GΩ × pA = mV), > 0. Default 1.
-    - `tau_ref`: refractory period (ms), >= 0. Default 0.
+    - `tau_ref`: refractory period (ms), >= 0. Default 0. Differentiable (see above).
     - `surrogate`: surrogate gradient of the spike. Default `SigmoidSurrogate()`.
 
     **Reference:** Gerstner et al. 2014, *Neuronal Dynamics*, ch. 1.3.
@@ -82,14 +89,14 @@ class LIF(AbstractNeuron):
         (mV, ignored while refractory): returns `(state, spikes)`, spikes 0/1."""
         like = state.V
         V_reset = resolve(self.V_reset, like)
-        refractory = state.t_ref > 0.5 * dt
+        held = jnp.minimum(state.t_ref, dt)  # refractory time within this step
         V_inf = resolve(self.V_rest, like) + resolve(self.R, like) * jnp.asarray(x, like.dtype)
-        V = kin.relax(state.V, V_inf, kin.decay(dt, resolve(self.tau, like)))
+        V = kin.relax(state.V, V_inf, kin.decay(dt - held, resolve(self.tau, like)))
+        V = jnp.where(held < dt, V, state.V)  # refractory all step: V stays exactly
         if jump is not None:
-            V = V + jump
-        V = jnp.where(refractory, state.V, V)
+            V = V + jnp.where(state.t_ref > 0.5 * dt, jnp.zeros_like(jump), jump)
         spikes = self.surrogate(V - resolve(self.V_th, like))
         fired = spikes > 0
         V = jnp.where(fired, V_reset, V)
-        t_ref = jnp.where(fired, resolve(self.tau_ref, like), jnp.maximum(state.t_ref - dt, 0.0))
+        t_ref = jnp.where(fired, resolve(self.tau_ref, like), state.t_ref - held)
         return LIFState(V=V, t_ref=t_ref), spikes

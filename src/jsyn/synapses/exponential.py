@@ -95,6 +95,27 @@ class Alpha(AbstractLinearSynapse):
         return AlphaState(h=delivery.add(state.h), g=state.g), state.g
 
 
+def unit_peak_factor(tau_rise, tau_decay):
+    r"""$p = (\tau_r/\tau_d)^{\tau_r/(\tau_r - \tau_d)}$, the factor that gives a
+    difference of exponentials a unit peak ($e$ where the time constants meet).
+
+    Computed in log space as $p = \exp\bigl(r\,\frac{\ln(1 + u)}{u}\bigr)$ with
+    $r = \tau_r/\tau_d$ and $u = (\tau_r - \tau_d)/\tau_d$ formed from the difference of
+    the time constants: accurate to float precision and smooth across $\tau_r = \tau_d$,
+    bounded, $1 \le p \le e\max(1, r)$."""
+    return jnp.exp(tau_rise / tau_decay * kin.log1p_rel((tau_rise - tau_decay) / tau_decay))
+
+
+def cascade_gain(tau_rise, tau_decay, A=None):
+    r"""The gain $a$ (1/ms) that makes the cascade $dh/dt = -h/\tau_r$,
+    $dg/dt = -g/\tau_d + h$, $h(0) = a$, respond $A(e^{-t/\tau_d} - e^{-t/\tau_r})$:
+    $a = A(\tau_d - \tau_r)/(\tau_r\tau_d)$; for `A=None` the gain of a unit peak,
+    $a = p/\tau_r$ with $p$ the `unit_peak_factor`."""
+    if A is None:
+        return unit_peak_factor(tau_rise, tau_decay) / tau_rise
+    return A * (tau_decay - tau_rise) / (tau_rise * tau_decay)
+
+
 class DualExponState(eqx.Module):
     """State of `DualExpon`: the rise variable `h` (1/ms) and the gating variable `g`."""
 
@@ -117,8 +138,12 @@ class DualExpon(AbstractLinearSynapse):
     Exact step: $g_n = g_{n-1}e^{-\Delta t/\tau_d} + h_{n-1}K(\Delta t)$,
     $h_n = h_{n-1}e^{-\Delta t/\tau_r} + a x_n$, with
     $K = (e^{-\Delta t/\tau_d} - e^{-\Delta t/\tau_r})/(1/\tau_r - 1/\tau_d)$
-    ($\Delta t\,e^{-\Delta t/\tau}$ at equal time constants).
-    The peak of one spike comes at $\frac{\tau_r\tau_d}{\tau_d - \tau_r}\ln(\tau_d/\tau_r)$.
+    ($\Delta t\,e^{-\Delta t/\tau}$ at equal time constants), computed without the
+    exponential of a positive number and without cancellation (`_kinetics.cascade`), and
+    $a$ in log space (`unit_peak_factor`): both accurate to float precision for any pair
+    of time constants and any step, in float32 as in float64, with their gradients.
+    The peak of one spike comes at
+    $\frac{\tau_r\tau_d}{\tau_d - \tau_r}\ln(\tau_d/\tau_r)$.
 
     **Arguments:**
     - `tau_rise`: rise time constant (ms), > 0. Default 1.0.
@@ -146,11 +171,7 @@ class DualExpon(AbstractLinearSynapse):
     def jump(self, like=None) -> Float[Array, "*n"]:
         """The jump `a` of `h` per unit of drive (1/ms), in the dtype of `like`."""
         tau_r, tau_d = resolve(self.tau_rise, like), resolve(self.tau_decay, like)
-        if self.A is None:
-            # (tau_r/tau_d)^(tau_r/(tau_r - tau_d)) = exp(r ln r / (r - 1)), r = tau_r/tau_d
-            r = tau_r / tau_d
-            return jnp.exp(r * kin.log1p_rel(r - 1.0)) / tau_r
-        return resolve(self.A, like) * (tau_d - tau_r) / (tau_r * tau_d)
+        return cascade_gain(tau_r, tau_d, None if self.A is None else resolve(self.A, like))
 
     def init_state(self, n: Shape, *, dtype=None) -> DualExponState:
         return DualExponState(h=zeros(n, dtype), g=zeros(n, dtype))
@@ -167,10 +188,12 @@ class DualExpon(AbstractLinearSynapse):
 
 
 class DualExponV2State(eqx.Module):
-    """State of `DualExponV2`: the rise and decay variables `g_rise`, `g_decay`."""
+    """State of `DualExponV2`: the decay variable `g_decay` and `c` (ms), `g_decay`
+    filtered by the rise time constant, so that `g_decay - g_rise` is
+    `(1/tau_rise - 1/tau_decay) * c`."""
 
-    g_rise: Float[Array, "*n"]
     g_decay: Float[Array, "*n"]
+    c: Float[Array, "*n"]
 
 
 class DualExponV2(AbstractLinearSynapse):
@@ -181,7 +204,16 @@ class DualExponV2(AbstractLinearSynapse):
 
     output $g = A(g_d - g_r)$. With `A=None` the single-spike peak is 1:
     $A = \frac{\tau_d}{\tau_d - \tau_r}(\tau_r/\tau_d)^{\tau_r/(\tau_r - \tau_d)}$.
-    Both variables decay exactly: $g_n = g_{n-1}e^{-\Delta t/\tau} + x_n$.
+
+    Exact step. The state holds $g_d$ and $c$ with $dc/dt = -c/\tau_r + g_d$, $c(0) = 0$,
+    for which $g_d - g_r = (1/\tau_r - 1/\tau_d)\,c$ (for close time constants $g_d$ and
+    $g_r$ agree to more digits than a float holds, and $A$ is large, so their difference
+    cannot be formed): $c_n = c_{n-1}e^{-\Delta t/\tau_r} + g_{d,n-1}K(\Delta t)$, with $K$
+    the cascade kernel of `DualExpon`, and $g_{d,n} = g_{d,n-1}e^{-\Delta t/\tau_d} + x_n$.
+    The output is $a\,c$ with $a = A(\tau_d - \tau_r)/(\tau_r\tau_d)$, or, for `A=None`,
+    the unit-peak $a$ of `DualExpon`, in which the large $A$ and the small
+    $1/\tau_r - 1/\tau_d$ never appear: values and gradients are accurate to float
+    precision however close the time constants are.
 
     Needs `tau_rise < tau_decay`; `DualExpon` is the form for time constants that may meet.
 
@@ -219,22 +251,22 @@ class DualExponV2(AbstractLinearSynapse):
         if self.A is not None:
             return resolve(self.A, like)
         tau_r, tau_d = resolve(self.tau_rise, like), resolve(self.tau_decay, like)
-        r = tau_r / tau_d
-        return jnp.exp(r * kin.log1p_rel(r - 1.0)) / (1.0 - r)
+        return unit_peak_factor(tau_r, tau_d) * tau_d / (tau_d - tau_r)
 
     def init_state(self, n: Shape, *, dtype=None) -> DualExponV2State:
-        return DualExponV2State(g_rise=zeros(n, dtype), g_decay=zeros(n, dtype))
+        return DualExponV2State(g_decay=zeros(n, dtype), c=zeros(n, dtype))
 
     def step(self, state: DualExponV2State, x, dt):
-        x = jnp.asarray(x, state.g_rise.dtype)
-        g_rise = state.g_rise * kin.decay(dt, resolve(self.tau_rise, state.g_rise)) + x
-        g_decay = state.g_decay * kin.decay(dt, resolve(self.tau_decay, state.g_decay)) + x
-        g = self.amplitude(g_rise) * (g_decay - g_rise)
-        return DualExponV2State(g_rise=g_rise, g_decay=g_decay), g
+        g_d = state.g_decay
+        tau_r, tau_d = resolve(self.tau_rise, g_d), resolve(self.tau_decay, g_d)
+        c = state.c * kin.decay(dt, tau_r) + g_d * kin.cascade(dt, tau_r, tau_d)
+        g_decay = g_d * kin.decay(dt, tau_d) + jnp.asarray(x, g_d.dtype)
+        g = cascade_gain(tau_r, tau_d, None if self.A is None else resolve(self.A, g_d)) * c
+        return DualExponV2State(g_decay=g_decay, c=c), g
 
     def add_drive(self, state: DualExponV2State, delivery: AbstractDelivery):
-        x = jnp.asarray(delivery.drive(), state.g_rise.dtype)  # one delivery, added to both
-        g_rise, g_decay = state.g_rise + x, state.g_decay + x
-        return DualExponV2State(g_rise=g_rise, g_decay=g_decay), self.amplitude(g_rise) * (
-            g_decay - g_rise
-        )
+        # the drive jumps g_decay (and g_rise alike), so c, hence g, is continuous
+        g_d = state.g_decay
+        tau_r, tau_d = resolve(self.tau_rise, g_d), resolve(self.tau_decay, g_d)
+        g = cascade_gain(tau_r, tau_d, None if self.A is None else resolve(self.A, g_d)) * state.c
+        return DualExponV2State(g_decay=delivery.add(g_d), c=state.c), g
