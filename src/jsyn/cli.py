@@ -255,7 +255,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     if args.plot is not None:
         _, fitted = jsyn.simulate(res.model, spikes, rec.dt)
         try:
-            _plot_fit(args.plot, rec, np.asarray(fitted), res)
+            _plot_fit(args.plot, rec, np.asarray(fitted), res, args.convention)
         except OSError as err:
             print(f"jsyn fit: cannot write {args.plot}: {err}", file=sys.stderr)
             return 1
@@ -281,7 +281,7 @@ def _wrap(module, name, value):
     return eqx.tree_at(lambda m: getattr(m, name), module, value)
 
 
-def _plot_fit(path: Path, rec, fitted, res) -> None:
+def _plot_fit(path: Path, rec, fitted, res, convention: str) -> None:
     import numpy as np
     from matplotlib.figure import Figure
 
@@ -289,8 +289,15 @@ def _plot_fit(path: Path, rec, fitted, res) -> None:
 
     fig = Figure(figsize=(8, 7), layout="constrained")
     ax_fit, ax_res, ax_loss = fig.subplots(3, 1, height_ratios=(3, 1.2, 1.5))
+    quantity = "membrane current, inward negative" if convention == "clamp" else None
     jsyn.plot.fit(
-        rec.t, rec.traces, fitted, labels=rec.names, spikes=rec.spikes, ax=(ax_fit, ax_res)
+        rec.t,
+        rec.traces,
+        fitted,
+        labels=rec.names,
+        spikes=rec.spikes,
+        ax=(ax_fit, ax_res),
+        **({} if quantity is None else {"quantity": quantity}),
     )
     ax_fit.legend(fontsize="small")
     text = "; ".join(
