@@ -18,6 +18,7 @@ from ._params import (
     SoftplusPositive as SoftplusPositive,
     resolve as resolve,
 )
+from .batch import grid as grid, stack as stack, sweep as sweep
 from .connectivity import (
     AbstractConnection as AbstractConnection,
     Dense as Dense,

@@ -94,11 +94,24 @@ def guard(tree, checks):
     """Attach the traced checks to `tree` with `eqx.error_if`, so that they run (once) when
     the computation that uses `tree` runs. A tree without arrays computes nothing and
     is returned as it is."""
-    if not jax.tree.leaves(tree):
+    if not jax.tree.leaves(tree) or not checks:
         return tree
+    # eqx.error_if takes numeric arrays only: PRNG keys (a stochastic system's state)
+    # pass through it as their key data.
+    data = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
     for check in checks:
-        tree = eqx.error_if(tree, jnp.any(check.bad), message(check))
-    return tree
+        data = eqx.error_if(data, jnp.any(check.bad), message(check))
+    return jax.tree.map(
+        lambda new, old: (
+            jax.random.wrap_key_data(new, impl=jax.random.key_impl(old)) if _is_key(old) else new
+        ),
+        data,
+        tree,
+    )
+
+
+def _is_key(x) -> bool:
+    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def collect(tree) -> list[Check]:
