@@ -89,9 +89,13 @@ def _stack(column):
     values = [val.concrete(x) for x in column]
     if any(v is None for v in values):
         return jnp.stack(column)
-    values = np.stack(values)
-    # set into a broadcast of the first array, to keep its dtype and weak type
-    return jnp.broadcast_to(column[0], values.shape).at[...].set(values)
+    return _filled(column[0], np.stack(values))
+
+
+def _filled(like, values):
+    """`values` (broadcast to a batch of `like`) with the dtype and weak type of `like`."""
+    shape = (values.shape[0], *jnp.shape(like))
+    return jnp.broadcast_to(like, shape).at[...].set(values)
 
 
 def grid(model: eqx.Module, values: Mapping[str, object] | None = None, /, **named) -> eqx.Module:
@@ -161,7 +165,7 @@ def _entries(model, path, name: str, values):
     entry = (1,) * (len(shape) - values.ndim) + values.shape[1:]
     values = jnp.broadcast_to(values.reshape(values.shape[0], *entry), shape)
     if not isinstance(node, AbstractParam):
-        return values.astype(jnp.result_type(field))
+        return _filled(jnp.broadcast_to(field, shape[1:]), values)
     statics = {k: getattr(node, k) for k in _static_fields(node)}
     return type(node)(values, **statics)
 
@@ -225,7 +229,11 @@ def sweep(
       devices of all processes). Pass `jax.devices()[:1]` for one device.
 
     **Returns:** `(final_states, recorded)`, as `jsyn.simulate` returns for one member,
-    with a leading batch axis $B$ on every array, sharded over `devices` along it.
+    with a leading batch axis $B$ on every array, sharded over `devices` along it. A
+    sharding splits an axis into equal parts, so when $B$ is not a multiple of the
+    number of devices the batch is padded for the run and the results, without the
+    padding, come back whole on every device: choose $B$ a multiple of it for large
+    sweeps.
 
     ```python
     models = jsyn.stack([jsyn.DualExpon(1.0, tau) for tau in np.linspace(2, 20, 1000)])
