@@ -54,6 +54,10 @@ def main(out: str, n_devices: str, port: str | None = None, pid: str = "0", n: s
     even, padded, spikes = problem()
     _, current = jsyn.sweep(even, spikes, 0.1)
     _, current_padded = jsyn.sweep(padded, spikes, 0.1)
+    mine = {}
+    if jax.process_count() == 1:  # devices= a subset of this process's devices
+        _, on_two = jsyn.sweep(even, spikes, 0.1, devices=jax.devices()[:2])
+        mine = {"on_two": on_two, "n_devices_on_two": len(on_two.sharding.device_set)}
     grad = jax.grad(loss)(even, spikes)
 
     def gather(x):
@@ -69,6 +73,7 @@ def main(out: str, n_devices: str, port: str | None = None, pid: str = "0", n: s
         spec=str(current.sharding.spec),
         local_rows=sorted(s.index[0].start for s in current.addressable_shards),
         n_processes=jax.process_count(),
+        **mine,
     )
 
 

@@ -184,6 +184,9 @@ def test_one_key_is_shared_and_a_batch_of_keys_is_one_per_member():
         np.testing.assert_allclose(same[b], jsyn.simulate(one, x, DT, key=key)[1], rtol=1e-12)
         np.testing.assert_allclose(own[b], jsyn.simulate(one, x, DT, key=keys[b])[1], rtol=1e-12)
     assert not np.allclose(own[0], own[1], rtol=0.1)  # the keys differ, so does the noise
+    rbg = jax.random.split(jax.random.key(7, impl="rbg"), 3)
+    with pytest.raises(ValueError, match="per-member keys of the rbg generator"):
+        jsyn.sweep(models, x, DT, key=rbg)
 
 
 def test_gradients_through_a_sweep_match_single_runs_and_finite_differences():
@@ -260,6 +263,8 @@ def test_four_devices_give_the_one_device_result_sharded(tmp_path):
     (got,) = run_workers(tmp_path, n_devices=4)
     check_against_one_device(got)
     assert got["n_devices"] == 4 and str(got["spec"]) == "P('batch',)"
+    assert got["n_devices_on_two"] == 2  # devices=jax.devices()[:2]
+    np.testing.assert_allclose(got["on_two"], got["current"], rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(got["local_rows"], [0, 2, 4, 6])  # 2 members a device
 
 

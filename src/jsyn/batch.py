@@ -33,6 +33,7 @@ from .fit import _follow, select
 from .simulate import _input_checks, _step_checks, simulate
 
 _AXIS = "batch"
+_NOT_VMAP_EXACT = ("rbg", "unsafe_rbg")  # see the jax.random documentation
 
 
 def stack(models: Sequence[eqx.Module]) -> eqx.Module:
@@ -224,9 +225,12 @@ def sweep(
       earlier sweep (to continue it exactly).
     - `key`: for stochastic systems: one PRNG key, used by every member (the same random
       numbers for each parameter set), or $B$ keys (`jax.random.split(key, B)`), one each.
+      Per-member keys need a generator that is exact under `jax.vmap` (the default
+      `threefry2x32`, or `philox*`); `rbg`/`unsafe_rbg` ones are refused (under `vmap`
+      they draw the whole batch from the first key).
     - `record`, `n_steps`, `checkpoint`, `record_every`: as for `jsyn.simulate`.
     - `devices`: the devices to split the batch over; default `jax.devices()` (all
-      devices of all processes). Pass `jax.devices()[:1]` for one device.
+      devices of all processes). Pass `jax.devices()[:1]` for one device (in one process).
 
     **Returns:** `(final_states, recorded)`, as `jsyn.simulate` returns for one member,
     with a leading batch axis $B$ on every array, sharded over `devices` along it. A
@@ -251,6 +255,13 @@ def sweep(
         if jnp.ndim(key) > (0 if typed else 1):
             key_axis = 0
             _check_leading(key, B, "key", "pass one key, or jax.random.split(key, B)")
+            if typed and str(jax.random.key_impl(key)) in _NOT_VMAP_EXACT:
+                raise ValueError(
+                    f"jsyn.sweep: per-member keys of the {jax.random.key_impl(key)} generator "
+                    "are not exact under jax.vmap (it draws the batch from the first key), so "
+                    "members would not equal their own runs; use impl='threefry2x32' or "
+                    "'philox2x32' for per-member keys, or pass one key shared by all."
+                )
     # The value checks of jsyn.simulate, once for the whole batch while the values are
     # concrete (a bad member is named by its index); under jit they run with the batch.
     val.raise_concrete(val.collect(models) + _step_checks(dt) + _input_checks(inputs))
