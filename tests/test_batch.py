@@ -108,8 +108,12 @@ def test_a_bad_member_is_named_by_its_index_eagerly_and_caught_under_jit():
         jsyn.sweep(models, x, DT)
     with pytest.raises(Exception, match="Expon.tau must be > 0"):
         jax.jit(lambda m: jsyn.sweep(m, x, DT)[1])(models).block_until_ready()
+    two = jsyn.grid(jsyn.Expon(), tau=[1.0, 3.0])
     with pytest.raises(ValueError, match="inputs must be finite.*time step=4"):
-        jsyn.sweep(jsyn.grid(jsyn.Expon(), tau=[1.0, 3.0]), x.at[4, 0].set(jnp.nan), DT)
+        jsyn.sweep(two, x.at[4, 0].set(jnp.nan), DT)
+    per_member = jnp.stack([x, x.at[6, 2].set(jnp.inf)])
+    with pytest.raises(ValueError, match="inputs must be finite.*time step=6"):
+        jsyn.sweep(two, per_member, DT, shared_inputs=False)
 
 
 # -- a sweep equals a loop of single runs ----------------------------------------------

@@ -264,7 +264,8 @@ def sweep(
                 )
     # The value checks of jsyn.simulate, once for the whole batch while the values are
     # concrete (a bad member is named by its index); under jit they run with the batch.
-    val.raise_concrete(val.collect(models) + _step_checks(dt) + _input_checks(inputs))
+    steps_first = inputs if shared_inputs else jax.tree.map(_time_first, inputs)
+    val.raise_concrete(val.collect(models) + _step_checks(dt) + _input_checks(steps_first))
     mesh = Mesh(np.asarray(list(jax.devices() if devices is None else devices)), (_AXIS,))
     pad = -B % mesh.size
     split, whole = NamedSharding(mesh, PartitionSpec(_AXIS)), NamedSharding(mesh, PartitionSpec())
@@ -304,6 +305,13 @@ def _check_leading(tree, B: int, what: str, fix: str) -> None:
                 f"jsyn.sweep: {what}{jax.tree_util.keystr(path)} needs a leading batch axis "
                 f"of {B} (got shape {jnp.shape(leaf)}); {fix}."
             )
+
+
+def _time_first(x):
+    """Per-member inputs `(B, time, ...)` as `(time, B, ...)`, so that a check names the
+    bad time step (a NumPy view; traced inputs stay as they are)."""
+    concrete = val.concrete(x)
+    return x if concrete is None else np.moveaxis(concrete, 0, 1)
 
 
 def _pad(tree, pad: int):
