@@ -122,6 +122,7 @@ def python_blocks(path: Path) -> str:
         "docs/getting-started.md",
         "docs/networks.md",
         "docs/fitting.md",
+        "docs/batch.md",
     ],
 )
 def test_the_code_on_a_page_runs_as_pasted(page):

@@ -19,6 +19,7 @@ from ._params import (
     resolve as resolve,
 )
 from ._save import load as load, save as save
+from .batch import grid as grid, stack as stack, sweep as sweep
 from .connectivity import (
     AbstractConnection as AbstractConnection,
     Dense as Dense,
