@@ -1,4 +1,5 @@
 import jax
+import jaxtyping
 import pytest
 
 jax.config.update("jax_enable_x64", True)
@@ -11,3 +12,11 @@ def getkey():
     """A fresh PRNG key per call, reproducible per test."""
     keys = iter(jax.random.split(jax.random.key(5678), 1000))
     return lambda: next(keys)
+
+
+@pytest.fixture
+def untyped():
+    """Without the tests' jaxtyping/beartype checks of annotations, as a user runs."""
+    jaxtyping.config.update("jaxtyping_disable", True)
+    yield
+    jaxtyping.config.update("jaxtyping_disable", False)

@@ -4,7 +4,6 @@ gradients, with gradient memory that does not grow with the number of steps."""
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jaxtyping
 import numpy as np
 import pytest
 
@@ -76,14 +75,6 @@ def test_gradient_memory_does_not_grow_with_steps():
 def test_bad_checkpoint(checkpoint, error, match):
     with pytest.raises(error, match=match):
         jsyn.simulate(jsyn.Expon(), spike_train(), DT, checkpoint=checkpoint)
-
-
-@pytest.fixture
-def untyped():
-    """Without the tests' jaxtyping/beartype checks of annotations, as a user runs."""
-    jaxtyping.config.update("jaxtyping_disable", True)
-    yield
-    jaxtyping.config.update("jaxtyping_disable", False)
 
 
 @pytest.mark.parametrize(

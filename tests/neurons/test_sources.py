@@ -2,7 +2,6 @@
 
 import jax
 import jax.numpy as jnp
-import jaxtyping
 import numpy as np
 import pytest
 
@@ -67,14 +66,6 @@ def test_poisson_trials_differ_by_key(getkey):
 
 
 # -- SpikeTimes.raster: every spike lands in the window, or a clear error -------------------
-
-
-@pytest.fixture
-def untyped():
-    """Without the tests' jaxtyping/beartype checks of annotations, as a user runs."""
-    jaxtyping.config.update("jaxtyping_disable", True)
-    yield
-    jaxtyping.config.update("jaxtyping_disable", False)
 
 
 @pytest.mark.parametrize(
