@@ -158,7 +158,7 @@ N_STEPS = 60
 
 
 def ref_unit_peak(n_steps, dt, tau_r, tau_d):
-    """The unit-peak single-spike response at lags 0, dt, ..., all Decimal (MODELS.md):
+    """The unit-peak single-spike response at lags 0, dt, ..., all Decimal (docs/models.md):
     p/tau_r (e^{-t/tau_d} - e^{-t/tau_r}) / (1/tau_r - 1/tau_d), or e t/tau e^{-t/tau} at
     a tie, with e^{-n dt/tau} taken as a power of e^{-dt/tau}."""
     q_r, q_d = (-dt / tau_r).exp(), (-dt / tau_d).exp()
