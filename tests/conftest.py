@@ -20,3 +20,11 @@ def untyped():
     jaxtyping.config.update("jaxtyping_disable", True)
     yield
     jaxtyping.config.update("jaxtyping_disable", False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_code():
+    """Drop JAX's compiled programs after each test module: one pytest process compiles
+    thousands of them, and keeping them all grows its memory by gigabytes."""
+    yield
+    jax.clear_caches()
