@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import jsyn
-
 from helpers import central_fd, tree_allclose
 
 DT = 0.1
