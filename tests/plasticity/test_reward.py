@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import jsyn
-
 from helpers import central_fd
 
 DT = 0.2
