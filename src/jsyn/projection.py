@@ -185,7 +185,10 @@ class Projection(AbstractSystem):
     `jsyn.RewardSTDP`, `jsyn.SynapticScaling`): the weights live in the state, one per
     synapse (`state.w`, starting from the connection's), and the rule changes them each
     step (see `jsyn.AbstractLongTermPlasticity` for the order within a step). The step's
-    transmission uses the weights at the start of the step. The rule's presynaptic events
+    transmission uses the weights at the start of the step: summed kinetics take the
+    weight of a spike when it is delivered (with a delay, when it is sent), per-synapse
+    kinetics weight their output at every step (a change of weight rescales the ongoing
+    response of that synapse). The rule's presynaptic events
     are the spikes as they arrive at each synapse, after the delay (STP scales the
     transmitted drive, not the events); its postsynaptic spikes are those of the post
     group in the same step, which a `jsyn.Network` passes (`step(..., post_spikes=...)`).

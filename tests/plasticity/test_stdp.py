@@ -238,3 +238,58 @@ def test_errors():
     proj = jsyn.Projection(jsyn.Dense(jnp.ones((2, 2))), jsyn.Expon(), plasticity=jsyn.STDP())
     with pytest.raises(ValueError, match="post_spikes"):
         proj.step(proj.init_state(), jnp.zeros(2), DT)
+
+
+def test_bad_rule_parameters_raise_eagerly_under_jit_and_vmap():
+    def run(tau):
+        rule = eqx.tree_at(lambda r: r.tau_pre, jsyn.STDP(), tau)
+        final, _ = jsyn.simulate(
+            pairing_net([5.0], rule), None, DT, n_steps=30, record=lambda s, o: ()
+        )
+        return final.projections["p"].w
+
+    match = "STDP.tau_pre must be > 0"
+    with pytest.raises(ValueError, match=match):
+        run(jnp.asarray(-1.0))
+    with pytest.raises(Exception, match=match):
+        jax.jit(run)(jnp.asarray(-1.0)).block_until_ready()
+    with pytest.raises(Exception, match=match):
+        jax.vmap(run)(jnp.array([1.0, -1.0])).block_until_ready()
+
+
+@pytest.mark.parametrize("delay", [None, 1.0, np.array([0.5, 1.5])])
+def test_per_synapse_kinetics_transmit_the_plastic_weights(delay):
+    # AMPA keeps one state per synapse; its output is weighted by the state's weights. With
+    # a rule that does not learn (zero amplitudes) the run equals the static projection
+    # with the same weights; with learning the weights (and so g) differ.
+    def g_trace(rule, w0):
+        proj = jsyn.Projection(
+            jsyn.Sparse([0, 0], [0, 1], 1, 2, w=w0),
+            jsyn.AMPA(),
+            jsyn.CUBA(),
+            pre="pre",
+            post="post",
+            plasticity=rule,
+            delay=delay,
+            dt=None if delay is None else DT,
+        )
+        net = jsyn.Network(
+            {
+                "pre": jsyn.SpikeTimes([5.0, 20.0]),
+                "post": jsyn.SpikeTimes([10.0, 10.0], [0, 1], n=2),
+            },
+            {"p": proj},
+        )
+        _, g = jsyn.simulate(net, None, DT, n_steps=400, record=lambda s, o: s.projections["p"].g)
+        return np.asarray(g)
+
+    w0 = np.array([0.5, 0.8])
+    static = g_trace(None, w0)
+    frozen = g_trace(jsyn.STDP(A_plus=0.0, A_minus=0.0), w0)
+    np.testing.assert_allclose(frozen, static, rtol=1e-12, atol=1e-15)
+    learnt = g_trace(jsyn.STDP(A_plus=0.2), w0)
+    # per-synapse kinetics are weighted at every step by the weights at its start: up to
+    # the step of the post spike (10 ms, which potentiates at its end) g is the static one
+    first = slice(0, int(round(10.0 / DT)) + 1)
+    np.testing.assert_allclose(learnt[first], static[first], rtol=1e-12, atol=1e-15)
+    assert np.all(learnt[-1] > static[-1])
