@@ -152,3 +152,34 @@ def test_errors():
             {"a": (jsyn.LIF(), 1), "b": (jsyn.LIF(), 2), "DA": (jsyn.Neuromodulator(), 3)},
             {"p": proj},
         )
+
+
+def test_vmap_over_reward_times_equals_loop():
+    def dw(t_r):
+        n_steps = 3000
+        rewards = jnp.zeros((n_steps, 1)).at[jnp.round(t_r / DT).astype(jnp.int32), 0].set(1.0)
+        net = jsyn.Network(
+            {
+                "pre": jsyn.SpikeTimes([T_PRE]),
+                "post": jsyn.SpikeTimes([T_POST]),
+                "DA": (jsyn.Neuromodulator(), 1),
+            },
+            {
+                "p": jsyn.Projection(
+                    jsyn.Sparse([0], [0], 1, 1, w=W0),
+                    jsyn.Expon(),
+                    jsyn.CUBA(),
+                    pre="pre",
+                    post="post",
+                    plasticity=jsyn.RewardSTDP("DA", w_max=10.0),
+                )
+            },
+        )
+        final, _ = jsyn.simulate(net, {"DA": rewards}, DT, record=lambda s, o: ())
+        return final.projections["p"].w[0] - W0
+
+    times = jnp.array([T_POST + 20.0, T_POST - 30.0, 300.0])
+    batched = jax.vmap(dw)(times)
+    looped = np.array([dw(t) for t in times])
+    np.testing.assert_allclose(batched, looped, rtol=1e-12)
+    assert len(set(np.round(looped, 12))) == 3

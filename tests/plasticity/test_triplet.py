@@ -3,10 +3,14 @@ Pfister & Gerstner 2006 (Fig. 5), and the totals against an event-by-event compu
 
 import math
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jsyn
+from helpers import central_fd
 
 DT = 5.0  # ms: every spike time below is on this grid, where the rule is exact
 FREQS = (0.1, 10.0, 20.0, 40.0, 50.0)  # Hz
@@ -123,3 +127,38 @@ def test_weights_clip_at_the_bounds():
     )
     final, _ = jsyn.simulate(net, None, DT, n_steps=int(post[4] / DT) + 2, record=lambda s, o: ())
     np.testing.assert_allclose(final.projections["p"].w, [[1.2]])
+
+
+def _short_run(rule, conn):
+    pre, post = protocol(40.0, 10.0)
+    net = jsyn.Network(
+        {"pre": jsyn.SpikeTimes(pre[:6]), "post": jsyn.SpikeTimes(post[:6])},
+        {
+            "p": jsyn.Projection(
+                conn, jsyn.Expon(), jsyn.CUBA(), pre="pre", post="post", plasticity=rule
+            )
+        },
+    )
+    final, _ = jsyn.simulate(net, None, DT, n_steps=int(post[5] / DT) + 2, record=lambda s, o: ())
+    return final.projections["p"].w
+
+
+@pytest.mark.parametrize("name", ["A3_plus", "tau_x", "A2_minus"])
+def test_gradient_matches_finite_differences(name):
+    def loss(value):
+        rule = eqx.tree_at(
+            lambda r: getattr(r, name), jsyn.TripletSTDP(w_max=W_MAX), jnp.asarray(value)
+        )
+        return jnp.sum(_short_run(rule, jsyn.Dense(np.full((1, 1), W0))))
+
+    x = float(getattr(jsyn.TripletSTDP(), name))
+    grad = jax.grad(loss)(x)
+    np.testing.assert_allclose(grad, central_fd(loss, x, eps=1e-4 * x), rtol=1e-6)
+    assert abs(grad) > 0
+
+
+def test_dense_equals_sparse():
+    rule = jsyn.TripletSTDP(w_max=W_MAX)
+    dense = _short_run(rule, jsyn.Dense(np.full((1, 1), W0)))
+    sparse = _short_run(rule, jsyn.Sparse([0], [0], 1, 1, w=W0))
+    np.testing.assert_allclose(np.ravel(dense), sparse, rtol=1e-12)
