@@ -293,3 +293,12 @@ def test_per_synapse_kinetics_transmit_the_plastic_weights(delay):
     first = slice(0, int(round(10.0 / DT)) + 1)
     np.testing.assert_allclose(learnt[first], static[first], rtol=1e-12, atol=1e-15)
     assert np.all(learnt[-1] > static[-1])
+
+
+def test_learnt_state_saves_and_loads(tmp_path):
+    net = pairing_net([5.0, -5.0], jsyn.STDP())
+    final, _ = jsyn.simulate(net, None, DT, n_steps=1700, record=lambda s, o: ())
+    path = jsyn.save(tmp_path / "state.jsyn", final)
+    back = jsyn.load(path, net.init_state())
+    assert tree_allclose(back, final)
+    assert not np.allclose(back.projections["p"].w, 0.5)
