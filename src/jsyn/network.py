@@ -88,7 +88,8 @@ class Network(AbstractSystem):
     **Arguments:**
     - `groups`: a dict from name to a group: `(neuron, n)`, such as `(jsyn.LIF(), 4000)`,
       or a source whose size is fixed by its parameters (`jsyn.SpikeTimes`,
-      `jsyn.Poisson`).
+      `jsyn.Poisson`), or a neuromodulator, `(jsyn.Neuromodulator(), 1)`, that
+      `jsyn.RewardSTDP` projections read (its external input is the reward events).
     - `projections`: a dict from name to `jsyn.Projection` (or a sequence, named `"0"`,
       `"1"`, ...), each naming its `pre` and `post` groups.
     - `gaps`: a dict from name to `jsyn.GapJunction`, each naming its `pre` and `post`
