@@ -40,7 +40,10 @@ class TripletSTDP(AbstractLongTermPlasticity):
     potentiate at 50 Hz (Sjöström et al. 2001).
 
     Discretisation and order within a step as for `jsyn.STDP`: exact decay over the step,
-    then the pre events, then the post spikes.
+    then the pre events, then the post spikes. A count $k$ of events in one step (or a
+    fractional arrival $f$, from a delay between grid points) applies $k$ times the update
+    of one event with the traces as they were before them: events of one side within one
+    step form no triplets among themselves (exact for 0/1 events).
 
     **Arguments** (defaults: the visual-cortex all-to-all set of Pfister & Gerstner 2006):
     - `A2_plus`, `A3_plus`: pair and triplet potentiation amplitudes, >= 0. Defaults
