@@ -16,6 +16,9 @@ class AbstractLongTermPlasticity(AbstractComponent):
     r"""A long-term plasticity rule: how the weight of each synapse of a `jsyn.Projection`
     changes with the spikes on both of its sides.
 
+    `modulator` names the `jsyn.Neuromodulator` group the rule reads (`None` for rules
+    without a third factor).
+
     Give it to a projection, `jsyn.Projection(..., plasticity=rule)`. The weights then live
     in the state, one per synapse (`state.projections[name].w`, shape `conn.syn_shape`),
     starting from the connection's weights, and change inside the scan; the rule's traces
@@ -44,6 +47,7 @@ class AbstractLongTermPlasticity(AbstractComponent):
 
     w_min: eqx.AbstractVar[Param]
     w_max: eqx.AbstractVar[Param]
+    modulator: eqx.AbstractVar[str | None]
 
     @abc.abstractmethod
     def init_state(self, shape: Shape, *, dtype=None):
@@ -52,11 +56,6 @@ class AbstractLongTermPlasticity(AbstractComponent):
     @abc.abstractmethod
     def step(self, state, w, pre, post, dt, modulator=None) -> tuple[object, Float[Array, "*syn"]]:
         """One step of `dt` ms: returns `(state, w)`."""
-
-    @property
-    def modulator(self) -> str | None:
-        """The name of the `jsyn.Neuromodulator` group the rule reads, or `None`."""
-        return None
 
     def clip(self, w):
         """The weights clipped to `[w_min, w_max]`."""

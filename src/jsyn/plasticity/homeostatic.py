@@ -47,6 +47,7 @@ class SynapticScaling(AbstractLongTermPlasticity):
     beta: Param = param(default=1.0)
     w_min: Param = param(default=0.0)
     w_max: Param = param(default=1.0)
+    modulator: None = eqx.field(static=True, default=None, init=False)  # no third factor
 
     def constraints(self):
         owner = "SynapticScaling"

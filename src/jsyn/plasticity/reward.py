@@ -104,7 +104,7 @@ class RewardSTDP(AbstractLongTermPlasticity):
     tau_c: Param
     w_min: Param
     w_max: Param
-    modulator_group: str = eqx.field(static=True)
+    modulator: str = eqx.field(static=True)
     multiplicative = False  # the eligibility changes additively (read by `pair_update`)
 
     def __init__(
@@ -124,15 +124,11 @@ class RewardSTDP(AbstractLongTermPlasticity):
                 f"RewardSTDP.modulator must be the name of a jsyn.Neuromodulator group of the "
                 f"network (got {modulator!r}), e.g. RewardSTDP('DA')."
             )
-        self.modulator_group = modulator
+        self.modulator = modulator
         self.A_plus, self.A_minus, self.tau_pre, self.tau_post, self.tau_c = (
             as_param(v) for v in (A_plus, A_minus, tau_pre, tau_post, tau_c)
         )
         self.w_min, self.w_max = as_param(w_min), as_param(w_max)
-
-    @property
-    def modulator(self) -> str:
-        return self.modulator_group
 
     def constraints(self):
         return (
@@ -152,7 +148,7 @@ class RewardSTDP(AbstractLongTermPlasticity):
             raise ValueError(
                 "RewardSTDP needs the neuromodulator concentration of each step; run the "
                 f"projection in a jsyn.Network with a jsyn.Neuromodulator group named "
-                f"{self.modulator_group!r}."
+                f"{self.modulator!r}."
             )
         c = state.c * kin.decay(jnp.asarray(dt, w.dtype), resolve(self.tau_c, w))
         traces, c = pair_update(self, state.traces, c, pre, post, dt)

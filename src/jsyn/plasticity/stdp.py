@@ -84,6 +84,7 @@ class STDP(AbstractLongTermPlasticity):
     w_min: Param = param(default=0.0)
     w_max: Param = param(default=1.0)
     multiplicative: bool = eqx.field(static=True, default=False)
+    modulator: None = eqx.field(static=True, default=None, init=False)  # no third factor
 
     def constraints(self):
         return (

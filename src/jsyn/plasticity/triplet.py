@@ -67,6 +67,7 @@ class TripletSTDP(AbstractLongTermPlasticity):
     tau_y: Param = param(default=125.0)
     w_min: Param = param(default=0.0)
     w_max: Param = param(default=1.0)
+    modulator: None = eqx.field(static=True, default=None, init=False)  # no third factor
 
     def constraints(self):
         owner = "TripletSTDP"
