@@ -67,6 +67,57 @@ class Case:
         return self.name
 
 
+class PlasticPair(eqx.Module):
+    """A plastic projection run alone: each input row holds the presynaptic spikes, then the
+    postsynaptic spikes (then, for a neuromodulated rule, the concentration) of a step; the
+    output is the weights at the end of the step, one per synapse (flat). The rule's parameters
+    read as attributes (`A_plus`, `tau_pre`, ...), so the suite can perturb them."""
+
+    proj: jsyn.Projection
+
+    def __getattr__(self, name):
+        if name == "proj":
+            raise AttributeError(name)
+        return getattr(self.proj.plasticity, name)
+
+    def init_state(self, n=None, *, dtype=None):
+        return self.proj.init_state(dtype=dtype)
+
+    def step(self, state, x, dt):
+        n_pre, n_post = self.proj.n_pre, self.proj.n_post
+        modulator = x[n_pre + n_post :] if self.proj.plasticity.modulator else None
+        state, _ = self.proj.step(
+            state, x[:n_pre], dt, post_spikes=x[n_pre : n_pre + n_post], modulator=modulator
+        )
+        return state, state.w.reshape(-1)
+
+
+def pre_and_post_spikes(n_steps=300, n=6, seed=0, dtype=jnp.float64):
+    """The inputs of a `PlasticPair`: 3 presynaptic, then 3 postsynaptic spike trains (then a
+    concentration for n=7), fractional counts."""
+    return spike_train(n_steps=n_steps, n=n, seed=seed, rate=0.06, dtype=dtype)
+
+
+def plastic_pair(rule, n_syn=6, sparse=False) -> PlasticPair:
+    """3 -> 3 cells: dense wiring (kept cheap for the eager runs of the suite), or
+    event-driven sparse wiring with per-synapse delays off the grid."""
+    if not sparse:
+        w = jnp.linspace(0.3, 0.7, 9).reshape(3, 3)
+        return PlasticPair(jsyn.Projection(jsyn.Dense(w), jsyn.Expon(tau=4.0), plasticity=rule))
+    pre, post = [0, 0, 1, 2, 2, 1, 0][:n_syn], [0, 2, 1, 0, 1, 2, 1][:n_syn]
+    return PlasticPair(
+        jsyn.Projection(
+            jsyn.Sparse(pre, post, 3, 3, jnp.linspace(0.3, 0.7, n_syn), tiers=(1, 2, 3)),
+            jsyn.Expon(tau=4.0),
+            jsyn.CUBA(),
+            delay=jnp.linspace(0.05, 0.87, n_syn),
+            dt=DT,
+            max_delay=1.0,
+            plasticity=rule,
+        )
+    )
+
+
 ALL_SYSTEMS = [
     Case("Expon", jsyn.Expon(tau=6.0), spike_train, ("tau",)),
     Case("Expon-per-synapse", jsyn.Expon(tau=jnp.array([2.0, 5.0, 11.0])), spike_train, ("tau",)),
@@ -186,6 +237,37 @@ ALL_SYSTEMS = [
         ("delay",),
         fixed_size=True,
         constraints={"delay": lambda d: jsyn.Bounded(d, 0.0, 3.0)},
+    ),
+    # Long-term plasticity: the weights of a 3 -> 3 projection under imposed pre and post
+    # spikes (fractional, so the updates are smooth in them). The output is the weights:
+    # 6 sparse synapses (pre, post: 6 inputs) or 9 dense ones (pre, post, 3 concentrations).
+    Case(
+        "STDP-Sparse-delays",
+        plastic_pair(jsyn.STDP(A_plus=0.02, A_minus=0.015), sparse=True),
+        pre_and_post_spikes,
+        ("A_plus", "tau_pre"),
+        fixed_size=True,
+    ),
+    Case(
+        "TripletSTDP-Dense",
+        plastic_pair(jsyn.TripletSTDP(A2_plus=5e-3)),
+        lambda **kw: pre_and_post_spikes(**{"n": 9, **kw}),
+        ("A3_plus", "tau_y"),
+        fixed_size=True,
+    ),
+    Case(
+        "RewardSTDP-Dense",
+        plastic_pair(jsyn.RewardSTDP("DA", A_plus=0.05, tau_c=50.0)),
+        lambda **kw: pre_and_post_spikes(**{"n": 9, **kw}),
+        ("A_plus", "tau_c"),
+        fixed_size=True,
+    ),
+    Case(
+        "SynapticScaling-Dense",
+        plastic_pair(jsyn.SynapticScaling(rate_target=100.0, tau_a=20.0, beta=0.5)),
+        lambda **kw: pre_and_post_spikes(**{"n": 9, **kw}),
+        ("tau_a", "beta"),
+        fixed_size=True,
     ),
     # Couplings of rate models: 3 nodes fixed by conn_mat, per-connection delays (ms) up to
     # 5 steps, off the grid (smooth in each), so the ring buffer wraps many times and a

@@ -66,10 +66,21 @@ from .outputs import (
 )
 from .plasticity import (
     STD as STD,
+    STDP as STDP,
     STP as STP,
+    AbstractLongTermPlasticity as AbstractLongTermPlasticity,
     AbstractShortTermPlasticity as AbstractShortTermPlasticity,
+    Neuromodulator as Neuromodulator,
+    NeuromodulatorState as NeuromodulatorState,
+    RewardSTDP as RewardSTDP,
+    RewardSTDPState as RewardSTDPState,
+    STDPState as STDPState,
     STDState as STDState,
     STPState as STPState,
+    SynapticScaling as SynapticScaling,
+    SynapticScalingState as SynapticScalingState,
+    TripletSTDP as TripletSTDP,
+    TripletSTDPState as TripletSTDPState,
 )
 from .psc import PSC as PSC, PSCState as PSCState
 from .simulate import simulate as simulate

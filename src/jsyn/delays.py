@@ -295,6 +295,19 @@ class Delay(AbstractSystem):
         older = (newer - 1) % self.n_slots
         return state, _read(state.buffer, newer, older, frac)
 
+    def step_at(self, state: DelayState, x, dt, index) -> tuple[DelayState, Float[Array, "..."]]:
+        """As `step`, for a delay per element of a larger population that reads the inputs
+        `x` through `index`: element `s` gets `x[index[s]]` of `delay[s]` ms ago
+        (interpolated). The buffer holds `x` only (e.g. the spikes of the presynaptic
+        neurons, read per synapse with `index` the presynaptic neuron of each synapse)."""
+        self.check_dt(dt)
+        newest = state.pos
+        state = state.push(x)
+        k, frac = self.steps(state.buffer)
+        newer = (newest - k) % self.n_slots
+        older = (newer - 1) % self.n_slots
+        return state, (1.0 - frac) * state.buffer[newer, index] + frac * state.buffer[older, index]
+
     def arrival_rows(self, state: DelayState, like=None):
         """Where what is sent in this step arrives in an arrivals buffer: `(rows,
         rows_next, frac)`, the row `delay` steps ahead of `pos` (rounded down), the row

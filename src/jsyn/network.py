@@ -18,7 +18,10 @@ whole network.
 3. every projection takes the spikes of step $n$ of its presynaptic group: they arrive
    after their delay $d$, in step $n + d/\Delta t$ (interpolated linearly between two
    steps when that is not a whole number; see `Projection`), and the kinetics step with
-   the drive arriving in step $n$, giving the conductance at $t_n$.
+   the drive arriving in step $n$, giving the conductance at $t_n$; a plastic projection
+   then updates its weights from the presynaptic events arriving in step $n$ and the
+   spikes of step $n$ of its postsynaptic group (and, for `jsyn.RewardSTDP`, the
+   concentration of step $n$ of its `jsyn.Neuromodulator` group).
 
 So a spike of step $n$ changes the conductance in step $n + d/\Delta t$ and the membrane
 potential from the next step on, as in Brian2 and BrainPy.
@@ -43,6 +46,7 @@ from ._component import AbstractSystem, as_count
 from ._custom_types import Shape
 from .gap_junction import GapJunction
 from .neurons import AbstractNeuron
+from .plasticity import Neuromodulator
 from .projection import Projection, ProjectionState
 
 __all__ = ["Network", "NetworkState", "Projection", "ProjectionState"]
@@ -84,7 +88,8 @@ class Network(AbstractSystem):
     **Arguments:**
     - `groups`: a dict from name to a group: `(neuron, n)`, such as `(jsyn.LIF(), 4000)`,
       or a source whose size is fixed by its parameters (`jsyn.SpikeTimes`,
-      `jsyn.Poisson`).
+      `jsyn.Poisson`), or a neuromodulator, `(jsyn.Neuromodulator(), 1)`, that
+      `jsyn.RewardSTDP` projections read (its external input is the reward events).
     - `projections`: a dict from name to `jsyn.Projection` (or a sequence, named `"0"`,
       `"1"`, ...), each naming its `pre` and `post` groups.
     - `gaps`: a dict from name to `jsyn.GapJunction`, each naming its `pre` and `post`
@@ -165,6 +170,17 @@ class Network(AbstractSystem):
                         + ("" if rng is None else f" and the slice {rng} spans {span}")
                         + f"; match the connection to the group or set {side}_slice."
                     )
+            source = None if proj.plasticity is None else proj.plasticity.modulator
+            if source is not None and not (
+                isinstance(neurons.get(source), Neuromodulator)
+                and size_of[source] in (1, proj.n_post)
+            ):
+                raise ValueError(
+                    f"Network projection {pname!r}: its rule reads the neuromodulator group "
+                    f"{source!r}, which must be a jsyn.Neuromodulator group of size 1 or "
+                    f"{proj.n_post} (groups: {sorted(size_of)}); add it, e.g. "
+                    f"{{{source!r}: (jsyn.Neuromodulator(tau_d=200.0), 1)}}."
+                )
             if proj.output is None and not _takes_jump(neurons[proj.post]):
                 raise ValueError(
                     f"Network projection {pname!r} gives voltage jumps (no output law), but its "
@@ -260,7 +276,17 @@ class Network(AbstractSystem):
         projections = {}
         for pname, proj in self.projections.items():
             pre_spikes = _take(spikes[proj.pre], proj.pre_slice)
-            projections[pname], _ = proj.step(state.projections[pname], pre_spikes, dt)
+            if proj.plasticity is None:
+                projections[pname], _ = proj.step(state.projections[pname], pre_spikes, dt)
+                continue
+            source = proj.plasticity.modulator
+            projections[pname], _ = proj.step(
+                state.projections[pname],
+                pre_spikes,
+                dt,
+                post_spikes=_take(spikes[proj.post], proj.post_slice),
+                modulator=None if source is None else groups[source].d,
+            )
         gaps = {
             gname: gap.recurrent_spikelet(spikes[gap.pre])
             if gap.recurrent

@@ -18,7 +18,7 @@ from ._params import AbstractParam, as_param, resolve
 from .connectivity import AbstractConnection
 from .delays import Delay, DelayState
 from .outputs import AbstractOutput
-from .plasticity import AbstractShortTermPlasticity
+from .plasticity import AbstractLongTermPlasticity, AbstractShortTermPlasticity
 from .synapses import AbstractDelivery, AbstractLinearSynapse, AbstractSynapse, Drive
 
 _LAYOUTS = ("post", "synapse")
@@ -73,16 +73,18 @@ class _Spikes(AbstractDelivery):
 
     conn: AbstractConnection
     signal: Float[Array, " n_pre"]
+    weights: Array | None = None  # the plastic weights, or None for the connection's
 
     def add(self, into, scale=None):
         if scale is None:
-            return self.conn.deliver(self.signal, into)
+            return self.conn.deliver(self.signal, into, weights=self.weights)
         if jnp.ndim(scale) == 0:  # folded into the signal: still one pass
-            return self.conn.deliver(self.signal * scale, into)
+            return self.conn.deliver(self.signal * scale, into, weights=self.weights)
         return into + scale * self.drive()
 
     def drive(self):
-        return self.conn.deliver(self.signal, jnp.zeros((self.conn.n_post,), self.signal.dtype))
+        zero = jnp.zeros((self.conn.n_post,), self.signal.dtype)
+        return self.conn.deliver(self.signal, zero, weights=self.weights)
 
 
 class ProjectionState(eqx.Module):
@@ -98,12 +100,21 @@ class ProjectionState(eqx.Module):
     - `g`: the projection's output at the end of the last step, per postsynaptic neuron:
       the weighted conductance (dimensionless) or, without output law, the voltage jump
       (mV).
+    - `w`: with a long-term plasticity rule, the weights at the end of the last step, one
+      per synapse (shape `conn.syn_shape`); `None` without one (the connection's weights).
+    - `rule`: the rule's traces (e.g. `jsyn.STDPState`), or `None`.
+    - `sent`: with a rule and a delay, the presynaptic spikes of the last steps (a
+      `jsyn.DelayState` of shape `(slots, n_pre)`), read when they arrive at each synapse;
+      otherwise `None`.
     """
 
     stp: Any
     delay: DelayState | None
     synapse: Any
     g: Float[Array, " n_post"]
+    w: Float[Array, "*syn"] | None = None
+    rule: Any = None
+    sent: DelayState | None = None
 
 
 class Projection(AbstractSystem):
@@ -167,6 +178,21 @@ class Projection(AbstractSystem):
     - `synapse_params`: `"post"` or `"synapse"`, what the synapse's array parameters hold
       (see above); needed only when it has some. `"synapse"` also gives linear kinetics one
       state per synapse.
+    - `plasticity`: a long-term plasticity rule, or `None` (static weights). Its
+      parameters are scalars or one per synapse (shape `conn.syn_shape`).
+
+    **Long-term plasticity** (`plasticity=`: `jsyn.STDP`, `jsyn.TripletSTDP`,
+    `jsyn.RewardSTDP`, `jsyn.SynapticScaling`): the weights live in the state, one per
+    synapse (`state.w`, starting from the connection's), and the rule changes them each
+    step (see `jsyn.AbstractLongTermPlasticity` for the order within a step). The step's
+    transmission uses the weights at the start of the step: summed kinetics take the
+    weight of a spike when it is delivered (with a delay, when it is sent), per-synapse
+    kinetics weight their output at every step (a change of weight rescales the ongoing
+    response of that synapse). The rule's presynaptic events
+    are the spikes as they arrive at each synapse, after the delay (STP scales the
+    transmitted drive, not the events); its postsynaptic spikes are those of the post
+    group in the same step, which a `jsyn.Network` passes (`step(..., post_spikes=...)`).
+    The update is a dense pass over every synapse each step (not event-driven).
 
     **Attributes:** `line`, the `jsyn.Delay` (or `None`); `delay`, its delay (a property,
     so `eqx.tree_at(lambda p: p.delay, proj, d)` sets it); `per_synapse`, whether the
@@ -178,6 +204,7 @@ class Projection(AbstractSystem):
     output: AbstractOutput | None
     stp: AbstractShortTermPlasticity | None
     line: Delay | None
+    plasticity: AbstractLongTermPlasticity | None
     synapse_params: str = eqx.field(static=True)
     pre: str | None = eqx.field(static=True)
     post: str | None = eqx.field(static=True)
@@ -199,6 +226,7 @@ class Projection(AbstractSystem):
         pre_slice: tuple[int, int] | slice | None = None,
         post_slice: tuple[int, int] | slice | None = None,
         synapse_params: str | None = None,
+        plasticity: AbstractLongTermPlasticity | None = None,
         per_synapse: bool | None = None,
     ):
         if per_synapse is not None:
@@ -233,6 +261,19 @@ class Projection(AbstractSystem):
                         f"Projection.stp runs per presynaptic neuron: its parameters must be "
                         f"scalars or shape ({conn.n_pre},) (got shape {jnp.shape(leaf)})."
                     )
+        if plasticity is not None and not isinstance(plasticity, AbstractLongTermPlasticity):
+            raise TypeError(
+                f"Projection.plasticity must be a long-term plasticity rule such as "
+                f"jsyn.STDP(), or None (got {type(plasticity).__name__})."
+            )
+        if plasticity is not None:
+            for leaf in jax.tree.leaves(plasticity):
+                if jnp.shape(leaf) not in ((), conn.syn_shape):
+                    raise ValueError(
+                        f"Projection.plasticity's parameters must be scalars or one per "
+                        f"synapse, shape {conn.syn_shape} (got shape {jnp.shape(leaf)})."
+                    )
+        self.plasticity = plasticity
         self.synapse_params = _layout(synapse, conn, synapse_params)
         self.conn, self.synapse, self.output, self.stp = conn, synapse, output, stp
         self.pre, self.post = pre, post
@@ -301,16 +342,32 @@ class Projection(AbstractSystem):
         if self.line is not None:
             held = self.conn.syn_shape if self._delays_per_synapse() else (self.n_post,)
             delay = self.line.init_arrivals(held, dtype=dtype)
+        w = rule = sent = None
+        if self.plasticity is not None:
+            w = jnp.broadcast_to(self.conn.weights(jnp.zeros((), dtype)), self.conn.syn_shape)
+            rule = self.plasticity.init_state(self.conn.syn_shape, dtype=dtype)
+            if self.line is not None:
+                sent = self.line.init_arrivals((self.n_pre,), dtype=dtype)
         return ProjectionState(
             stp=stp,
             delay=delay,
             synapse=self.synapse.init_state(shape, dtype=dtype),
             g=jnp.zeros((self.n_post,), dtype),
+            w=w,
+            rule=rule,
+            sent=sent,
         )
 
-    def step(self, state: ProjectionState, spikes, dt) -> tuple[ProjectionState, Array]:
+    def step(
+        self, state: ProjectionState, spikes, dt, *, post_spikes=None, modulator=None
+    ) -> tuple[ProjectionState, Array]:
         """Take the presynaptic spikes of this step (shape `(n_pre,)`), return the state and
-        `g` at the end of the step, shape `(n_post,)`."""
+        `g` at the end of the step, shape `(n_post,)`.
+
+        With a plasticity rule, also `post_spikes`, the spikes of the postsynaptic group in
+        this step (shape `(n_post,)`), and for `jsyn.RewardSTDP` `modulator`, the
+        neuromodulator concentration of this step (shape `(1,)` or `(n_post,)`); a
+        `jsyn.Network` passes both."""
         spikes = jnp.asarray(spikes)
         if spikes.shape != (self.n_pre,):
             raise ValueError(
@@ -325,16 +382,60 @@ class Projection(AbstractSystem):
             synapse, delay, g = self._per_synapse_step(state, signal, dt)
         else:
             synapse, delay, g = self._summed_step(state, signal, dt)
-        return ProjectionState(stp=stp, delay=delay, synapse=synapse, g=g), g
+        w = rule = sent = None
+        if self.plasticity is not None:
+            w, rule, sent = self._learn(state, spikes, post_spikes, modulator, dt)
+        new = ProjectionState(stp=stp, delay=delay, synapse=synapse, g=g, w=w, rule=rule, sent=sent)
+        return new, g
+
+    def _learn(self, state: ProjectionState, spikes, post_spikes, modulator, dt):
+        """The plasticity rule's step: pre events as they arrive at each synapse, the post
+        group's spikes of this step. Returns `(w, rule state, sent spikes)`."""
+        if post_spikes is None:
+            raise ValueError(
+                "Projection with plasticity needs the spikes of its postsynaptic group in "
+                "each step (post_spikes=...); run it inside a jsyn.Network, which passes them."
+            )
+        post_spikes = jnp.asarray(post_spikes)
+        if post_spikes.shape != (self.n_post,):
+            raise ValueError(
+                f"Projection.step needs post_spikes of shape ({self.n_post},) (got shape "
+                f"{post_spikes.shape})."
+            )
+        dtype = state.w.dtype
+        spikes, sent = spikes.astype(dtype), state.sent
+        if self.line is None:
+            pre = self.conn.spread(spikes)
+        elif jnp.ndim(resolve(self.line.delay)) == 0:
+            sent, arrived = self.line.step(sent, spikes, dt)
+            pre = self.conn.spread(arrived)
+        else:
+            # each synapse's presynaptic neuron (exact as a float below 2**24 neurons)
+            index = self.conn.spread(jnp.arange(self.n_pre, dtype=dtype)).astype(jnp.int32)
+            sent, pre = self.line.step_at(sent, spikes, dt, index)
+        post = self.conn.spread_post(post_spikes.astype(dtype))
+        if modulator is not None:
+            modulator = jnp.asarray(modulator, dtype)
+            if modulator.shape == (self.n_post,):
+                modulator = self.conn.spread_post(modulator)
+            elif modulator.shape == (1,):
+                modulator = modulator[0]
+            else:
+                raise ValueError(
+                    f"Projection.step: the neuromodulator must have shape (1,) or "
+                    f"({self.n_post},), one per postsynaptic neuron (got {modulator.shape})."
+                )
+        rule, w = self.plasticity.step(state.rule, state.w, pre, post, dt, modulator)
+        return w, rule, sent
 
     def _summed_step(self, state: ProjectionState, signal, dt):
         """Linear kinetics per postsynaptic neuron, the drive delivered into the state."""
-        delivery, delay = _Spikes(self.conn, signal), state.delay
+        delivery, delay = _Spikes(self.conn, signal, state.w), state.delay
         if self.line is not None:
             self.line.check_dt(dt)
             rows, rows_next, frac = self.line.arrival_rows(delay, signal)
             buffer = self.conn.deliver(
-                signal, delay.buffer, rows=rows, rows_next=rows_next, frac=frac
+                signal, delay.buffer, weights=state.w, rows=rows, rows_next=rows_next, frac=frac
             )
             delay, arrived = DelayState(buffer=buffer, pos=delay.pos).pop()
             delivery = Drive(arrived)
@@ -349,13 +450,13 @@ class Projection(AbstractSystem):
                 lambda p: self.conn.spread_post(p) if jnp.ndim(p) else p, kinetics
             )
         synapse, g_syn = kinetics.step(state.synapse, self.conn.spread(signal), dt)
-        delay = state.delay
+        delay, w = state.delay, state.w
         if self.line is None:
-            return synapse, delay, self.conn.collect(g_syn)
+            return synapse, delay, self.conn.collect(g_syn, weights=w)
         if self._delays_per_synapse():
             delay, g_syn = self.line.step(delay, g_syn, dt)
-            return synapse, delay, self.conn.collect(g_syn)
-        delay, g = self.line.step(delay, self.conn.collect(g_syn), dt)
+            return synapse, delay, self.conn.collect(g_syn, weights=w)
+        delay, g = self.line.step(delay, self.conn.collect(g_syn, weights=w), dt)
         return synapse, delay, g
 
     def current(self, state: ProjectionState, V=None) -> Float[Array, " n_post"]:

@@ -1,6 +1,17 @@
-"""Plasticity: short-term (presynaptic efficacy) now; long-term rules, whose weights live
-in the network state, join as their own modules."""
+"""Plasticity: short-term (presynaptic efficacy) and long-term rules, whose weights live
+in the network state (`jsyn.Projection(..., plasticity=rule)`)."""
 
+from .base import AbstractLongTermPlasticity as AbstractLongTermPlasticity
+from .homeostatic import (
+    SynapticScaling as SynapticScaling,
+    SynapticScalingState as SynapticScalingState,
+)
+from .reward import (
+    Neuromodulator as Neuromodulator,
+    NeuromodulatorState as NeuromodulatorState,
+    RewardSTDP as RewardSTDP,
+    RewardSTDPState as RewardSTDPState,
+)
 from .short_term import (
     STD as STD,
     STP as STP,
@@ -8,3 +19,5 @@ from .short_term import (
     STDState as STDState,
     STPState as STPState,
 )
+from .stdp import STDP as STDP, STDPState as STDPState
+from .triplet import TripletSTDP as TripletSTDP, TripletSTDPState as TripletSTDPState

@@ -1,0 +1,156 @@
+r"""Reward-modulated STDP (three-factor rule; Izhikevich 2007) and the neuromodulator it
+reads."""
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .. import _kinetics as kin, _validation as val
+from .._component import zeros
+from .._custom_types import Shape
+from .._params import Param, as_param, param, resolve
+from ..neurons.base import AbstractNeuron
+from .base import AbstractLongTermPlasticity, amplitude_checks, time_checks
+from .stdp import STDPState, pair_update
+
+
+class NeuromodulatorState(eqx.Module):
+    """State of `Neuromodulator`: the concentration `d` (dimensionless, >= 0)."""
+
+    d: Float[Array, " n"] = val.bounded(0.0, None)
+
+
+class Neuromodulator(AbstractNeuron):
+    r"""A neuromodulator concentration (e.g. dopamine) as a group of a `jsyn.Network`:
+    it jumps by the reward events it receives and decays with $\tau_d$,
+
+    $$\tau_d\,\dot d = -d + \tau_d \sum_k \delta(t - t_k),$$
+
+    stepped exactly, $d_n = d_{n-1} e^{-\Delta t/\tau_d} + \text{events}_n$. The reward
+    events of a step are the group's input (the network's per-step input dict, by the
+    group's name, e.g. `inputs={"DA": rewards}` with `rewards` of shape `(T, 1)`: 1 in the
+    steps of a reward). A `jsyn.RewardSTDP` projection names the group
+    (`modulator="DA"`) and reads $d_n$ of each step; several projections may share one.
+    A group of size 1 reaches every synapse; one of the size of a projection's
+    postsynaptic group gives each postsynaptic neuron its own concentration.
+
+    `step(state, events, dt) -> (state, events)`: the group's "spikes" are its events.
+
+    **Arguments:**
+    - `tau_d`: decay time constant (ms), > 0. Default 200.0.
+
+    **Reference:** Izhikevich 2007, *Cereb Cortex* 17:2443.
+    """
+
+    tau_d: Param = param(default=200.0)
+
+    def constraints(self):
+        return time_checks("Neuromodulator", tau_d=self.tau_d)
+
+    def init_state(self, n: Shape | None, *, dtype=None) -> NeuromodulatorState:
+        return NeuromodulatorState(d=zeros(n, dtype))
+
+    def step(self, state: NeuromodulatorState, x, dt):
+        d = state.d
+        events = jnp.broadcast_to(jnp.asarray(0.0 if x is None else x, d.dtype), d.shape)
+        d = d * kin.decay(jnp.asarray(dt, d.dtype), resolve(self.tau_d, d)) + events
+        return NeuromodulatorState(d=d), events
+
+
+class RewardSTDPState(eqx.Module):
+    """State of `RewardSTDP`: the pair-STDP traces (`traces`, a `jsyn.STDPState`) and the
+    eligibility `c` of each synapse (weight units)."""
+
+    traces: STDPState
+    c: Float[Array, "*syn"]
+
+
+class RewardSTDP(AbstractLongTermPlasticity):
+    r"""Reward-modulated STDP: the changes of pair STDP go into an eligibility trace $c$
+    per synapse, and the weight follows $c$ times a neuromodulator concentration $d$,
+
+    $$\dot c = -\frac{c}{\tau_c} + \text{STDP}(t), \qquad \dot w = d\,c.$$
+
+    Each step: the traces and $c$ decay exactly ($c \leftarrow c\,e^{-\Delta t/\tau_c}$);
+    the pre events and post spikes change $c$ as pair STDP (`jsyn.STDP`) would change $w$
+    ($c \leftarrow c - A_-\,a_{post}$ at a pre event, $c \leftarrow c + A_+\,a_{pre}$ at
+    a post spike); then $w \leftarrow w + \Delta t\,d_n\,c_n$, with $d_n$ the concentration
+    of this step and $c_n$ the eligibility after this step's decay and jumps; then $w$ is
+    clipped to $[w_{min}, w_{max}]$.
+
+    One pair at lag $\Delta t > 0$ and one reward ($d$ jumps by 1 at $t_r$, then decays
+    with $\tau_d$) change the weight by, as $\Delta t_{grid} \to 0$,
+    $A_+ e^{-\Delta t/\tau_{pre}}\,K\,\tau_c\tau_d/(\tau_c + \tau_d)$, with
+    $K = e^{-(t_r - t_{post})/\tau_c}$ for a reward after the post spike and
+    $K = e^{-(t_{post} - t_r)/\tau_d}$ for one before it.
+
+    The concentration comes from a `jsyn.Neuromodulator` group of the network, named by
+    `modulator`.
+
+    **Arguments:**
+    - `modulator`: the name of the `jsyn.Neuromodulator` group (static).
+    - `A_plus`, `A_minus`, `tau_pre`, `tau_post`: as in `jsyn.STDP` (defaults 0.01,
+      0.0105, 16.8 ms, 33.7 ms).
+    - `tau_c`: decay time constant of the eligibility (ms), > 0. Default 1000.0.
+    - `w_min`, `w_max`: the weight bounds. Default 0 and 1.
+
+    **Reference:** Izhikevich 2007, *Cereb Cortex* 17:2443.
+    """
+
+    A_plus: Param
+    A_minus: Param
+    tau_pre: Param
+    tau_post: Param
+    tau_c: Param
+    w_min: Param
+    w_max: Param
+    modulator: str = eqx.field(static=True)
+    multiplicative = False  # the eligibility changes additively (read by `pair_update`)
+
+    def __init__(
+        self,
+        modulator: str,
+        *,
+        A_plus=0.01,
+        A_minus=0.0105,
+        tau_pre=16.8,
+        tau_post=33.7,
+        tau_c=1000.0,
+        w_min=0.0,
+        w_max=1.0,
+    ):
+        if not isinstance(modulator, str) or not modulator:
+            raise TypeError(
+                f"RewardSTDP.modulator must be the name of a jsyn.Neuromodulator group of the "
+                f"network (got {modulator!r}), e.g. RewardSTDP('DA')."
+            )
+        self.modulator = modulator
+        self.A_plus, self.A_minus, self.tau_pre, self.tau_post, self.tau_c = (
+            as_param(v) for v in (A_plus, A_minus, tau_pre, tau_post, tau_c)
+        )
+        self.w_min, self.w_max = as_param(w_min), as_param(w_max)
+
+    def constraints(self):
+        return (
+            *amplitude_checks("RewardSTDP", A_plus=self.A_plus, A_minus=self.A_minus),
+            *time_checks(
+                "RewardSTDP", tau_pre=self.tau_pre, tau_post=self.tau_post, tau_c=self.tau_c
+            ),
+            *self.bound_checks(),
+        )
+
+    def init_state(self, shape: Shape, *, dtype=None) -> RewardSTDPState:
+        traces = STDPState(a_pre=zeros(shape, dtype), a_post=zeros(shape, dtype))
+        return RewardSTDPState(traces=traces, c=zeros(shape, dtype))
+
+    def step(self, state: RewardSTDPState, w, pre, post, dt, modulator=None):
+        if modulator is None:
+            raise ValueError(
+                "RewardSTDP needs the neuromodulator concentration of each step; run the "
+                f"projection in a jsyn.Network with a jsyn.Neuromodulator group named "
+                f"{self.modulator!r}."
+            )
+        c = state.c * kin.decay(jnp.asarray(dt, w.dtype), resolve(self.tau_c, w))
+        traces, c = pair_update(self, state.traces, c, pre, post, dt)
+        w = w + jnp.asarray(dt, w.dtype) * jnp.asarray(modulator, w.dtype) * c
+        return RewardSTDPState(traces=traces, c=c), self.clip(w)
