@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validation as val
+from . import _progress, _validation as val
 from ._component import as_count, float_dtype
 from ._record import recorder
 
@@ -27,6 +27,8 @@ def simulate(
     n_steps: int | None = None,
     checkpoint: int | Sequence[int] | None = None,
     record_every: int = 1,
+    progress: bool = False,
+    progress_chunk: int | None = None,
 ):
     r"""Run `system` over the leading (time) axis of `inputs`.
 
@@ -77,6 +79,16 @@ def simulate(
     - `record_every`: keep the record of every k-th step only (steps k-1, 2k-1, ...), so
       memory stays small over long runs; an int dividing the number of steps. Not
       combined with `checkpoint`.
+    - `progress`: `True` shows a progress bar on stderr (`tqdm`: biological time done,
+      wall time, biological seconds per wall second). The run is then cut into compiled
+      chunks of `progress_chunk` steps, the state carried from one to the next; the
+      results are bitwise those of one scan. All chunks share one compiled function, and
+      a shorter last chunk (when the chunk length does not divide the number of steps)
+      compiles once more. Chunks run from Python, one after another, so `progress=True`
+      is refused (`ValueError`) inside `jax.jit`, `jax.vmap` or `jax.grad`, and with
+      `checkpoint` (a gradient tool).
+    - `progress_chunk`: the steps per chunk with `progress=True`, a multiple of
+      `record_every`; by default the run is cut into about 100 chunks.
 
     **Returns:** `(final_state, recorded)`: the state after the last step (pass it as
     `state=` to continue the run exactly) and the recorded pytree, time leading.
@@ -90,6 +102,8 @@ def simulate(
     the value checks run with the computation (`eqx.error_if`); set `EQX_ON_ERROR=nan`
     or `off` to change that.
     """
+    if progress:
+        _progress.refuse_traced(system, inputs, dt, state, key)
     leaves = jax.tree.leaves(inputs)
     _refuse_half(inputs, "inputs")
     T = _n_steps(leaves, n_steps)
@@ -114,8 +128,19 @@ def simulate(
             "simulate takes record_every or checkpoint, not both (got record_every="
             f"{record_every}, checkpoint={checkpoint!r}); drop one of them."
         )
+    if progress and lengths is not None:
+        raise ValueError(
+            f"simulate takes progress=True or checkpoint, not both (got checkpoint="
+            f"{checkpoint!r}); checkpointing is for gradients, which cannot show progress: "
+            "drop one of them."
+        )
     checks = entry_checks(system, inputs, dt, state if given else None)
     traced = val.raise_concrete(checks)
+    if progress:
+        chunk = _progress.chunk_length(T, every, progress_chunk)
+        return _progress.run_chunked(
+            _block_body, _blocks, system, state, inputs, dt, recorder(record), T, every, chunk
+        )
     return _run(system, state, inputs, dt, recorder(record), T, traced, lengths, every)
 
 
@@ -181,10 +206,13 @@ def _recording_step(system, dt, record):
     return body
 
 
-def _thinned_scan(system, state, inputs, dt, record, T: int, every: int):
-    """A scan over blocks of `every` steps that records only the last step of each."""
+def _block_body(system, dt, record, every: int):
+    """The scan body over blocks of `every` steps (inputs as cut by `_blocks`), recording
+    only the last step of each; for `every == 1`, the recording step itself."""
 
     body = _recording_step(system, dt, record)
+    if every == 1:
+        return body
 
     def block(carry, xs):
         def quiet(c, x):
@@ -194,8 +222,20 @@ def _thinned_scan(system, state, inputs, dt, record, T: int, every: int):
         carry, _ = jax.lax.scan(quiet, carry, head, length=every - 1)
         return body(carry, jax.tree.map(lambda x: x[-1], xs))
 
-    blocks = jax.tree.map(lambda x: x.reshape(T // every, every, *x.shape[1:]), inputs)
-    return jax.lax.scan(block, state, blocks, length=T // every)
+    return block
+
+
+def _blocks(inputs, n: int, every: int):
+    """`n` steps of inputs cut into blocks of `every` steps (a new leading axis)."""
+    if every == 1:
+        return inputs
+    return jax.tree.map(lambda x: x.reshape(n // every, every, *x.shape[1:]), inputs)
+
+
+def _thinned_scan(system, state, inputs, dt, record, T: int, every: int):
+    """A scan over blocks of `every` steps that records only the last step of each."""
+    block = _block_body(system, dt, record, every)
+    return jax.lax.scan(block, state, _blocks(inputs, T, every), length=T // every)
 
 
 def checkpoint_lengths(checkpoint, T: int) -> tuple[int, ...] | None:
