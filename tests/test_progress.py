@@ -81,9 +81,9 @@ def test_a_source_without_inputs_runs_in_chunks():
 
 def test_one_compiled_chunk_serves_every_full_chunk():
     x = _spikes(100, 3)
-    before = _progress._chunk._cached._cache_size()
+    before = _progress._chunk._cache_size()
     jsyn.simulate(jsyn.Expon(tau=3.0), x, DT, progress=True, progress_chunk=10)
-    assert _progress._chunk._cached._cache_size() - before == 1
+    assert _progress._chunk._cache_size() - before == 1
 
 
 def test_default_chunk_cuts_about_a_hundred_chunks():

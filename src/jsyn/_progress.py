@@ -7,9 +7,12 @@ one scan and the record is never copied. Every chunk has the same length, so one
 function serves them all; a last, shorter chunk compiles once more (cached like the first).
 """
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from tqdm import tqdm
 
 from ._component import as_count
@@ -43,47 +46,61 @@ def refuse_traced(*trees) -> None:
         )
 
 
-def run_chunked(make_body, blocks, system, state, inputs, dt, record, T: int, every: int, chunk):
+def run_chunked(step, system, state, inputs, dt, record, T: int, every: int, chunk):
     """The run of `simulate` in chunks of `chunk` steps, with a progress bar on stderr.
 
-    `make_body(system, dt, record, every)` is the scan body over blocks of `every` steps
-    (recording the last), `blocks(inputs, n, every)` cuts `n` steps of inputs into such
-    blocks: the same two functions the one-scan run uses."""
+    `step(system, dt, record)` is the one-scan run's recording step, `(state, x) ->
+    (state, record)`; every `every`-th step records, the others only step `system`, as in
+    the one-scan run."""
     inputs = jax.tree.map(jnp.asarray, inputs)  # on the device once, not at every chunk
-    first = jax.tree.map(lambda x: x[:every], inputs)
     shapes = eqx.filter_eval_shape(
-        lambda: make_body(system, dt, record, every)(state, _one_block(blocks, first, every))[1]
+        lambda: step(system, dt, record)(state, jax.tree.map(lambda x: x[0], inputs))[1]
     )
     buffers = jax.tree.map(lambda s: jnp.zeros((T // every, *s.shape), s.dtype), shapes)
+    # split once, not at every chunk: the arrays, and a hashable key for the rest (what
+    # eqx.filter_jit does at each call, for ten times the cost of a chunk's dispatch)
+    dynamic, rest = eqx.partition((step, system, inputs, dt, record, every), eqx.is_array)
+    leaves, treedef = jax.tree.flatten(rest)
+    static = (treedef, tuple(leaves))
     # counted in steps, shown in biological seconds (1 step = dt / 1000 s)
     scale = float(dt) / 1000.0
     with tqdm(total=T, unit="s", unit_scale=scale, desc="jsyn.simulate (biological time)") as bar:
+        in_flight = []  # dispatch the next chunk before waiting for the last one
         for start in range(0, T, chunk):
             n = min(chunk, T - start)
-            fixed = (make_body, blocks, system, state, inputs, dt, record, every, n)
-            state, buffers = _chunk((*fixed, jnp.asarray(start)), buffers)
-            jax.block_until_ready(state)
-            bar.update(n)
+            state, buffers = _chunk(static, n, dynamic, state, np.int32(start), buffers)
+            in_flight.append((state, n))
+            if len(in_flight) == 2:
+                _wait(bar, *in_flight.pop(0))
+        _wait(bar, *in_flight.pop())
     return state, buffers
 
 
-def _one_block(blocks, xs, every):
-    return jax.tree.map(lambda x: x[0], blocks(xs, every, every))
+def _wait(bar, state, n: int) -> None:
+    jax.block_until_ready(state)
+    bar.update(n)
 
 
-@eqx.filter_jit(donate="all-except-first")
-def _chunk(fixed, buffers):
-    make_body, blocks, system, state, inputs, dt, record, every, n, start = fixed
-    body = make_body(system, dt, record, every)
-    xs = blocks(jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, n), inputs), n, every)
+@functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=5)
+def _chunk(static, n: int, dynamic, state, start, buffers):
+    """`n` steps from step `start`, each `every`-th one recorded into `buffers`."""
+    treedef, leaves = static
+    rest = jax.tree.unflatten(treedef, leaves)
+    step, system, inputs, dt, record, every = eqx.combine(dynamic, rest)
+    record_step = step(system, dt, record)
 
-    def write(carry, x):
-        state, buffers, row = carry
-        state, rec = body(state, x)
+    def at(t):  # the inputs of step t, read in place as a scan reads its inputs
+        return jax.tree.map(lambda x: jax.lax.dynamic_index_in_dim(x, t, keepdims=False), inputs)
+
+    def write(carry, _):
+        state, buffers, t = carry
+        state = jax.lax.fori_loop(t, t + every - 1, lambda i, s: system.step(s, at(i), dt)[0], state)
+        state, rec = record_step(state, at(t + every - 1))
+        row = t // every
         buffers = jax.tree.map(
             lambda buf, r: jax.lax.dynamic_update_index_in_dim(buf, r, row, 0), buffers, rec
         )
-        return (state, buffers, row + 1), None
+        return (state, buffers, t + every), None
 
-    (state, buffers, _), _ = jax.lax.scan(write, (state, buffers, start // every), xs, length=n // every)
+    (state, buffers, _), _ = jax.lax.scan(write, (state, buffers, start), None, length=n // every)
     return state, buffers

@@ -139,7 +139,7 @@ def simulate(
     if progress:
         chunk = _progress.chunk_length(T, every, progress_chunk)
         return _progress.run_chunked(
-            _block_body, _blocks, system, state, inputs, dt, recorder(record), T, every, chunk
+            _recording_step, system, state, inputs, dt, recorder(record), T, every, chunk
         )
     return _run(system, state, inputs, dt, recorder(record), T, traced, lengths, every)
 
@@ -206,13 +206,10 @@ def _recording_step(system, dt, record):
     return body
 
 
-def _block_body(system, dt, record, every: int):
-    """The scan body over blocks of `every` steps (inputs as cut by `_blocks`), recording
-    only the last step of each; for `every == 1`, the recording step itself."""
+def _thinned_scan(system, state, inputs, dt, record, T: int, every: int):
+    """A scan over blocks of `every` steps that records only the last step of each."""
 
     body = _recording_step(system, dt, record)
-    if every == 1:
-        return body
 
     def block(carry, xs):
         def quiet(c, x):
@@ -222,20 +219,8 @@ def _block_body(system, dt, record, every: int):
         carry, _ = jax.lax.scan(quiet, carry, head, length=every - 1)
         return body(carry, jax.tree.map(lambda x: x[-1], xs))
 
-    return block
-
-
-def _blocks(inputs, n: int, every: int):
-    """`n` steps of inputs cut into blocks of `every` steps (a new leading axis)."""
-    if every == 1:
-        return inputs
-    return jax.tree.map(lambda x: x.reshape(n // every, every, *x.shape[1:]), inputs)
-
-
-def _thinned_scan(system, state, inputs, dt, record, T: int, every: int):
-    """A scan over blocks of `every` steps that records only the last step of each."""
-    block = _block_body(system, dt, record, every)
-    return jax.lax.scan(block, state, _blocks(inputs, T, every), length=T // every)
+    blocks = jax.tree.map(lambda x: x.reshape(T // every, every, *x.shape[1:]), inputs)
+    return jax.lax.scan(block, state, blocks, length=T // every)
 
 
 def checkpoint_lengths(checkpoint, T: int) -> tuple[int, ...] | None:
