@@ -94,7 +94,8 @@ def _chunk(static, n: int, dynamic, state, start, buffers):
 
     def write(carry, _):
         state, buffers, t = carry
-        state = jax.lax.fori_loop(t, t + every - 1, lambda i, s: system.step(s, at(i), dt)[0], state)
+        quiet = lambda i, s: system.step(s, at(i), dt)[0]  # noqa: E731
+        state = jax.lax.fori_loop(t, t + every - 1, quiet, state)
         state, rec = record_step(state, at(t + every - 1))
         row = t // every
         buffers = jax.tree.map(
