@@ -1,6 +1,5 @@
 """The simulator: one `jax.lax.scan` over time, optionally nested and checkpointed."""
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -135,10 +134,8 @@ def simulate(
             f"{checkpoint!r}); checkpointing is for gradients, which cannot show progress: "
             "drop one of them."
         )
-    checks = entry_checks(system, inputs, dt, state if given else None, finite_inputs=False)
+    checks = entry_checks(system, inputs, dt, state if given else None)
     traced = val.raise_concrete(checks)
-    # Finite inputs: checked here where their values are known; traced, during the run.
-    watch = tuple((c.what, c.fix) for c in val.raise_concrete(_input_checks(inputs)))
     if progress:
         chunk = _progress.chunk_length(T, every, progress_chunk)
         return _progress.run_chunked(
@@ -148,17 +145,14 @@ def simulate(
     # cache the trace, and its boundary hides what XLA could simplify across it (the
     # cotangent of a summed output, a broadcast, becomes an array read at every step).
     run = _run_inline if _is_traced(system, state, inputs, dt) else _run
-    return run(system, state, inputs, dt, recorder(record), T, traced, lengths, every, watch)
+    return run(system, state, inputs, dt, recorder(record), T, traced, lengths, every)
 
 
-def entry_checks(system, inputs, dt, state=None, *, finite_inputs=True) -> list[val.Check]:
+def entry_checks(system, inputs, dt, state=None) -> list[val.Check]:
     """Every value check of a run, made once at its entry: the parameters of every
     component (`constraints()`, finiteness, `dt_constraints(dt)`), `dt`, the inputs
-    (finite unless `finite_inputs=False`, and `system.input_constraints(inputs)` where
-    defined) and a given `state`."""
-    checks = val.collect(system, dt) + _step_checks(dt)
-    if finite_inputs:
-        checks += _input_checks(inputs)
+    (finite, and `system.input_constraints(inputs)` where defined) and a given `state`."""
+    checks = val.collect(system, dt) + _step_checks(dt) + _input_checks(inputs)
     if inputs is not None and hasattr(system, "input_constraints"):
         checks += list(system.input_constraints(inputs))
     if state is not None:
@@ -198,70 +192,19 @@ def _is_traced(*trees) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(trees))
 
 
-def _run_inline(system, state, inputs, dt, record, T, traced, lengths, every=1, watch=()):
+def _run_inline(system, state, inputs, dt, record, T, traced, lengths, every=1):
     # Thread the run-time checks onto the (small) initial state, PRNG keys included (a
     # Poisson source reads only its key); onto the inputs for systems without state arrays.
     if val.can_guard(state) or not val.can_guard(inputs):
         state = val.guard(state, traced)
     else:
         inputs = val.guard(inputs, traced)
-    if not watch:
-        return _scan_any(system, state, inputs, dt, record, T, lengths, every)
-    # Traced inputs are checked finite during the run, on the rows it reads anyway (a
-    # check of the whole input first would read it all once more): each floating input
-    # leaf marks, elementwise in the same fused loop as the step, where it has held a NaN
-    # or inf; the marks are reduced once, after the run.
-    rows = [jnp.zeros(jnp.shape(x)[1:], bool) for x in _checked_inputs(inputs)]
-    rec = None if record is None else (lambda carry, out: record(carry[0], out))
-    start = (state, tuple(rows))
-    (final, marks), out = _scan_any(_WatchInputs(system), start, inputs, dt, rec, T, lengths, every)
-    bads = tuple(jnp.any(m) for m in marks)
-    return _guard_after(final, bads, watch), _guard_after(out, bads, watch)
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _guard_after(tree, bads, texts):
-    """`tree` guarded (`val.guard`) by the checks `bads` with messages `texts`, with the
-    derivative of the identity: tangents pass straight through, not through the guard's
-    branches, so nothing about them is hidden from XLA (a cotangent that is a broadcast,
-    as for a summed output, stays one rather than an array read at every step)."""
-    return val.guard(tree, [val.Check(b, b, what, fix) for b, (what, fix) in zip(bads, texts)])
-
-
-@_guard_after.defjvp
-def _guard_after_jvp(texts, primals, tangents):
-    return _guard_after(*primals, texts), tangents[0]
-
-
-_run = eqx.filter_jit(_run_inline)
-
-
-def _scan_any(system, state, inputs, dt, record, T, lengths, every):
     if every > 1:
         return _thinned_scan(system, state, inputs, dt, record, T, every)
     return scan(system, state, inputs, dt, record, T, lengths)
 
 
-class _WatchInputs(eqx.Module):
-    """`system`, stepping on `(state, marks)`: one boolean array per floating input leaf
-    (in order), true where that input has held a NaN or inf so far."""
-
-    system: Any
-
-    def step(self, carry, x, dt):
-        state, marks = carry
-        state, out = self.system.step(state, x, dt)
-        marks = tuple(m | ~jnp.isfinite(r) for m, r in zip(marks, _checked_inputs(x)))
-        return (state, marks), out
-
-
-def _checked_inputs(inputs) -> list:
-    """The input leaves checked finite: floating, not PRNG keys."""
-    return [leaf for leaf in jax.tree.leaves(inputs) if _is_checked_input(leaf)]
-
-
-def _is_checked_input(leaf) -> bool:
-    return not val.is_key(leaf) and jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
+_run = eqx.filter_jit(_run_inline)
 
 
 def _recording_step(system, dt, record):
@@ -447,10 +390,15 @@ def _step_checks(dt) -> list[val.Check]:
 def _input_checks(inputs) -> list[val.Check]:
     checks = []
     for path, leaf in jax.tree_util.tree_leaves_with_path(inputs):
-        if not _is_checked_input(leaf):
+        if val.is_key(leaf) or not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
             continue
         where = f"inputs{jax.tree_util.keystr(path)} must be finite (NaN or inf found)"
         known = val.known(leaf)  # also under eager grad, to name the time step
-        bad = ~jnp.isfinite(leaf) if known is None else ~np.isfinite(known)
-        checks.append(val.each_step(bad, where, _INPUT_FIX))
+        if known is None:
+            # traced: one fused reduction (max |x| is NaN or inf exactly when some
+            # entry is), not an array of verdicts written out and read back
+            bad = ~jnp.isfinite(jnp.max(jnp.abs(leaf), initial=0.0))
+            checks.append(val.Check(bad, bad, where, _INPUT_FIX))
+        else:
+            checks.append(val.each_step(~np.isfinite(known), where, _INPUT_FIX))
     return checks
