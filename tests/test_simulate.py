@@ -350,3 +350,22 @@ def test_equal_code_with_other_captured_values_is_not_reused():
 def test_no_inputs_for_a_system_sized_by_them_is_named(untyped):
     with pytest.raises(ValueError, match="no inputs, but Expon takes its size from them"):
         jsyn.simulate(jsyn.Expon(), None, 0.1, n_steps=10)
+
+
+@pytest.mark.parametrize("kw", [{}, {"record_every": 5}, {"checkpoint": 2}])
+@pytest.mark.parametrize("use", ["final", "record", "grad"])
+def test_traced_inputs_are_checked_during_the_run(kw, use):
+    # Under jit the inputs' finiteness is checked inside the run; the check must hold
+    # whichever result is used, on every scan variant, and under grad.
+    x = spike_train(n_steps=40, n=3)
+
+    def run(x, tau=5.0):
+        final, rec = jsyn.simulate(jsyn.DualExpon(1.0, tau), x, 0.1, **kw)
+        return final.g.sum() if use == "final" else rec.sum()
+
+    f = jax.jit(lambda x: jax.grad(run, argnums=1)(x, 5.0) if use == "grad" else run(x))
+    good = f(x)
+    assert np.isfinite(good)
+    for bad in (x.at[37, 2].set(jnp.inf), x.at[0, 0].set(jnp.nan)):
+        with pytest.raises(Exception, match="inputs must be finite"):
+            jax.block_until_ready(f(bad))

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validation as val
+from . import _progress, _validation as val
 from ._component import as_count, float_dtype
 from ._record import recorder
 
@@ -27,6 +27,8 @@ def simulate(
     n_steps: int | None = None,
     checkpoint: int | Sequence[int] | None = None,
     record_every: int = 1,
+    progress: bool = False,
+    progress_chunk: int | None = None,
 ):
     r"""Run `system` over the leading (time) axis of `inputs`.
 
@@ -77,6 +79,16 @@ def simulate(
     - `record_every`: keep the record of every k-th step only (steps k-1, 2k-1, ...), so
       memory stays small over long runs; an int dividing the number of steps. Not
       combined with `checkpoint`.
+    - `progress`: `True` shows a progress bar on stderr (`tqdm`: biological time done,
+      wall time, biological seconds per wall second). The run is then cut into compiled
+      chunks of `progress_chunk` steps, the state carried from one to the next; the
+      results are bitwise those of one scan. All chunks share one compiled function, and
+      a shorter last chunk (when the chunk length does not divide the number of steps)
+      compiles once more. Chunks run from Python, one after another, so `progress=True`
+      is refused (`ValueError`) inside `jax.jit`, `jax.vmap` or `jax.grad`, and with
+      `checkpoint` (a gradient tool).
+    - `progress_chunk`: the steps per chunk with `progress=True`, a multiple of
+      `record_every`; by default the run is cut into about 100 chunks.
 
     **Returns:** `(final_state, recorded)`: the state after the last step (pass it as
     `state=` to continue the run exactly) and the recorded pytree, time leading.
@@ -90,6 +102,8 @@ def simulate(
     the value checks run with the computation (`eqx.error_if`); set `EQX_ON_ERROR=nan`
     or `off` to change that.
     """
+    if progress:
+        _progress.refuse_traced(system, inputs, dt, state, key)
     leaves = jax.tree.leaves(inputs)
     _refuse_half(inputs, "inputs")
     T = _n_steps(leaves, n_steps)
@@ -114,9 +128,24 @@ def simulate(
             "simulate takes record_every or checkpoint, not both (got record_every="
             f"{record_every}, checkpoint={checkpoint!r}); drop one of them."
         )
+    if progress and lengths is not None:
+        raise ValueError(
+            f"simulate takes progress=True or checkpoint, not both (got checkpoint="
+            f"{checkpoint!r}); checkpointing is for gradients, which cannot show progress: "
+            "drop one of them."
+        )
     checks = entry_checks(system, inputs, dt, state if given else None)
     traced = val.raise_concrete(checks)
-    return _run(system, state, inputs, dt, recorder(record), T, traced, lengths, every)
+    if progress:
+        chunk = _progress.chunk_length(T, every, progress_chunk)
+        return _progress.run_chunked(
+            _recording_step, system, state, inputs, dt, recorder(record), T, every, chunk
+        )
+    # Inside a trace (jit, vmap, grad) the run is traced inline: a nested jit would only
+    # cache the trace, and its boundary hides what XLA could simplify across it (the
+    # cotangent of a summed output, a broadcast, becomes an array read at every step).
+    run = _run_inline if _is_traced(system, state, inputs, dt) else _run
+    return run(system, state, inputs, dt, recorder(record), T, traced, lengths, every)
 
 
 def entry_checks(system, inputs, dt, state=None) -> list[val.Check]:
@@ -158,8 +187,12 @@ def _refuse_half(tree, where: str) -> None:
             float_dtype(leaf.dtype, f"{where}{jax.tree_util.keystr(path)} dtype")
 
 
-@eqx.filter_jit
-def _run(system, state, inputs, dt, record, T, traced, lengths, every=1):
+def _is_traced(*trees) -> bool:
+    """Whether any leaf of `trees` is a tracer (inside `jit`, `vmap` or `grad`)."""
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(trees))
+
+
+def _run_inline(system, state, inputs, dt, record, T, traced, lengths, every=1):
     # Thread the run-time checks onto the (small) initial state, PRNG keys included (a
     # Poisson source reads only its key); onto the inputs for systems without state arrays.
     if val.can_guard(state) or not val.can_guard(inputs):
@@ -169,6 +202,9 @@ def _run(system, state, inputs, dt, record, T, traced, lengths, every=1):
     if every > 1:
         return _thinned_scan(system, state, inputs, dt, record, T, every)
     return scan(system, state, inputs, dt, record, T, lengths)
+
+
+_run = eqx.filter_jit(_run_inline)
 
 
 def _recording_step(system, dt, record):
@@ -358,6 +394,11 @@ def _input_checks(inputs) -> list[val.Check]:
             continue
         where = f"inputs{jax.tree_util.keystr(path)} must be finite (NaN or inf found)"
         known = val.known(leaf)  # also under eager grad, to name the time step
-        bad = ~jnp.isfinite(leaf) if known is None else ~np.isfinite(known)
-        checks.append(val.each_step(bad, where, _INPUT_FIX))
+        if known is None:
+            # traced: one fused reduction (max |x| is NaN or inf exactly when some
+            # entry is), not an array of verdicts written out and read back
+            bad = ~jnp.isfinite(jnp.max(jnp.abs(leaf), initial=0.0))
+            checks.append(val.Check(bad, bad, where, _INPUT_FIX))
+        else:
+            checks.append(val.each_step(~np.isfinite(known), where, _INPUT_FIX))
     return checks

@@ -1,0 +1,107 @@
+"""`jsyn.simulate(..., progress=True)`: the run as a sequence of compiled chunks of equal
+length, the state carried from one to the next, with a `tqdm` progress bar in between.
+
+Each chunk scans the same step as the one-scan run and writes its records straight into
+preallocated buffers (donated, so updated in place), so the results are bitwise those of
+one scan and the record is never copied. Every chunk has the same length, so one compiled
+function serves them all; a last, shorter chunk compiles once more (cached like the first).
+"""
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from ._component import as_count
+
+DEFAULT_CHUNKS = 100
+"""A run with `progress=True` is cut into about this many chunks unless told otherwise."""
+
+
+def chunk_length(T: int, every: int, chunk) -> int:
+    """The steps per chunk: `chunk` (a multiple of `every`), or by default the multiple of
+    `every` that cuts the run into at most `DEFAULT_CHUNKS` chunks."""
+    if chunk is None:
+        return every * -(-(T // every) // DEFAULT_CHUNKS)
+    chunk = as_count(chunk, "simulate's progress_chunk", minimum=1)
+    if chunk % every:
+        raise ValueError(
+            f"simulate's progress_chunk must be a multiple of record_every (got "
+            f"progress_chunk={chunk}, record_every={every}); pick a multiple of {every}."
+        )
+    return chunk
+
+
+def refuse_traced(*trees) -> None:
+    """`progress=True` runs chunks from Python, one after another: impossible inside a
+    `jax.jit`, `jax.vmap` or `jax.grad` trace, where nothing runs until the trace ends."""
+    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(trees)):
+        raise ValueError(
+            "simulate(progress=True) cannot show progress inside jax.jit, jax.vmap or "
+            "jax.grad (nothing runs until the trace ends); pass progress=False there, or "
+            "call simulate with progress=True outside the transformation."
+        )
+
+
+def run_chunked(step, system, state, inputs, dt, record, T: int, every: int, chunk):
+    """The run of `simulate` in chunks of `chunk` steps, with a progress bar on stderr.
+
+    `step(system, dt, record)` is the one-scan run's recording step, `(state, x) ->
+    (state, record)`; every `every`-th step records, the others only step `system`, as in
+    the one-scan run."""
+    inputs = jax.tree.map(jnp.asarray, inputs)  # on the device once, not at every chunk
+    shapes = eqx.filter_eval_shape(
+        lambda: step(system, dt, record)(state, jax.tree.map(lambda x: x[0], inputs))[1]
+    )
+    buffers = jax.tree.map(lambda s: jnp.zeros((T // every, *s.shape), s.dtype), shapes)
+    # split once, not at every chunk: the arrays, and a hashable key for the rest (what
+    # eqx.filter_jit does at each call, for ten times the cost of a chunk's dispatch)
+    dynamic, rest = eqx.partition((step, system, inputs, dt, record, every), eqx.is_array)
+    leaves, treedef = jax.tree.flatten(rest)
+    static = (treedef, tuple(leaves))
+    # counted in steps, shown in biological seconds (1 step = dt / 1000 s)
+    scale = float(dt) / 1000.0
+    with tqdm(total=T, unit="s", unit_scale=scale, desc="jsyn.simulate (biological time)") as bar:
+        in_flight = []  # dispatch the next chunk before waiting for the last one
+        for start in range(0, T, chunk):
+            n = min(chunk, T - start)
+            state, buffers = _chunk(static, n, dynamic, state, np.int32(start), buffers)
+            in_flight.append((state, n))
+            if len(in_flight) == 2:
+                _wait(bar, *in_flight.pop(0))
+        _wait(bar, *in_flight.pop())
+    return state, buffers
+
+
+def _wait(bar, state, n: int) -> None:
+    jax.block_until_ready(state)
+    bar.update(n)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=5)
+def _chunk(static, n: int, dynamic, state, start, buffers):
+    """`n` steps from step `start`, each `every`-th one recorded into `buffers`."""
+    treedef, leaves = static
+    rest = jax.tree.unflatten(treedef, leaves)
+    step, system, inputs, dt, record, every = eqx.combine(dynamic, rest)
+    record_step = step(system, dt, record)
+
+    def at(t):  # the inputs of step t, read in place as a scan reads its inputs
+        return jax.tree.map(lambda x: jax.lax.dynamic_index_in_dim(x, t, keepdims=False), inputs)
+
+    def write(carry, _):
+        state, buffers, t = carry
+        quiet = lambda i, s: system.step(s, at(i), dt)[0]  # noqa: E731
+        state = jax.lax.fori_loop(t, t + every - 1, quiet, state)
+        state, rec = record_step(state, at(t + every - 1))
+        row = t // every
+        buffers = jax.tree.map(
+            lambda buf, r: jax.lax.dynamic_update_index_in_dim(buf, r, row, 0), buffers, rec
+        )
+        return (state, buffers, t + every), None
+
+    (state, buffers, _), _ = jax.lax.scan(write, (state, buffers, start), None, length=n // every)
+    return state, buffers

@@ -1,0 +1,113 @@
+"""`simulate(..., progress=True)`: chunked runs equal one scan, bit for bit."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jsyn
+from jsyn import _progress
+
+DT = 0.1
+
+
+def _assert_identical(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def _spikes(n_steps, n, seed=0, dtype=jnp.float64):
+    x = np.random.default_rng(seed).random((n_steps, n)) < 0.05
+    return jnp.asarray(x, dtype)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"record": "state"},
+        {"record": lambda s, g: {"h0": s.h[0], "g": g}, "record_every": 5},
+        {"record_every": 5, "progress_chunk": 15},
+    ],
+)
+def test_synapse_in_chunks_equals_one_scan(kw, dtype, capsys):
+    # 235 steps: neither the default chunk (3 steps) nor 15 divides it.
+    syn = jsyn.DualExpon(tau_rise=1.5, tau_decay=7.0)
+    x = _spikes(235, 4, dtype=dtype)
+    whole = jsyn.simulate(syn, x, DT, **kw)
+    chunked = jsyn.simulate(syn, x, DT, progress=True, **kw)
+    _assert_identical(chunked, whole)
+    assert "jsyn.simulate" in capsys.readouterr().err  # the bar goes to stderr
+
+
+def test_network_in_chunks_equals_one_scan(capsys):
+    N, NE = 30, 24
+    exc = jsyn.fixed_prob(NE, N, 0.2, key=10, w=1.0)
+    inh = jsyn.fixed_prob(N - NE, N, 0.2, key=11, w=3.0)
+    kw = dict(pre="cells", post="cells", dt=DT)
+    net = jsyn.Network(
+        {"cells": (jsyn.LIF(tau=20.0, tau_ref=2.0), N)},
+        {
+            "e": jsyn.Projection(
+                exc, jsyn.Expon(5.0), jsyn.COBA(E=0.0), delay=0.5, pre_slice=(0, NE), **kw
+            ),
+            "i": jsyn.Projection(
+                inh, jsyn.Expon(10.0), jsyn.COBA(E=-80.0), pre_slice=(NE, N), **kw
+            ),
+        },
+    )
+    state = net.init_state()
+    V0 = jnp.asarray(np.random.default_rng(0).uniform(-60.0, -50.0, N))
+    state = eqx.tree_at(lambda s: s.groups["cells"].V, state, V0)
+    drive = {"cells": jnp.asarray(np.random.default_rng(1).uniform(8.0, 22.0, (301, N)))}
+    for kw in ({}, {"record": ("groups.cells.V", "out.cells"), "record_every": 7}):
+        if kw:
+            drive = jax.tree.map(lambda x: x[:294], drive)  # 294 = 42 x 7
+        whole = jsyn.simulate(net, drive, DT, state=state, **kw)
+        chunked = jsyn.simulate(net, drive, DT, state=state, progress=True, progress_chunk=21, **kw)
+        _assert_identical(chunked, whole)
+        assert np.asarray(whole[1]["out.cells"] if kw else whole[1]["cells"]).any()  # spikes
+
+
+def test_a_source_without_inputs_runs_in_chunks():
+    src = jsyn.SpikeTimes([1.0, 2.5], [0, 1], n=2)
+    whole = jsyn.simulate(src, None, DT, n_steps=50)
+    _assert_identical(jsyn.simulate(src, None, DT, n_steps=50, progress=True), whole)
+
+
+def test_one_compiled_chunk_serves_every_full_chunk():
+    x = _spikes(100, 3)
+    before = _progress._chunk._cache_size()
+    jsyn.simulate(jsyn.Expon(tau=3.0), x, DT, progress=True, progress_chunk=10)
+    assert _progress._chunk._cache_size() - before == 1
+
+
+def test_default_chunk_cuts_about_a_hundred_chunks():
+    assert _progress.chunk_length(10_000, 1, None) == 100
+    assert _progress.chunk_length(10_001, 1, None) == 101
+    assert _progress.chunk_length(50, 5, None) == 5
+    assert _progress.chunk_length(1000, 10, None) == 10
+
+
+def test_progress_is_refused_where_it_cannot_work():
+    x = _spikes(20, 2)
+    syn = jsyn.Expon()
+    msg = "cannot show progress inside jax.jit"
+    with pytest.raises(ValueError, match=msg):
+        jax.jit(lambda x: jsyn.simulate(syn, x, DT, progress=True)[1])(x)
+    with pytest.raises(ValueError, match=msg):
+        jax.vmap(lambda t: jsyn.simulate(jsyn.Expon(tau=t), x, DT, progress=True)[1])(
+            jnp.asarray([1.0, 2.0])
+        )
+    with pytest.raises(ValueError, match=msg):
+        jax.grad(lambda t: jsyn.simulate(jsyn.Expon(tau=t), x, DT, progress=True)[1].sum())(2.0)
+    with pytest.raises(ValueError, match="progress=True or checkpoint, not both"):
+        jsyn.simulate(syn, x, DT, progress=True, checkpoint=2)
+    with pytest.raises(ValueError, match="multiple of record_every"):
+        jsyn.simulate(syn, x, DT, progress=True, record_every=5, progress_chunk=7)
+    with pytest.raises(TypeError, match="progress_chunk"):
+        jsyn.simulate(syn, x, DT, progress=True, progress_chunk=2.5)
