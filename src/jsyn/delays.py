@@ -287,12 +287,7 @@ class Delay(AbstractSystem):
 
     def step(self, state: DelayState, x, dt) -> tuple[DelayState, Float[Array, "..."]]:
         """Store this step's input `x`, return the input of `delay` ms ago (interpolated)."""
-        self.check_dt(dt)
-        newest = state.pos
-        state = state.push(x)
-        k, frac = self.steps(state.buffer)
-        newer = (newest - k) % self.n_slots
-        older = (newer - 1) % self.n_slots
+        state, newer, older, frac = self._push(state, x, dt)
         return state, _read(state.buffer, newer, older, frac)
 
     def step_at(self, state: DelayState, x, dt, index) -> tuple[DelayState, Float[Array, "..."]]:
@@ -300,13 +295,18 @@ class Delay(AbstractSystem):
         `x` through `index`: element `s` gets `x[index[s]]` of `delay[s]` ms ago
         (interpolated). The buffer holds `x` only (e.g. the spikes of the presynaptic
         neurons, read per synapse with `index` the presynaptic neuron of each synapse)."""
+        state, newer, older, frac = self._push(state, x, dt)
+        return state, (1.0 - frac) * state.buffer[newer, index] + frac * state.buffer[older, index]
+
+    def _push(self, state: DelayState, x, dt):
+        """Store `x`; return the state, the rows holding the inputs of `k` and `k + 1`
+        steps ago, and the fraction `frac` of the delay `k + frac` (in steps)."""
         self.check_dt(dt)
         newest = state.pos
         state = state.push(x)
         k, frac = self.steps(state.buffer)
         newer = (newest - k) % self.n_slots
-        older = (newer - 1) % self.n_slots
-        return state, (1.0 - frac) * state.buffer[newer, index] + frac * state.buffer[older, index]
+        return state, newer, (newer - 1) % self.n_slots, frac
 
     def arrival_rows(self, state: DelayState, like=None):
         """Where what is sent in this step arrives in an arrivals buffer: `(rows,
