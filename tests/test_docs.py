@@ -125,15 +125,16 @@ def python_blocks(path: Path) -> str:
         "docs/batch.md",
     ],
 )
-def test_the_code_on_a_page_runs_as_pasted(page):
-    """The page's python blocks, in order, in a fresh interpreter (float32, as a user runs)."""
+def test_the_code_on_a_page_runs_as_pasted(page, tmp_path):
+    """The page's python blocks, in order, in a fresh interpreter (float32, as a user runs),
+    in an empty folder (what they write stays out of the repository)."""
     env = {**os.environ, "MPLBACKEND": "Agg"}
     run = subprocess.run(
         [sys.executable, "-c", python_blocks(ROOT / page)],
         capture_output=True,
         text=True,
         env=env,
-        cwd=ROOT,
+        cwd=tmp_path,
         timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
