@@ -40,6 +40,15 @@ def _range(owner: str, name: str, rng) -> tuple[int, int] | None:
     return (start, stop)
 
 
+def _check_shapes(module, shape: tuple[int, ...], what: str, each: str = "") -> None:
+    """Every array leaf of `module` (or `None`) is a scalar or of `shape`."""
+    for leaf in jax.tree.leaves(module):
+        if jnp.shape(leaf) not in ((), shape):
+            raise ValueError(
+                f"{what} must be scalars or {each}shape {shape} (got shape {jnp.shape(leaf)})."
+            )
+
+
 def _layout(synapse: AbstractSynapse, conn: AbstractConnection, layout) -> str:
     """Check the shapes of the synapse's parameters against the layout the user named."""
     shapes = sorted({jnp.shape(leaf) for leaf in jax.tree.leaves(synapse)} - {()})
@@ -254,25 +263,17 @@ class Projection(AbstractSystem):
             raise TypeError(
                 f"Projection.stp must be jsyn.STD or jsyn.STP, or None (got {type(stp).__name__})."
             )
-        if stp is not None:
-            for leaf in jax.tree.leaves(stp):
-                if jnp.shape(leaf) not in ((), (conn.n_pre,)):
-                    raise ValueError(
-                        f"Projection.stp runs per presynaptic neuron: its parameters must be "
-                        f"scalars or shape ({conn.n_pre},) (got shape {jnp.shape(leaf)})."
-                    )
+        _check_shapes(
+            stp, (conn.n_pre,), "Projection.stp runs per presynaptic neuron: its parameters"
+        )
         if plasticity is not None and not isinstance(plasticity, AbstractLongTermPlasticity):
             raise TypeError(
                 f"Projection.plasticity must be a long-term plasticity rule such as "
                 f"jsyn.STDP(), or None (got {type(plasticity).__name__})."
             )
-        if plasticity is not None:
-            for leaf in jax.tree.leaves(plasticity):
-                if jnp.shape(leaf) not in ((), conn.syn_shape):
-                    raise ValueError(
-                        f"Projection.plasticity's parameters must be scalars or one per "
-                        f"synapse, shape {conn.syn_shape} (got shape {jnp.shape(leaf)})."
-                    )
+        _check_shapes(
+            plasticity, conn.syn_shape, "Projection.plasticity's parameters", "one per synapse, "
+        )
         self.plasticity = plasticity
         self.synapse_params = _layout(synapse, conn, synapse_params)
         self.conn, self.synapse, self.output, self.stp = conn, synapse, output, stp
