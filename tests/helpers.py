@@ -52,7 +52,9 @@ class Case:
     makes the drive of a run, shape (time, n); `record` picks the smooth trace that
     gradients are checked on (default: the step output). `constraints` maps a parameter
     to the parametrisation a fit would give it, where `fit_parametrisation`'s default
-    does not suit it.
+    does not suit it. `slow` moves the case's conformance tests to the slow lane (`-m slow`,
+    which CI runs too): for systems whose eager and finite-difference runs take seconds
+    and that their own test module already checks in the default run.
     """
 
     name: str
@@ -62,6 +64,7 @@ class Case:
     record: Callable | None = None
     fixed_size: bool = False
     constraints: dict[str, Callable] = dataclasses.field(default_factory=dict)
+    slow: bool = False
 
     def __repr__(self):
         return self.name
@@ -194,6 +197,7 @@ ALL_SYSTEMS = [
         jsyn.BioNMDA(alpha1=0.5, T=0.5, T_dur=0.37),
         spike_train,
         ("alpha1", "beta1", "alpha2", "beta2", "T", "T_dur"),
+        slow=True,  # tests/synapses/test_nmda.py
     ),
     # Kd = 1 (not 100 uM^4) and a longer pulse, so 30 ms of input open a fair fraction of
     # channels (g up to ~0.35) and every gradient, n and Kd included, is well conditioned.
@@ -202,6 +206,7 @@ ALL_SYSTEMS = [
         jsyn.GABAb(Kd=1.0, T_dur=0.87),
         spike_train,
         ("K1", "K2", "K3", "K4", "Kd", "n", "T", "T_dur"),
+        slow=True,  # tests/synapses/test_gaba_b.py
     ),
     # Per-element delays off the grid (3.7, 12.3, 25.7 steps), so the output is smooth in
     # each of them; max_delay leaves room for the finite-difference perturbations.
@@ -247,6 +252,7 @@ ALL_SYSTEMS = [
         pre_and_post_spikes,
         ("A_plus", "tau_pre"),
         fixed_size=True,
+        slow=True,  # tests/plasticity/test_stdp.py
     ),
     Case(
         "TripletSTDP-Dense",
@@ -254,6 +260,7 @@ ALL_SYSTEMS = [
         lambda **kw: pre_and_post_spikes(**{"n": 9, **kw}),
         ("A3_plus", "tau_y"),
         fixed_size=True,
+        slow=True,  # tests/plasticity/test_triplet.py
     ),
     Case(
         "RewardSTDP-Dense",

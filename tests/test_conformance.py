@@ -18,7 +18,11 @@ from helpers import (
     with_param,
 )
 
-cases = pytest.mark.parametrize("case", ALL_SYSTEMS, ids=repr)
+cases = pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=pytest.mark.slow) if c.slow else c for c in ALL_SYSTEMS],
+    ids=repr,
+)
 
 
 @cases
@@ -73,21 +77,28 @@ def test_grad_wrt_parameters_matches_finite_differences(case):
     if not case.params:
         pytest.skip(f"{case.name} has no parameters")
     x = case.inputs()
-    for name in case.params:
-        value = jnp.asarray(param_value(case.system, name), dtype=jnp.float64)
+    values = {
+        name: jnp.asarray(param_value(case.system, name), dtype=jnp.float64)
+        for name in case.params
+    }
 
-        def loss_of(v, name=name):
-            return _loss(with_param(case.system, name, v), x, case.record)
+    @jax.jit
+    def loss_of(values):
+        system = case.system
+        for name, v in values.items():
+            system = with_param(system, name, v)
+        return _loss(system, x, case.record)
 
-        grad = jax.grad(loss_of)(value)
+    grads = jax.jit(jax.grad(loss_of))(values)  # every parameter in one compiled gradient
+    for name, value in values.items():
         for idx in np.ndindex(value.shape):
 
-            def along(eps, idx=idx, value=value, loss_of=loss_of):
-                return loss_of(value.at[idx].add(eps))
+            def along(eps, name=name, idx=idx):
+                return loss_of({**values, name: values[name].at[idx].add(eps)})
 
             fd = central_fd(along, 0.0, eps=1e-5)
-            assert np.isfinite(grad[idx])
-            np.testing.assert_allclose(grad[idx], fd, rtol=1e-5, atol=1e-8, err_msg=name)
+            assert np.isfinite(grads[name][idx])
+            np.testing.assert_allclose(grads[name][idx], fd, rtol=1e-5, atol=1e-8, err_msg=name)
 
 
 @cases
