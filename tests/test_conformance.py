@@ -78,8 +78,7 @@ def test_grad_wrt_parameters_matches_finite_differences(case):
         pytest.skip(f"{case.name} has no parameters")
     x = case.inputs()
     values = {
-        name: jnp.asarray(param_value(case.system, name), dtype=jnp.float64)
-        for name in case.params
+        name: jnp.asarray(param_value(case.system, name), dtype=jnp.float64) for name in case.params
     }
 
     @jax.jit
