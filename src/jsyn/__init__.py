@@ -20,6 +20,7 @@ from ._params import (
 )
 from ._save import load as load, save as save
 from .batch import grid as grid, stack as stack, sweep as sweep
+from .trials import TrialBatch as TrialBatch, trials as trials
 from .connectivity import (
     AbstractConnection as AbstractConnection,
     Dense as Dense,
