@@ -168,7 +168,7 @@ def test_bad_uses_are_refused_with_the_fix():
     net = network()
     with pytest.raises(ValueError, match="B >= 1"):
         jsyn.trials(net, 0)
-    with pytest.raises(TypeError, match="jsyn.Network"):
+    with pytest.raises(TypeError, match="Network"):
         jsyn.trials(jsyn.Expon(1.0), 2)
     batch = jsyn.trials(net, 2)
     with pytest.raises(TypeError, match="one key per trial"):
