@@ -26,13 +26,14 @@ cell per postsynaptic neuron).
 """
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array
 
 from . import _validation as val
@@ -42,6 +43,7 @@ from .network import Network, NetworkState, _needs_key
 from .neurons import AbstractNeuron, Poisson, PoissonState, SpikeTimes
 from .plasticity import Neuromodulator
 from .projection import Projection
+from .simulate import simulate
 
 __all__ = ["TrialBatch", "trials"]
 
@@ -184,7 +186,7 @@ class TrialBatch:
                 f"jsyn.trials does not batch gap junctions (the network has {sorted(net.gaps)}); "
                 "run such trials with jax.vmap."
             )
-        self.single, self.B = net, B
+        self.single, self.B, self._batch, self._shards = net, B, batch, {}
         sizes = dict(net.sizes)
         self._kinds: dict[Any, _Kind] = {}
         groups = {}
@@ -424,6 +426,88 @@ class TrialBatch:
             one = self.single.init_state(dtype=dtype)
             states = jax.tree.map(lambda x: jnp.broadcast_to(x, (self.B, *jnp.shape(x))), one)
         return self.merge_state(states)
+
+    def simulate(
+        self,
+        dt,
+        *,
+        state: NetworkState,
+        inputs: Mapping[str, Array] | None = None,
+        n_steps: int | None = None,
+        record=None,
+        devices: Sequence[jax.Device] | None = None,
+    ):
+        r"""Run the trials split over `devices` (default `jax.devices()`): device $d$ of $D$
+        runs trials $dB/D, \ldots, (d+1)B/D - 1$ as one network of $B/D$ trials (the
+        `TrialBatch` `shard(D)`), event-driven, under `jax.shard_map`; the same call on 1
+        device runs them all as `net`. $B$ must be a multiple of $D$.
+
+        **Arguments:** `state`, the batch's state (`init_state`, `merge_state`, or the final
+        state of an earlier run); `inputs`, `None` or external currents per trial,
+        `{group: (time, B, n)}`; `dt`, `n_steps`, `record` as for `jsyn.simulate`.
+
+        **Returns:** `(final_state, recorded)`: the batch's state after the run (as
+        `jsyn.simulate(net, ...)` returns it) and each device's record, with a leading
+        axis $D$ (`split_devices` turns a record of a group's neurons into `(B, ..., n)`).
+        Trials with parameters per trial run on one device only.
+        """
+        devices = list(jax.devices() if devices is None else devices)
+        D = len(devices)
+        if self.B % D:
+            raise ValueError(
+                f"TrialBatch.simulate splits {self.B} trials over {D} devices; make B a "
+                f"multiple of {D} or pass fewer devices (devices=jax.devices()[:k])."
+            )
+        shard = self.shard(D)
+        per_trial = self.split_state(state)
+        per_device = jax.tree.map(lambda x: x.reshape(D, self.B // D, *x.shape[1:]), per_trial)
+        states = jax.vmap(shard.merge_state)(per_device)
+        if inputs is not None:
+            inputs = {
+                g: jnp.moveaxis(jnp.asarray(x).reshape(x.shape[0], D, -1, x.shape[2]), 1, 0)
+                for g, x in inputs.items()
+            }
+            inputs = jax.vmap(shard.merge_inputs)(inputs)
+        mesh = Mesh(np.asarray(devices), ("trials",))
+        split, whole = PartitionSpec("trials"), PartitionSpec()
+        params, static = eqx.partition(shard.net, eqx.is_array)
+
+        def run(params, states, inputs):
+            net = eqx.combine(params, static)
+            state = jax.tree.map(lambda x: x[0], states)
+            x = None if inputs is None else jax.tree.map(lambda a: a[0], inputs)
+            out = simulate(net, x, dt, state=state, n_steps=n_steps, record=record)
+            return jax.tree.map(lambda a: a[None], out)
+
+        sharded = jax.shard_map(
+            run, mesh=mesh, in_specs=(whole, split, split), out_specs=split, check_vma=False
+        )
+        place = NamedSharding(mesh, split)
+        states, inputs = jax.device_put((states, inputs), place)
+        finals, recorded = eqx.filter_jit(sharded)(params, states, inputs)
+        finals = jax.vmap(shard.split_state)(finals)
+        finals = jax.tree.map(lambda x: x.reshape(self.B, *x.shape[2:]), finals)
+        return self.merge_state(finals), recorded
+
+    def shard(self, D: int) -> "TrialBatch":
+        """The batch of $B/D$ trials that each of $D$ devices runs in `simulate`."""
+        if D == 1:
+            return self
+        if self._batch is not None:
+            raise ValueError(
+                "TrialBatch.simulate: trials with parameters per trial run on one device; "
+                "pass devices=jax.devices()[:1], or give every trial the same parameters."
+            )
+        if D not in self._shards:
+            self._shards[D] = TrialBatch(self.single, None, self.B // D)
+        return self._shards[D]
+
+    def split_devices(self, x: Array, group: str | int) -> Array:
+        """Per-trial results, `(B, ..., n)`, from a record of `simulate`, `(D, ..., n * B / D)`
+        (device leading; the last axis the neurons of `group`, as for `split`)."""
+        D = jnp.shape(x)[0]
+        parts = jax.vmap(lambda r: self.shard(D).split(r, group))(x)
+        return parts.reshape(self.B, *parts.shape[2:])
 
     def merge_inputs(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
         """External currents per trial, `{group: (time, B, n)}`, as the batched network's
