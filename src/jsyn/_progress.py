@@ -94,8 +94,9 @@ def _chunk(static, n: int, dynamic, state, start, buffers):
 
     def write(carry, _):
         state, buffers, t = carry
-        quiet = lambda i, s: system.step(s, at(i), dt)[0]  # noqa: E731
-        state = jax.lax.fori_loop(t, t + every - 1, quiet, state)
+        if every > 1:  # a loop of static length, as the one-scan run's (none for every=1)
+            quiet = lambda i, s: system.step(s, at(t + i), dt)[0]  # noqa: E731
+            state = jax.lax.fori_loop(0, every - 1, quiet, state)
         state, rec = record_step(state, at(t + every - 1))
         row = t // every
         buffers = jax.tree.map(
