@@ -1,7 +1,7 @@
 """The cost of `simulate(..., progress=True)` against the one-scan run.
 
 Each case runs once as one scan and once in chunks with the progress bar (default chunk
-size: about 100 chunks), alternating, after compiling both. Prints the median and minimum of
+size: about 20 chunks), alternating, after compiling both. Prints the median and minimum of
 the repeats and the overhead (progress / one scan - 1). The bar goes to stderr:
 `2>/dev/null` keeps the table clean (the bar is still drawn, so its cost is measured).
 

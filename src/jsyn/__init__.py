@@ -20,7 +20,6 @@ from ._params import (
 )
 from ._save import load as load, save as save
 from .batch import grid as grid, stack as stack, sweep as sweep
-from .trials import TrialBatch as TrialBatch, trials as trials
 from .connectivity import (
     AbstractConnection as AbstractConnection,
     Dense as Dense,
@@ -109,5 +108,6 @@ from .synapses import (
     VoltageJump as VoltageJump,
     VoltageJumpState as VoltageJumpState,
 )
+from .trials import TrialBatch as TrialBatch, trials as trials
 
 __version__ = _version("jsyn")
