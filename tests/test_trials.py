@@ -165,7 +165,7 @@ def test_initial_states_and_inputs_per_trial():
 
 
 def test_bad_uses_are_refused_with_the_fix():
-    net = network()
+    net = jsyn.Network({"cells": (jsyn.LIF(), N), "P": jsyn.Poisson(jnp.full((3,), 5.0))})
     with pytest.raises(ValueError, match="B >= 1"):
         jsyn.trials(net, 0)
     with pytest.raises(TypeError, match="Network"):
@@ -181,3 +181,46 @@ def test_bad_uses_are_refused_with_the_fix():
     coupled = jsyn.Network({"A": (jsyn.LIF(), 2)}, gaps={"gj": gap})
     with pytest.raises(ValueError, match="gap junctions"):
         jsyn.trials(coupled, 2)
+
+
+ON_DEVICES = """
+import sys
+sys.path.insert(0, {tests!r})
+import jax, numpy as np, jsyn
+from test_trials import DT, network, record
+assert len(jax.devices()) == 4
+net = network()
+batch = jsyn.trials(net, 4)
+state = batch.init_state(jax.random.split(jax.random.key(0), 4))
+final, out = jsyn.simulate(batch.net, None, DT, state=state, n_steps=100, record=record)
+final4, out4 = batch.simulate(DT, state=state, n_steps=100, record=record)
+assert out4["spikes"].shape == (4, 100, N) and len(out4["spikes"].sharding.device_set) == 4
+spikes = batch.split(out["spikes"], "cells")
+assert spikes.sum() > 40
+np.testing.assert_array_equal(batch.split_devices(out4["spikes"], "cells"), spikes)
+V4, V = batch.split_devices(out4["V"], "cells"), batch.split(out["V"], "cells")
+np.testing.assert_allclose(V4, V, atol=1e-9)
+finals = (jax.tree.leaves(batch.split_state(f)) for f in (final, final4))
+for a, b in zip(*finals):
+    if not jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+        np.testing.assert_allclose(a, b, atol=1e-9)
+"""
+
+
+@pytest.mark.slow
+def test_trials_split_over_four_devices_equal_the_one_device_run():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "PYTHONPATH": os.pathsep.join([str(here.parent / "src"), os.environ.get("PYTHONPATH", "")]),
+        "JAX_ENABLE_X64": "1",
+    }
+    code = ON_DEVICES.replace("{tests!r}", repr(str(here))).replace("N)", f"{N})")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]

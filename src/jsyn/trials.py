@@ -93,7 +93,7 @@ def _interleave(n: int, B: int) -> np.ndarray:
     return (np.arange(B)[None, :] * n + np.arange(n)[:, None]).reshape(-1)
 
 
-def _column(leaf, stacked) -> Array | None:
+def _column(stacked) -> Array | None:
     """The trials' values of one leaf, shape `(B, ...)`, or `None` when they share it."""
     if stacked is None:
         return None
@@ -217,13 +217,13 @@ class TrialBatch:
         if tree is None:
             return None
         leaves, treedef = jax.tree.flatten(tree)
-        columns = [None] * len(leaves) if stacked is None else jax.tree.leaves(stacked)
+        columns = _columns(tree, stacked)
         out = []
         for leaf, column in zip(leaves, columns):
             if not eqx.is_array(leaf):
                 out.append(leaf)
                 continue
-            column = _column(leaf, column)
+            column = _column(column)
             if column is None and jnp.ndim(leaf) == 0:
                 out.append(leaf)
                 continue
@@ -294,7 +294,7 @@ class TrialBatch:
             if (
                 p.per_synapse
                 and jnp.ndim(jax.tree.leaves(p.line.delay)[0]) == 0
-                and any(_column(x, c) is not None for x, c in _pairs(p.line.delay, delay_column))
+                and any(_column(c) is not None for c in _columns(p.line.delay, delay_column))
             ):
                 raise ValueError(
                     f"jsyn.trials: projection {pname!r} has per-synapse kinetics and one delay "
@@ -542,10 +542,9 @@ class TrialBatch:
         return _Kind((n,), _interleave(n, self.B)).split(x, self.B)
 
 
-def _pairs(tree, stacked):
-    leaves = jax.tree.leaves(tree)
-    columns = [None] * len(leaves) if stacked is None else jax.tree.leaves(stacked)
-    return zip(leaves, columns)
+def _columns(tree, stacked) -> list:
+    """The trials' values of each leaf of `tree` (`stacked`'s leaves), or `None`s."""
+    return [None] * len(jax.tree.leaves(tree)) if stacked is None else jax.tree.leaves(stacked)
 
 
 def _lead(tree):
