@@ -10,6 +10,16 @@ implementation is also checked for what a sweep needs: the same key gives the sa
 Prints the device, the sizes, compile time apart, and the median and minimum of the repeats.
 
     python benchmarks/batch.py [--n 1000000] [--steps 200] [--repeats 5]
+
+With `--coba B [B ...]`: trials of the COBA 4k network (the network of `coba.py`, built from
+`_ei_network`'s constants; each trial its own initial potentials) run as one batch with
+`jsyn.trials`, against a loop of single runs and, with `--vmap B`, `jax.vmap` over the
+trials; `--brian2` adds Brian2 standalone (`references.run_brian2`, one thread) running the
+trials one after another. Throughput: biological seconds simulated per wall second (trials
+x duration / run time) and synapse updates per second (synapses x trials x steps / run
+time; every synapse counted at every step, as the dense equivalent).
+
+    python benchmarks/batch.py --coba 1 8 32 --duration 1000 [--vmap 8] [--brian2]
 """
 
 import argparse
@@ -78,12 +88,126 @@ def vmap_exact(impl: str) -> bool:
     return bool(jnp.array_equal(mapped, looped))
 
 
+def coba_network(n: int = 4000, seed: int = 0):
+    """The COBA network of `coba.py` (`_ei_network.jsyn_run` builds the same)."""
+    import _ei_network as ei
+
+    model, n_e = ei.COBA, int(0.8 * n)
+    key_e, key_i = jax.random.split(jax.random.key(seed))
+    exc = jsyn.fixed_prob(n_e, n, ei.probability(n), key=key_e, w=model.w_e)
+    inh = jsyn.fixed_prob(n - n_e, n, ei.probability(n), key=key_i, w=model.w_i)
+    lif = jsyn.LIF(
+        V_rest=model.V_rest + model.background, V_th=-50.0, V_reset=-60.0, tau=20.0, tau_ref=5.0
+    )
+    projections = {
+        "E": jsyn.Projection(
+            exc, jsyn.Expon(5.0), jsyn.COBA(E=0.0), pre="cells", post="cells", pre_slice=(0, n_e)
+        ),
+        "I": jsyn.Projection(
+            inh,
+            jsyn.Expon(10.0),
+            jsyn.COBA(E=-80.0),
+            pre="cells",
+            post="cells",
+            pre_slice=(n_e, n),
+        ),
+    }
+    return jsyn.Network({"cells": (lif, n)}, projections), exc.n_syn + inh.n_syn
+
+
+def initial_states(net, B: int, seed: int = 1):
+    """B states at rest but for the potentials, V0 ~ U(-60, -50) mV, one key per trial."""
+    n = dict(net.sizes)["cells"]
+
+    def one(key):
+        V0 = jax.random.uniform(key, (n,), jnp.float32, minval=-60.0, maxval=-50.0)
+        return eqx.tree_at(lambda s: s.groups["cells"].V, net.init_state(), V0)
+
+    return jax.vmap(one)(jax.random.split(jax.random.key(seed), B))
+
+
+def count(state, spikes):
+    return jnp.sum(spikes["cells"])
+
+
+@eqx.filter_jit
+def simulate_net(net, state, steps):
+    final, counts = jsyn.simulate(net, None, 0.1, state=state, n_steps=steps, record=count)
+    return jnp.sum(counts)
+
+
+@eqx.filter_jit
+def simulate_vmap(net, states, steps):
+    return jax.vmap(lambda s: simulate_net(net, s, steps))(states)
+
+
+def coba(args) -> None:
+    import _ei_network as ei
+
+    dt, duration = 0.1, args.duration
+    steps = int(round(duration / dt))
+    net, n_syn = coba_network()
+    print(
+        f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}"
+    )
+    print(f"COBA 4000 cells, {n_syn} synapses, {duration} ms ({steps} steps of {dt} ms), float32")
+    print(f"{ei.machine()}, {ei.pinned()}, load: {open('/proc/loadavg').read().split()[:3]}")
+    head = f"{'runner':>22} {'B':>4} {'compile s':>9} {'run s':>8} {'min s':>8}"
+    print(f"{head} {'bio s/wall s':>12} {'syn upd/s':>10} {'rate Hz':>8}")
+
+    def row(name, B, c, med, mn, spikes, steps=steps):
+        bio = B * steps * dt / 1000.0
+        rate = spikes / (B * 4000) / (steps * dt / 1000.0)
+        print(
+            f"{name:>22} {B:>4} {c:>9.2f} {med:>8.3f} {mn:>8.3f} {bio / med:>12.3f} "
+            f"{n_syn * B * steps / med:>10.3g} {rate:>8.2f}",
+            flush=True,
+        )
+
+    one = jax.tree.map(lambda x: x[0], initial_states(net, 1))
+    spikes, c, med, mn = timed(simulate_net, net, one, steps, repeats=args.repeats)
+    row("single run", 1, c, med, mn, float(spikes))
+    single = med
+    for B in args.coba:
+        batch = jsyn.trials(net, B)
+        state = batch.merge_state(initial_states(net, B))
+        spikes, c, med, mn = timed(simulate_net, batch.net, state, steps, repeats=args.repeats)
+        row("jsyn.trials", B, c, med, mn, float(spikes))
+        print(f"{'loop of single runs':>22} {B:>4} {'':>9} {B * single:>8.3f} {'(B x single)':>8}")
+    for B in args.vmap:
+        vsteps = max(1, steps // args.vmap_divide)
+        out, c, med, mn = timed(simulate_vmap, net, initial_states(net, B), vsteps, repeats=1)
+        row(f"jax.vmap ({vsteps} steps)", B, c, med, mn, float(jnp.sum(out)), steps=vsteps)
+    if args.brian2:
+        import references
+
+        res = references.run_brian2("coba", 4000, duration_ms=duration, dt=dt, repeats=args.repeats)
+        run_s = res["run_s"]
+        print(
+            f"Brian2 standalone, one trial: compile {res['compile_s']:.1f} s, run median "
+            f"{run_s:.4f} s (min {res['run_s_min']:.4f}), rate {res['rate_hz']}"
+        )
+        for B in (1, 8, 32, 128):
+            bio = B * duration / 1000.0
+            print(
+                f"{'Brian2, one by one':>22} {B:>4} {'':>9} {B * run_s:>8.3f} {'':>8} "
+                f"{bio / (B * run_s):>12.3f} {n_syn * B * steps / (B * run_s):>10.3g}"
+            )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--coba", type=int, nargs="*", default=None)
+    parser.add_argument("--duration", type=float, default=1000.0)
+    parser.add_argument("--vmap", type=int, nargs="*", default=[])
+    parser.add_argument("--vmap-divide", type=int, default=10)
+    parser.add_argument("--brian2", action="store_true")
     args = parser.parse_args()
+    if args.coba is not None:
+        return coba(args)
     dt, n = 0.1, args.n
     print(
         f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}"

@@ -253,3 +253,14 @@ def test_a_2d_spike_array_is_refused(tmp_path, capsys):
     np.save(spikes, np.stack([rec.spikes, rec.spikes]))
     assert main(["fit", "--spikes", str(spikes), "--model", "DualExpon"]) == 2
     assert "1-D array (got shape (2, 6))" in capsys.readouterr().err
+
+
+def test_demo_progress_flag_turns_the_default_bar_on_and_off(monkeypatch):
+    from jsyn import _progress
+
+    seen = []
+    monkeypatch.setattr("jsyn.demo.run_demo", lambda out: seen.append(_progress._AUTO.get()))
+    assert main(["demo", "--out", "unused"]) == 0
+    assert main(["demo", "--no-progress", "--out", "unused"]) == 0
+    assert seen == [True, False]
+    assert _progress._AUTO.get() is False  # restored after the command

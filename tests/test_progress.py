@@ -86,11 +86,11 @@ def test_one_compiled_chunk_serves_every_full_chunk():
     assert _progress._chunk._cache_size() - before == 1
 
 
-def test_default_chunk_cuts_about_a_hundred_chunks():
-    assert _progress.chunk_length(10_000, 1, None) == 100
-    assert _progress.chunk_length(10_001, 1, None) == 101
+def test_default_chunk_cuts_about_twenty_chunks():
+    assert _progress.chunk_length(10_000, 1, None) == 500
+    assert _progress.chunk_length(10_001, 1, None) == 501
     assert _progress.chunk_length(50, 5, None) == 5
-    assert _progress.chunk_length(1000, 10, None) == 10
+    assert _progress.chunk_length(1000, 10, None) == 50
 
 
 def test_progress_is_refused_where_it_cannot_work():
@@ -111,3 +111,24 @@ def test_progress_is_refused_where_it_cannot_work():
         jsyn.simulate(syn, x, DT, progress=True, record_every=5, progress_chunk=7)
     with pytest.raises(TypeError, match="progress_chunk"):
         jsyn.simulate(syn, x, DT, progress=True, progress_chunk=2.5)
+
+
+def test_by_default_shows_a_bar_only_where_one_can_run(monkeypatch, capsys):
+    """`progress=None` (the default) follows `by_default` (the `jsyn` command line): a bar
+    outside traces, after AUTO_DELAY seconds, and the one-scan results; nothing in jit."""
+    x = _spikes(40, 2)
+    syn = jsyn.Expon()
+    whole = jsyn.simulate(syn, x, DT)
+    assert "jsyn.simulate" not in capsys.readouterr().err  # off unless asked
+    monkeypatch.setattr(_progress, "AUTO_DELAY", 0.0)  # show it even for this short run
+    with _progress.by_default():
+        _assert_identical(jsyn.simulate(syn, x, DT), whole)
+        assert "jsyn.simulate (biological time)" in capsys.readouterr().err
+        traced = jax.jit(lambda x: jsyn.simulate(syn, x, DT)[1])(x)  # no bar, no error
+        jsyn.simulate(syn, x, DT, checkpoint=2)  # a gradient tool: no bar
+        jsyn.simulate(syn, x, DT, progress=False)
+        assert "jsyn.simulate" not in capsys.readouterr().err
+        with _progress.by_default(False):
+            jsyn.simulate(syn, x, DT)
+    assert "jsyn.simulate" not in capsys.readouterr().err
+    np.testing.assert_array_equal(traced, whole[1])

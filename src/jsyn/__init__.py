@@ -108,5 +108,6 @@ from .synapses import (
     VoltageJump as VoltageJump,
     VoltageJumpState as VoltageJumpState,
 )
+from .trials import TrialBatch as TrialBatch, trials as trials
 
 __version__ = _version("jsyn")

@@ -7,6 +7,8 @@ one scan and the record is never copied. Every chunk has the same length, so one
 function serves them all; a last, shorter chunk compiles once more (cached like the first).
 """
 
+import contextlib
+import contextvars
 import functools
 
 import equinox as eqx
@@ -17,8 +19,40 @@ from tqdm import tqdm
 
 from ._component import as_count
 
-DEFAULT_CHUNKS = 100
-"""A run with `progress=True` is cut into about this many chunks unless told otherwise."""
+DEFAULT_CHUNKS = 20
+"""A run with `progress=True` is cut into about this many chunks unless told otherwise (each
+chunk costs about a millisecond on a CPU: `benchmarks/README.md`)."""
+
+AUTO_DELAY = 1.0
+"""Seconds before a bar turned on by `by_default` appears (shorter runs show none)."""
+
+_AUTO = contextvars.ContextVar("jsyn_progress_by_default", default=False)
+
+
+@contextlib.contextmanager
+def by_default(on: bool = True):
+    """Within the block, `simulate(progress=None)` (its default) shows a bar for runs that
+    take longer than `AUTO_DELAY` seconds, outside `jit`/`vmap`/`grad` and without
+    `checkpoint` (the `jsyn` command line turns this on; `--no-progress` turns it off)."""
+    token = _AUTO.set(bool(on))
+    try:
+        yield
+    finally:
+        _AUTO.reset(token)
+
+
+def wanted(progress, checkpoint, *trees) -> float | None:
+    """Whether `simulate` shows a bar: `None` for no bar, else the seconds before it
+    appears. `progress=None` follows `by_default`; `True` asks for a bar (refused inside a
+    trace)."""
+    if progress is None:
+        auto = _AUTO.get() and checkpoint is None
+        traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(trees))
+        return AUTO_DELAY if auto and not traced else None
+    if progress:
+        refuse_traced(*trees)
+        return 0.0
+    return None
 
 
 def chunk_length(T: int, every: int, chunk) -> int:
@@ -46,12 +80,12 @@ def refuse_traced(*trees) -> None:
         )
 
 
-def run_chunked(step, system, state, inputs, dt, record, T: int, every: int, chunk):
+def run_chunked(step, system, state, inputs, dt, record, T: int, every: int, chunk, delay=0.0):
     """The run of `simulate` in chunks of `chunk` steps, with a progress bar on stderr.
 
     `step(system, dt, record)` is the one-scan run's recording step, `(state, x) ->
     (state, record)`; every `every`-th step records, the others only step `system`, as in
-    the one-scan run."""
+    the one-scan run. The bar appears after `delay` seconds."""
     inputs = jax.tree.map(jnp.asarray, inputs)  # on the device once, not at every chunk
     shapes = eqx.filter_eval_shape(
         lambda: step(system, dt, record)(state, jax.tree.map(lambda x: x[0], inputs))[1]
@@ -64,7 +98,8 @@ def run_chunked(step, system, state, inputs, dt, record, T: int, every: int, chu
     static = (treedef, tuple(leaves))
     # counted in steps, shown in biological seconds (1 step = dt / 1000 s)
     scale = float(dt) / 1000.0
-    with tqdm(total=T, unit="s", unit_scale=scale, desc="jsyn.simulate (biological time)") as bar:
+    desc = "jsyn.simulate (biological time)"
+    with tqdm(total=T, unit="s", unit_scale=scale, desc=desc, delay=delay) as bar:
         in_flight = []  # dispatch the next chunk before waiting for the last one
         for start in range(0, T, chunk):
             n = min(chunk, T - start)
@@ -94,8 +129,9 @@ def _chunk(static, n: int, dynamic, state, start, buffers):
 
     def write(carry, _):
         state, buffers, t = carry
-        quiet = lambda i, s: system.step(s, at(i), dt)[0]  # noqa: E731
-        state = jax.lax.fori_loop(t, t + every - 1, quiet, state)
+        if every > 1:  # a loop of static length, as the one-scan run's (none for every=1)
+            quiet = lambda i, s: system.step(s, at(t + i), dt)[0]  # noqa: E731
+            state = jax.lax.fori_loop(0, every - 1, quiet, state)
         state, rec = record_step(state, at(t + every - 1))
         row = t // every
         buffers = jax.tree.map(

@@ -51,14 +51,22 @@ def _add_demo(commands) -> None:
         metavar="DIR",
         help="output folder, created if missing (default: ./jsyn-demo)",
     )
+    demo.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show a progress bar for simulations that take over a second (default: on)",
+    )
     demo.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from ._progress import by_default
     from .demo import run_demo
 
     try:
-        run_demo(args.out)
+        with by_default(args.progress):
+            run_demo(args.out)
     except OSError as err:
         print(f"jsyn demo: cannot write the results: {err}", file=sys.stderr)
         return 1

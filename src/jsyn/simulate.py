@@ -27,7 +27,7 @@ def simulate(
     n_steps: int | None = None,
     checkpoint: int | Sequence[int] | None = None,
     record_every: int = 1,
-    progress: bool = False,
+    progress: bool | None = None,
     progress_chunk: int | None = None,
 ):
     r"""Run `system` over the leading (time) axis of `inputs`.
@@ -86,9 +86,12 @@ def simulate(
       a shorter last chunk (when the chunk length does not divide the number of steps)
       compiles once more. Chunks run from Python, one after another, so `progress=True`
       is refused (`ValueError`) inside `jax.jit`, `jax.vmap` or `jax.grad`, and with
-      `checkpoint` (a gradient tool).
+      `checkpoint` (a gradient tool). `False` runs one scan, no bar. `None` (default): no
+      bar, except under the `jsyn` command line (`jsyn demo`), which shows one for runs
+      that take over a second outside those transformations (`--no-progress` turns it
+      off).
     - `progress_chunk`: the steps per chunk with `progress=True`, a multiple of
-      `record_every`; by default the run is cut into about 100 chunks.
+      `record_every`; by default the run is cut into about 20 chunks.
 
     **Returns:** `(final_state, recorded)`: the state after the last step (pass it as
     `state=` to continue the run exactly) and the recorded pytree, time leading.
@@ -102,8 +105,7 @@ def simulate(
     the value checks run with the computation (`eqx.error_if`); set `EQX_ON_ERROR=nan`
     or `off` to change that.
     """
-    if progress:
-        _progress.refuse_traced(system, inputs, dt, state, key)
+    delay = _progress.wanted(progress, checkpoint, system, inputs, dt, state, key)
     leaves = jax.tree.leaves(inputs)
     _refuse_half(inputs, "inputs")
     T = _n_steps(leaves, n_steps)
@@ -128,7 +130,7 @@ def simulate(
             "simulate takes record_every or checkpoint, not both (got record_every="
             f"{record_every}, checkpoint={checkpoint!r}); drop one of them."
         )
-    if progress and lengths is not None:
+    if delay is not None and lengths is not None:
         raise ValueError(
             f"simulate takes progress=True or checkpoint, not both (got checkpoint="
             f"{checkpoint!r}); checkpointing is for gradients, which cannot show progress: "
@@ -136,10 +138,10 @@ def simulate(
         )
     checks = entry_checks(system, inputs, dt, state if given else None)
     traced = val.raise_concrete(checks)
-    if progress:
+    if delay is not None:
         chunk = _progress.chunk_length(T, every, progress_chunk)
         return _progress.run_chunked(
-            _recording_step, system, state, inputs, dt, recorder(record), T, every, chunk
+            _recording_step, system, state, inputs, dt, recorder(record), T, every, chunk, delay
         )
     # Inside a trace (jit, vmap, grad) the run is traced inline: a nested jit would only
     # cache the trace, and its boundary hides what XLA could simplify across it (the

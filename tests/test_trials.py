@@ -1,0 +1,226 @@
+"""`jsyn.trials`: each trial of a batch laid side by side equals its single run (spike trains
+identical, traces to rounding), for Sparse and Dense connections, delays, STP, Poisson
+groups with a key per trial, parameters per trial and a plastic projection."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jsyn
+
+DT = 0.1
+N_E, N_I, N_P = 24, 8, 16
+N = N_E + N_I
+
+
+def network(*, dense=False, plastic=False, g_p=1.0):
+    """A small E/I network driven by a Poisson group: delays (whole and fractional steps),
+    STD on the inhibitory projection, per-synapse kinetics (AMPA) from the source."""
+    ee = jsyn.fixed_prob(N_E, N, 0.3, key=jax.random.key(1), w=0.8)
+    ii = jsyn.fixed_prob(N_I, N, 0.3, key=jax.random.key(2), w=4.0)
+    pin = jsyn.fixed_prob(N_P, N_E, 0.5, key=jax.random.key(3), w=1.0)
+    ei = jax.random.uniform(jax.random.key(4), (N_E, N_I)) * 0.5
+    ei_conn = jsyn.from_matrix(ei, sparse=not dense)
+    return jsyn.Network(
+        {
+            "cells": (jsyn.LIF(V_rest=-45.0, tau_ref=2.0), N),
+            "P": jsyn.Poisson(jnp.full((N_P,), 50.0)),
+        },
+        {
+            "E": jsyn.Projection(
+                ee,
+                jsyn.Expon(5.0),
+                jsyn.COBA(E=0.0),
+                pre="cells",
+                post="cells",
+                pre_slice=(0, N_E),
+                delay=1.5,
+                dt=DT,
+            ),
+            "I": jsyn.Projection(
+                ii,
+                jsyn.Expon(10.0),
+                jsyn.COBA(E=-80.0),
+                stp=jsyn.STD(tau=100.0, U=0.3),
+                pre="cells",
+                post="cells",
+                pre_slice=(N_E, N),
+            ),
+            "P": jsyn.Projection(
+                pin,
+                jsyn.AMPA(),
+                jsyn.COBA(g_max=g_p, E=0.0),
+                pre="P",
+                post="cells",
+                post_slice=(0, N_E),
+                plasticity=jsyn.STDP(A_plus=0.05, w_max=2.0) if plastic else None,
+            ),
+            "D": jsyn.Projection(
+                ei_conn,
+                jsyn.Expon(3.0),
+                jsyn.COBA(E=0.0),
+                pre="cells",
+                post="cells",
+                pre_slice=(0, N_E),
+                post_slice=(N_E, N),
+                delay=0.35,
+                dt=DT,
+            ),
+        },
+    )
+
+
+def record(state, spikes):
+    return {"spikes": spikes["cells"], "V": state.groups["cells"].V}
+
+
+def check_trials(batch, single_of, keys, n_steps):
+    """Run the batch once and each trial alone; compare spikes exactly, V to rounding."""
+    state = batch.init_state(keys)
+    final, out = jsyn.simulate(batch.net, None, DT, state=state, n_steps=n_steps, record=record)
+    spikes, V = batch.split(out["spikes"], "cells"), batch.split(out["V"], "cells")
+    finals = batch.split_state(final)
+    total = 0.0
+    for b in range(batch.B):
+        last, one = jsyn.simulate(
+            single_of(b), None, DT, key=keys[b], n_steps=n_steps, record=record
+        )
+        np.testing.assert_array_equal(spikes[b], one["spikes"])
+        np.testing.assert_allclose(V[b], one["V"], rtol=0, atol=1e-9)
+        for got, want in zip(jax.tree.leaves(finals), jax.tree.leaves(last)):
+            if jax.dtypes.issubdtype(want.dtype, jax.dtypes.prng_key):
+                want, got = jax.random.key_data(want), jax.random.key_data(got[b])
+            else:
+                got = got[b]
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+        total += float(one["spikes"].sum())
+    assert total > 20 * batch.B  # the trials are active enough to test something
+
+
+@pytest.mark.slow
+def test_each_trial_of_a_sparse_network_equals_its_single_run():
+    net = network()
+    keys = jax.random.split(jax.random.key(0), 3)
+    check_trials(jsyn.trials(net, 3), lambda b: net, keys, n_steps=150)
+
+
+def test_the_trials_differ_and_the_batch_is_one_sparse_population():
+    net = network()
+    batch = jsyn.trials(net, 3)
+    assert dict(batch.net.sizes) == {"cells": 3 * N, "P": 3 * N_P}
+    conn = batch.net.projections["E"].conn
+    assert isinstance(conn, jsyn.Sparse) and conn.n_syn == 3 * net.projections["E"].conn.n_syn
+    assert batch.net.projections["E"].pre_slice == (0, 3 * N_E)
+    # block-diagonal: trial b's neurons (i * B + b) reach only trial b's
+    np.testing.assert_array_equal(conn.pre_idx % 3, conn.post_idx % 3)
+    state = batch.init_state(jax.random.split(jax.random.key(0), 3))
+    assert state.groups["cells"].V.shape == (3 * N,)
+    assert state.groups["P"].key.shape == (3,)  # one key per trial
+    split = batch.split_state(state)
+    assert split.groups["cells"].V.shape == (3, N)
+    assert split.projections["E"].delay.buffer.shape[::2] == (3, N)
+
+
+@pytest.mark.slow
+def test_each_trial_equals_its_single_run_with_dense_and_plastic_projections():
+    net = network(dense=True, plastic=True)
+    keys = jax.random.split(jax.random.key(7), 2)
+    check_trials(jsyn.trials(net, 2), lambda b: net, keys, n_steps=300)
+
+
+@pytest.mark.slow
+def test_parameters_per_trial_from_a_grid_of_networks():
+    g_values = [0.5, 1.0, 2.0]
+    batch = jsyn.trials(jsyn.grid(network(), {"projections['P'].output.g_max": g_values}))
+    assert batch.B == 3
+    assert batch.net.projections["P"].output.g_max.shape == (3 * N_E,)
+    assert jnp.ndim(batch.net.projections["E"].output.g_max) == 0  # shared stays scalar
+    keys = jnp.stack([jax.random.key(3)] * 3)  # the same key: only g_max differs
+    check_trials(batch, lambda b: network(g_p=g_values[b]), keys, n_steps=200)
+
+
+@pytest.mark.slow
+def test_initial_states_and_inputs_per_trial():
+    net = network()
+    B, T = 2, 120
+    keys = jax.random.split(jax.random.key(1), B)
+    V0 = jax.random.uniform(jax.random.key(2), (B, N), minval=-60.0, maxval=-50.0)
+    drive = jax.random.uniform(jax.random.key(3), (T, B, N), maxval=30.0)
+
+    def start(k, v):
+        return eqx.tree_at(lambda s: s.groups["cells"].V, net.init_state(key=k), v)
+
+    batch = jsyn.trials(net, B)
+    state = batch.merge_state(jax.vmap(start)(keys, V0))
+    inputs = batch.merge_inputs({"cells": drive})
+    _, out = jsyn.simulate(batch.net, inputs, DT, state=state, record=record)
+    spikes = batch.split(out["spikes"], "cells")
+    for b in range(B):
+        _, one = jsyn.simulate(
+            net, {"cells": drive[:, b]}, DT, state=start(keys[b], V0[b]), record=record
+        )
+        np.testing.assert_array_equal(spikes[b], one["spikes"])
+
+
+def test_bad_uses_are_refused_with_the_fix():
+    net = jsyn.Network({"cells": (jsyn.LIF(), N), "P": jsyn.Poisson(jnp.full((3,), 5.0))})
+    with pytest.raises(ValueError, match="B >= 1"):
+        jsyn.trials(net, 0)
+    with pytest.raises(TypeError, match="Network"):
+        jsyn.trials(jsyn.Expon(1.0), 2)
+    batch = jsyn.trials(net, 2)
+    with pytest.raises(TypeError, match="one key per trial"):
+        batch.init_state()
+    with pytest.raises(ValueError, match=r"\(time, 2, 32\)"):
+        batch.merge_inputs({"cells": jnp.zeros((5, 32))})
+    with pytest.raises(ValueError, match="64 values"):
+        batch.split(jnp.zeros((5, 32)), "cells")
+    gap = jsyn.GapJunction(jsyn.all_to_all(2, 2, 0.1), 1.0, pre="A", post="A")
+    coupled = jsyn.Network({"A": (jsyn.LIF(), 2)}, gaps={"gj": gap})
+    with pytest.raises(ValueError, match="gap junctions"):
+        jsyn.trials(coupled, 2)
+
+
+ON_DEVICES = """
+import sys
+sys.path.insert(0, {tests!r})
+import jax, numpy as np, jsyn
+from test_trials import DT, network, record
+assert len(jax.devices()) == 4
+net = network()
+batch = jsyn.trials(net, 4)
+state = batch.init_state(jax.random.split(jax.random.key(0), 4))
+final, out = jsyn.simulate(batch.net, None, DT, state=state, n_steps=100, record=record)
+final4, out4 = batch.simulate(DT, state=state, n_steps=100, record=record)
+assert out4["spikes"].shape == (4, 100, N) and len(out4["spikes"].sharding.device_set) == 4
+spikes = batch.split(out["spikes"], "cells")
+assert spikes.sum() > 40
+np.testing.assert_array_equal(batch.split_devices(out4["spikes"], "cells"), spikes)
+V4, V = batch.split_devices(out4["V"], "cells"), batch.split(out["V"], "cells")
+np.testing.assert_allclose(V4, V, atol=1e-9)
+finals = (jax.tree.leaves(batch.split_state(f)) for f in (final, final4))
+for a, b in zip(*finals):
+    if not jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+        np.testing.assert_allclose(a, b, atol=1e-9)
+"""
+
+
+@pytest.mark.slow
+def test_trials_split_over_four_devices_equal_the_one_device_run():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "PYTHONPATH": os.pathsep.join([str(here.parent / "src"), os.environ.get("PYTHONPATH", "")]),
+        "JAX_ENABLE_X64": "1",
+    }
+    code = ON_DEVICES.replace("{tests!r}", repr(str(here))).replace("N)", f"{N})")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
