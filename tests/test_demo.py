@@ -89,6 +89,7 @@ def test_diffusive_coupling_pulls_the_nodes_together():
     assert spread[0] > 1.9 and spread[-1] < 1e-9
 
 
+@pytest.mark.slow  # ~1 s of CPU, most of it compiling
 def test_stdp_window_equals_the_pair_rule():
     tr = pl.window_traces()
     assert tr["lag"].min() == -100.0 and tr["lag"].max() == 100.0
@@ -103,6 +104,7 @@ def test_triplet_curve_follows_sjostrom():
     assert np.all(np.diff(tr["pre_post"]) > 0)
 
 
+@pytest.mark.slow  # ~1 s of CPU, most of it compiling
 def test_pairings_event_by_event_equal_the_network_on_its_grid():
     # the protocols at 10-50 Hz in a Network of two SpikeTimes groups, on a 5 ms grid (every
     # spike time on it, where the rule is exact), against Pairings' one step per spike time
