@@ -10,7 +10,7 @@ from jsyn.cli import main
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EXAMPLES = ("expon", "alpha", "dual_expon", "dual_expon_v2", "voltage_jump", "cuba_vs_coba")
 EXAMPLES += ("ampa", "gaba_a", "bio_nmda", "nmda", "gaba_b", "stp", "std", "gap_junction")
-EXAMPLES += ("additive_coupling", "diffusive_coupling")
+EXAMPLES += ("additive_coupling", "diffusive_coupling", "stdp_window", "triplet_frequency")
 
 
 def test_demo_writes_pngs_and_summary(tmp_path, capsys):

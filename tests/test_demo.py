@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from jsyn.demo import catalogue as cat
+import jsyn
+from jsyn.demo import catalogue as cat, plasticity as pl
 
 DT = 0.1
 
@@ -86,3 +87,48 @@ def test_diffusive_coupling_pulls_the_nodes_together():
     tr = cat.diffusive_traces()
     spread = np.ptp(tr["r"], axis=1)
     assert spread[0] > 1.9 and spread[-1] < 1e-9
+
+
+@pytest.mark.slow  # ~1 s of CPU, most of it compiling
+def test_stdp_window_equals_the_pair_rule():
+    tr = pl.window_traces()
+    assert tr["lag"].min() == -100.0 and tr["lag"].max() == 100.0
+    np.testing.assert_allclose(tr["dw"], tr["analytic"], rtol=1e-9, atol=1e-14)
+    assert np.all(np.sign(tr["dw"]) == np.where(tr["lag"] >= 0, 1.0, -1.0))
+
+
+def test_triplet_curve_follows_sjostrom():
+    tr = pl.triplet_curve()
+    assert tr["post_pre"][0] < -0.1 and abs(tr["pre_post"][0]) < 1e-6  # 0.1 Hz
+    assert tr["pre_post"][-1] > 0.05 and tr["post_pre"][-1] > 0.05  # 50 Hz
+    assert np.all(np.diff(tr["pre_post"]) > 0)
+
+
+@pytest.mark.slow  # ~1 s of CPU, most of it compiling
+def test_pairings_event_by_event_equal_the_network_on_its_grid():
+    # the protocols at 10-50 Hz in a Network of two SpikeTimes groups, on a 5 ms grid (every
+    # spike time on it, where the rule is exact), against Pairings' one step per spike time
+    rule = pl.triplet_rule()
+    cases = [(f, lag) for f in pl.FREQUENCIES[1:] for lag in pl.PAIR_LAGS]
+    protocols = [pl.frequency_protocol(f, lag) for f, lag in cases]
+    _, dw = jsyn.simulate(pl.Pairings(rule), pl.pairing_inputs(protocols), 1.0)
+    n, cells = len(cases), np.repeat(np.arange(len(cases)), pl.N_PAIRS)
+    pre = np.concatenate([a for a, _ in protocols])
+    post = np.concatenate([b for _, b in protocols])
+    net = jsyn.Network(
+        {"pre": jsyn.SpikeTimes(pre, cells, n=n), "post": jsyn.SpikeTimes(post, cells, n=n)},
+        {
+            "p": jsyn.Projection(
+                jsyn.Sparse(np.arange(n), np.arange(n), n, n, w=0.0),
+                jsyn.Expon(),
+                jsyn.CUBA(),
+                pre="pre",
+                post="post",
+                plasticity=rule,
+            )
+        },
+    )
+    grid = 5.0
+    n_steps = int(round(post.max() / grid)) + 2
+    final, _ = jsyn.simulate(net, None, grid, n_steps=n_steps, record=lambda s, o: ())
+    np.testing.assert_allclose(final.projections["p"].w, dw[-1], rtol=1e-9, atol=1e-15)

@@ -123,6 +123,7 @@ def python_blocks(path: Path) -> str:
         "docs/networks.md",
         "docs/fitting.md",
         "docs/batch.md",
+        "docs/plasticity.md",
     ],
 )
 def test_the_code_on_a_page_runs_as_pasted(page, tmp_path):

@@ -41,7 +41,8 @@ def _add_demo(commands) -> None:
         help="simulate and plot the tutorial examples",
         description="Simulate the tutorial examples and the model catalogue (Expon, Alpha, "
         "DualExpon, DualExponV2, VoltageJump, CUBA vs COBA, AMPA, GABAa, BioNMDA, NMDA with "
-        "its Mg block, GABAb, STP, STD, gap junctions, additive and diffusive couplings); "
+        "its Mg block, GABAb, STP, STD, gap junctions, additive and diffusive couplings, the "
+        "STDP window and the triplet-STDP frequency curve); "
         "write one PNG per example and summary.txt into DIR.",
     )
     demo.add_argument(

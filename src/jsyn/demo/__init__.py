@@ -9,7 +9,7 @@ example; its `*_traces` functions return the recorded arrays, which the tests ch
 
 from pathlib import Path
 
-from . import basics, catalogue
+from . import basics, catalogue, plasticity
 from ._common import DT as DT, V_REST as V_REST, V_TH as V_TH, kinetics_traces as kinetics_traces
 from .basics import (
     CUBA_G_MAX as CUBA_G_MAX,
@@ -21,7 +21,7 @@ from .basics import (
     skipped_jumps as skipped_jumps,
 )
 
-EXAMPLE_MODULES = (basics, catalogue)
+EXAMPLE_MODULES = (basics, catalogue, plasticity)
 """The example modules, in the order of the summary."""
 
 
