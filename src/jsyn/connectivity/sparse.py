@@ -197,7 +197,7 @@ class Sparse(AbstractConnection):
         everything = not self.event_driven or selection is ALL
         tiers = (self.n_pre,) if everything else self.tiers
         idx = None if everything or selection is None else jnp.asarray(selection, jnp.int32)
-        spec = _Spec(tiers, self.width, self.n_syn, self.n_post, w.ndim > 0, mode)
+        spec = _Spec(tiers, self.width, self.n_syn, w.ndim > 0, mode)
         return _deliver(spec, self.targets, self.indptr, s, w, rows, rows_next, frac, into, idx)
 
     def spread(self, signal) -> Float[Array, " syn"]:
@@ -225,7 +225,6 @@ class _Spec(NamedTuple):
     tiers: tuple[int, ...]
     width: int
     n_syn: int
-    n_post: int
     w_per_synapse: bool
     mode: str  # "none", "scalar" or "synapse" delays
 
@@ -240,17 +239,14 @@ class _All:
 ALL = _All()
 
 
-def _take(x, idx, fill):
-    return jnp.take(x, idx, axis=0, mode="fill", fill_value=fill)
-
-
 def _synapses(spec: _Spec, targets, indptr, signal, w, idx):
     """The synapses of presynaptic neurons `idx` (every neuron for `None`; entries outside
     `[0, n_pre)` are padding), before they are added anywhere: `(post, syn, values)`, each
     of shape `(len(idx), width)`: the target of each synapse (`n_post`, out of range, in
-    the padding slots of a row and the rows of padding entries), its index into the
-    per-synapse arrays (a valid index in padding slots; `None` when nothing per synapse is
-    needed: scalar weights, no per-synapse delays) and the weighted signal it carries."""
+    the padding slots of a row), its index into the per-synapse arrays (a valid index in
+    padding slots; `None` when nothing per synapse is needed: scalar weights, no
+    per-synapse delays) and the weighted signal it carries (zero for padding entries,
+    which read the last neuron's row)."""
     if idx is None:
         post, vals, start = targets, signal, indptr[:-1]
     else:
