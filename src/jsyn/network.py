@@ -26,6 +26,11 @@ whole network.
 So a spike of step $n$ changes the conductance in step $n + d/\Delta t$ and the membrane
 potential from the next step on, as in Brian2 and BrainPy.
 
+In step 3 the projections that leave a group through event-driven `jsyn.Sparse` wiring
+(default tiers, summed kinetics) find the group's spiking cells once and share them: one
+count and one capacity-tier switch per group (per slice in groups of more than 8192 cells),
+the same result, bit for bit, as each projection selecting on its own.
+
 **Gap junctions** (`jsyn.GapJunction`, electrical synapses) join in on their own path: in
 step 1 each adds its currents, from the potentials of both groups at $t_{n-1}$, to both
 groups (a group coupled to itself receives $\sum_i w_{ij}(V_i - V_j)$), and hands the post
