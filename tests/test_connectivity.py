@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import jsyn
-from jsyn.connectivity import default_tiers
+from jsyn.connectivity import ALL, default_tiers, select
 
 
 def _matrix(conn) -> np.ndarray:
@@ -183,6 +183,62 @@ def test_all_spike_step_with_small_tiers_drops_nothing():
     np.testing.assert_allclose(
         conn.deliver(s, jnp.zeros(50)), _matrix(conn).sum(axis=0), rtol=1e-12
     )
+
+
+@pytest.mark.parametrize("n, cap", [(300, 16), (300, 64), (1000, 16), (1000, 40), (70, 3)])
+def test_select_finds_every_active_neuron_in_order(n, cap):
+    """One level (cap * 32 >= n) and two levels (block flags, then their neurons)."""
+    rng = np.random.default_rng(n + cap)
+    for n_active in (0, 1, cap // 2, cap):
+        s = np.zeros(n)
+        s[rng.choice(n, n_active, replace=False)] = rng.normal(size=n_active) + 3.0
+        got = np.asarray(select(jnp.asarray(s), cap))
+        want = np.full(cap, n)
+        want[:n_active] = np.flatnonzero(s)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(jax.jit(select, static_argnums=1)(jnp.asarray(s), cap), want)
+
+
+@pytest.mark.parametrize("per_synapse", [True, False])
+@pytest.mark.parametrize("delays", ["none", "scalar", "synapse"])
+def test_a_given_selection_delivers_exactly_what_the_tiers_deliver(per_synapse, delays):
+    """`deliver(selection=...)` (a selection with padding: beyond n_pre and negative
+    entries, as a group's selection shifted to a slice gives) and `ALL` equal the tiered
+    delivery bit for bit, at every tier."""
+    conn = _random_sparse(n_pre=300, n_post=200, p=0.05, per_synapse=per_synapse)
+    rng = np.random.default_rng(1)
+    kw, into = {}, jnp.asarray(rng.normal(size=200))
+    if delays != "none":
+        shape = (conn.n_syn,) if delays == "synapse" else ()
+        rows = jnp.asarray(rng.integers(0, 5, shape), jnp.int32)
+        kw = dict(rows=rows, rows_next=(rows + 1) % 6, frac=jnp.asarray(rng.uniform(0, 1, shape)))
+        into = jnp.asarray(rng.normal(size=(6, 200)))
+    for n_active in (0, 3, 16, 17, 64, 65, 256, 257, 300):
+        s = _signal(300, n_active, seed=n_active, counts=True)
+        want = conn.deliver(s, into, **kw)
+        for cap in [c for c in conn.tiers if c >= n_active]:
+            idx = np.asarray(select(s, cap))
+            idx = np.where(idx == 300, rng.choice([300, 301, -1, -300], cap), idx)
+            got = conn.deliver(s, into, selection=jnp.asarray(idx), **kw)
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(conn.deliver(s, into, selection=ALL, **kw), want)
+
+
+def test_a_given_selection_keeps_the_dense_gradient():
+    """The tangent is still over every synapse, silent neurons included."""
+    conn = _random_sparse(n_pre=80, n_post=50, p=0.2)
+    s = _signal(80, 5, seed=2)
+    idx = select(s, 16)
+
+    def loss(s, w, selection):
+        return jnp.sum(jnp.tanh(conn.deliver(s, jnp.zeros(50), weights=w, selection=selection)))
+
+    w = conn.weights()
+    want = jax.grad(loss, argnums=(0, 1))(s, w, None)
+    got = jax.jit(jax.grad(loss, argnums=(0, 1)))(s, w, idx)
+    assert np.all(np.asarray(want[0]) != 0)  # silent neurons get a gradient too
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12)
 
 
 def test_dense_and_sparse_deliver_the_same():

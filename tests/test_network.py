@@ -184,7 +184,7 @@ N, NE = 60, 48
 TAU_E, TAU_I, E_E, E_I = 5.0, 10.0, 0.0, -80.0
 
 
-def _ei_network(delays=(0.0, 0.0), sparse=True, event_driven=True):
+def _ei_network(delays=(0.0, 0.0), sparse=True, event_driven=True, source=None):
     w_e = lambda n: jnp.asarray(np.random.default_rng(1).uniform(0.5, 1.5, n))  # noqa: E731
     tiers = ((NE,), (N - NE,)) if not event_driven else (None, None)
     exc = jsyn.fixed_prob(NE, N, 0.2, key=10, w=w_e, tiers=tiers[0])
@@ -192,7 +192,7 @@ def _ei_network(delays=(0.0, 0.0), sparse=True, event_driven=True):
     if not sparse:
         exc, inh = jsyn.Dense(exc.matrix()), jsyn.Dense(inh.matrix())
     lif = jsyn.LIF(tau=20.0, tau_ref=2.0)
-    kw = dict(pre="cells", post="cells", dt=DT)
+    kw = dict(pre="cells" if source is None else "src", post="cells", dt=DT)
     projections = {
         "exc": jsyn.Projection(
             exc, jsyn.Expon(tau=TAU_E), jsyn.COBA(E=E_E), delay=delays[0], pre_slice=(0, NE), **kw
@@ -201,7 +201,8 @@ def _ei_network(delays=(0.0, 0.0), sparse=True, event_driven=True):
             inh, jsyn.Expon(tau=TAU_I), jsyn.COBA(E=E_I), delay=delays[1], pre_slice=(NE, N), **kw
         ),
     }
-    return jsyn.Network({"cells": (lif, N)}, projections)
+    groups = {"cells": (lif, N)} if source is None else {"src": source, "cells": (lif, N)}
+    return jsyn.Network(groups, projections)
 
 
 def _start(net, seed=0):
@@ -282,6 +283,42 @@ def test_every_neuron_spiking_in_one_step_drops_nothing():
     np.testing.assert_allclose(
         final.projections["p"].g, decay * np.asarray(conn.matrix()).sum(axis=0), rtol=1e-12
     )
+
+
+def _bursts_network(delays):
+    """A source of N cells that fires bursts of 2, 5, 20, 40 and all N cells (and steps
+    without spikes) into the E/I network's projections, from its E and I slices."""
+    rng = np.random.default_rng(0)
+    times, cells = [], []
+    for step, k in zip(range(2, 60, 3), (2, 5, 20, 40, N, 0) * 4):
+        who = rng.choice(N, k, replace=False)
+        times += [step * DT] * k
+        cells += list(who)
+    return _ei_network(delays, source=jsyn.SpikeTimes(np.asarray(times), np.asarray(cells), n=N))
+
+
+@pytest.mark.parametrize("across", [True, False])
+@pytest.mark.parametrize("delays", [(0.0, 0.0), (1.0, 0.3)])
+def test_shared_selection_equals_each_projection_selecting(monkeypatch, across, delays):
+    """The group's spiking cells found once per step (one switch across the E and I slices,
+    or, for large groups, one per slice) give bit for bit what each projection's own
+    selection gives, at every tier (up to every cell spiking), jitted and eagerly."""
+    import jsyn.network as network
+
+    net = _bursts_network(delays)
+    record = lambda s, o: (o["src"], s.projections["exc"].g, s.projections["inh"].g)  # noqa: E731
+    run = jax.jit(lambda: jsyn.simulate(net, None, DT, n_steps=70, record=record))
+    monkeypatch.setattr(network, "_ACROSS_SLICES", N if across else 0)
+    final, rec = run()
+    with jax.disable_jit():
+        rec_e = jsyn.simulate(net, None, DT, n_steps=12, record=record)[1]
+    monkeypatch.setattr(network, "_shares_selection", lambda proj: False)
+    final_own, rec_own = jax.jit(lambda: jsyn.simulate(net, None, DT, n_steps=70, record=record))()
+    counts = np.asarray(rec[0]).sum(axis=1)
+    assert set(counts[counts > 0]) == {2, 5, 20, 40, N}  # every tier ran
+    assert np.asarray(rec[1]).max() > 0 and np.asarray(rec[2]).max() > 0
+    jax.tree.map(np.testing.assert_array_equal, (final, rec), (final_own, rec_own))
+    assert tree_allclose(rec_e, jax.tree.map(lambda x: x[:12], rec))
 
 
 @pytest.mark.slow

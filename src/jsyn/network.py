@@ -26,6 +26,11 @@ whole network.
 So a spike of step $n$ changes the conductance in step $n + d/\Delta t$ and the membrane
 potential from the next step on, as in Brian2 and BrainPy.
 
+In step 3 the projections that leave a group through event-driven `jsyn.Sparse` wiring
+(default tiers, summed kinetics) find the group's spiking cells once and share them: one
+count and one capacity-tier switch per group (per slice in groups of more than 8192 cells),
+the same result, bit for bit, as each projection selecting on its own.
+
 **Gap junctions** (`jsyn.GapJunction`, electrical synapses) join in on their own path: in
 step 1 each adds its currents, from the potentials of both groups at $t_{n-1}$, to both
 groups (a group coupled to itself receives $\sum_i w_{ij}(V_i - V_j)$), and hands the post
@@ -44,6 +49,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._component import AbstractSystem, as_count
 from ._custom_types import Shape
+from .connectivity import ALL, Sparse, default_tiers, select
+from .connectivity.sparse import tier_index
 from .gap_junction import GapJunction
 from .neurons import AbstractNeuron
 from .plasticity import Neuromodulator
@@ -272,21 +279,17 @@ class Network(AbstractSystem):
                 groups[name], spikes[name] = neuron.step(s, I, dt, jump=jumps[name])
             else:
                 groups[name], spikes[name] = neuron.step(s, I, dt)
-        # 3. the spikes of this step into the projections
-        projections = {}
+        # 3. the spikes of this step into the projections; those leaving a group through
+        # event-driven sparse wiring share one selection of its spiking cells
+        projections, shared = {}, {}
         for pname, proj in self.projections.items():
-            pre_spikes = _take(spikes[proj.pre], proj.pre_slice)
-            if proj.plasticity is None:
-                projections[pname], _ = proj.step(state.projections[pname], pre_spikes, dt)
-                continue
-            source = proj.plasticity.modulator
-            projections[pname], _ = proj.step(
-                state.projections[pname],
-                pre_spikes,
-                dt,
-                post_spikes=_take(spikes[proj.post], proj.post_slice),
-                modulator=None if source is None else groups[source].d,
-            )
+            if _shares_selection(proj):
+                across = size_of[proj.pre] <= _ACROSS_SLICES
+                shared.setdefault((proj.pre, None if across else proj.pre_slice), []).append(pname)
+            else:
+                projections[pname] = self._project(pname, proj, state, spikes, groups, dt)
+        for (pre, rng), names in shared.items():
+            projections.update(self._project_shared(pre, rng, names, state, spikes, groups, dt))
         gaps = {
             gname: gap.recurrent_spikelet(spikes[gap.pre])
             if gap.recurrent
@@ -294,6 +297,62 @@ class Network(AbstractSystem):
             for gname, gap in self.gaps.items()
         }
         return NetworkState(groups=groups, projections=projections, gaps=gaps), spikes
+
+    def _project(self, pname, proj, state, spikes, groups, dt, selection=None):
+        """Step projection `pname` with the spikes of this step: its new state."""
+        kwargs = {} if selection is None else {"selection": selection}
+        pre_spikes = _take(spikes[proj.pre], proj.pre_slice)
+        if proj.plasticity is not None:
+            source = proj.plasticity.modulator
+            kwargs["post_spikes"] = _take(spikes[proj.post], proj.post_slice)
+            kwargs["modulator"] = None if source is None else groups[source].d
+        return proj.step(state.projections[pname], pre_spikes, dt, **kwargs)[0]
+
+    def _project_shared(self, pre, rng, names, state, spikes, groups, dt):
+        """Step the projections `names` leaving the range `rng` of group `pre` (`None`: the
+        whole group), which find its spiking cells once: one switch over the range's
+        capacity tiers (`jsyn.Sparse`'s default), one selection in each branch, handed to
+        every projection (shifted to its own slice of the range)."""
+        signal = _take(spikes[pre], rng)
+        tiers = default_tiers(signal.shape[0])
+        start = 0 if rng is None else rng[0]
+
+        def branch(cap):
+            def run():
+                idx = ALL if cap == tiers[-1] else select(signal, cap)
+                out = {}
+                for name in names:
+                    proj = self.projections[name]
+                    offset = (0 if proj.pre_slice is None else proj.pre_slice[0]) - start
+                    # entries outside the projection's slice fall outside [0, n_pre): padding
+                    sel = idx if idx is ALL or not offset else idx - offset
+                    out[name] = self._project(name, proj, state, spikes, groups, dt, sel)
+                return out
+
+            return run
+
+        if len(tiers) == 1:
+            return branch(tiers[0])()
+        return jax.lax.switch(tier_index(signal, tiers), [branch(c) for c in tiers])
+
+
+# Slices of a group up to this size share one switch and one selection (a step's fixed
+# costs dominate there); in larger groups each slice selects its own cells at its own
+# tier, so that a sparsely active slice does not run at the capacity of a busy one.
+_ACROSS_SLICES = 8192
+
+
+def _shares_selection(proj: Projection) -> bool:
+    """Whether `proj` takes its group's shared selection: event-driven `jsyn.Sparse` with
+    its default tiers, delivering into summed kinetics."""
+    conn = proj.conn
+    return (
+        isinstance(conn, Sparse)
+        and conn.event_driven
+        and conn.width > 0
+        and conn.tiers == default_tiers(conn.n_pre)
+        and not proj.per_synapse
+    )
 
 
 def _check_gaps(gaps, neurons, size_of) -> dict[str, GapJunction]:

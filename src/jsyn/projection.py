@@ -83,17 +83,22 @@ class _Spikes(AbstractDelivery):
     conn: AbstractConnection
     signal: Float[Array, " n_pre"]
     weights: Array | None = None  # the plastic weights, or None for the connection's
+    selection: Any = None  # the active presynaptic neurons, when found upstream
+
+    def _deliver(self, signal, into):
+        if self.selection is None:
+            return self.conn.deliver(signal, into, weights=self.weights)
+        return self.conn.deliver(signal, into, weights=self.weights, selection=self.selection)
 
     def add(self, into, scale=None):
         if scale is None:
-            return self.conn.deliver(self.signal, into, weights=self.weights)
+            return self._deliver(self.signal, into)
         if jnp.ndim(scale) == 0:  # folded into the signal: still one pass
-            return self.conn.deliver(self.signal * scale, into, weights=self.weights)
+            return self._deliver(self.signal * scale, into)
         return into + scale * self.drive()
 
     def drive(self):
-        zero = jnp.zeros((self.conn.n_post,), self.signal.dtype)
-        return self.conn.deliver(self.signal, zero, weights=self.weights)
+        return self._deliver(self.signal, jnp.zeros((self.conn.n_post,), self.signal.dtype))
 
 
 class ProjectionState(eqx.Module):
@@ -360,7 +365,14 @@ class Projection(AbstractSystem):
         )
 
     def step(
-        self, state: ProjectionState, spikes, dt, *, post_spikes=None, modulator=None
+        self,
+        state: ProjectionState,
+        spikes,
+        dt,
+        *,
+        post_spikes=None,
+        modulator=None,
+        selection=None,
     ) -> tuple[ProjectionState, Array]:
         """Take the presynaptic spikes of this step (shape `(n_pre,)`), return the state and
         `g` at the end of the step, shape `(n_post,)`.
@@ -368,7 +380,10 @@ class Projection(AbstractSystem):
         With a plasticity rule, also `post_spikes`, the spikes of the postsynaptic group in
         this step (shape `(n_post,)`), and for `jsyn.RewardSTDP` `modulator`, the
         neuromodulator concentration of this step (shape `(1,)` or `(n_post,)`); a
-        `jsyn.Network` passes both."""
+        `jsyn.Network` passes both. `selection`: the spiking presynaptic neurons, when
+        already found (a `jsyn.Network` finds them once per group and step), handed to an
+        event-driven `jsyn.Sparse` connection's `deliver` (see there); `None` lets the
+        connection find them."""
         spikes = jnp.asarray(spikes)
         if spikes.shape != (self.n_pre,):
             raise ValueError(
@@ -382,7 +397,7 @@ class Projection(AbstractSystem):
         if self.per_synapse:
             synapse, delay, g = self._per_synapse_step(state, signal, dt)
         else:
-            synapse, delay, g = self._summed_step(state, signal, dt)
+            synapse, delay, g = self._summed_step(state, signal, dt, selection)
         w = rule = sent = None
         if self.plasticity is not None:
             w, rule, sent = self._learn(state, spikes, post_spikes, modulator, dt)
@@ -429,15 +444,16 @@ class Projection(AbstractSystem):
         rule, w = self.plasticity.step(state.rule, state.w, pre, post, dt, modulator)
         return w, rule, sent
 
-    def _summed_step(self, state: ProjectionState, signal, dt):
+    def _summed_step(self, state: ProjectionState, signal, dt, selection=None):
         """Linear kinetics per postsynaptic neuron, the drive delivered into the state."""
-        delivery, delay = _Spikes(self.conn, signal, state.w), state.delay
+        delivery, delay = _Spikes(self.conn, signal, state.w, selection), state.delay
         if self.line is not None:
             self.line.check_dt(dt)
             rows, rows_next, frac = self.line.arrival_rows(delay, signal)
-            buffer = self.conn.deliver(
-                signal, delay.buffer, weights=state.w, rows=rows, rows_next=rows_next, frac=frac
-            )
+            rows = dict(rows=rows, rows_next=rows_next, frac=frac)
+            if selection is not None:
+                rows["selection"] = selection
+            buffer = self.conn.deliver(signal, delay.buffer, weights=state.w, **rows)
             delay, arrived = DelayState(buffer=buffer, pos=delay.pos).pop()
             delivery = Drive(arrived)
         synapse, g = self.synapse.step_with_delivery(state.synapse, delivery, dt)

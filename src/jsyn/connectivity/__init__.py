@@ -11,4 +11,4 @@ from .builders import (
     one_to_one as one_to_one,
 )
 from .dense import Dense as Dense
-from .sparse import Sparse as Sparse, default_tiers as default_tiers
+from .sparse import ALL as ALL, Sparse as Sparse, default_tiers as default_tiers, select as select

@@ -168,7 +168,17 @@ class Sparse(AbstractConnection):
     def syn_shape(self) -> tuple[int, ...]:
         return (self.n_syn,)
 
-    def deliver(self, signal, into, *, weights=None, rows=None, rows_next=None, frac=None):
+    def deliver(
+        self, signal, into, *, weights=None, rows=None, rows_next=None, frac=None, selection=None
+    ):
+        """`AbstractConnection.deliver`, event-driven.
+
+        `selection` lets a caller that has already found the active presynaptic neurons of
+        this step (a `jsyn.Network`, once per group for every projection leaving it) hand
+        them in: `None` (default) selects here, with the tier switch; an integer array
+        lists the neurons whose synapses to visit (the result is exact only if it holds
+        every neuron with a nonzero signal; entries outside `[0, n_pre)` are padding and
+        visit nothing); `ALL` visits every synapse."""
         s = check_signal("Sparse.deliver", signal, self.n_pre).astype(into.dtype)
         w = self.weights(into) if weights is None else jnp.asarray(weights).astype(into.dtype)
         if self.width == 0:
@@ -184,9 +194,11 @@ class Sparse(AbstractConnection):
                 rows = jnp.broadcast_to(rows, self.syn_shape)
                 rows_next = jnp.broadcast_to(rows_next, self.syn_shape)
                 frac = jnp.broadcast_to(frac, self.syn_shape)
-        tiers = self.tiers if self.event_driven else (self.n_pre,)
+        everything = not self.event_driven or selection is ALL
+        tiers = (self.n_pre,) if everything else self.tiers
+        idx = None if everything or selection is None else jnp.asarray(selection, jnp.int32)
         spec = _Spec(tiers, self.width, self.n_syn, w.ndim > 0, mode)
-        return _deliver(spec, self.targets, self.indptr, s, w, rows, rows_next, frac, into)
+        return _deliver(spec, self.targets, self.indptr, s, w, rows, rows_next, frac, into, idx)
 
     def spread(self, signal) -> Float[Array, " syn"]:
         return check_signal("Sparse.spread", signal, self.n_pre)[self.pre_idx]
@@ -217,33 +229,95 @@ class _Spec(NamedTuple):
     mode: str  # "none", "scalar" or "synapse" delays
 
 
-def _gathered(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into, idx):
-    """Scatter the synapses of presynaptic neurons `idx` (all of them for `None`)."""
+class _All:
+    """The selection of every presynaptic neuron (`ALL`)."""
+
+    def __repr__(self) -> str:
+        return "jsyn.connectivity.ALL"
+
+
+ALL = _All()
+
+
+def _synapses(spec: _Spec, targets, indptr, signal, w, idx):
+    """The synapses of presynaptic neurons `idx` (every neuron for `None`; entries outside
+    `[0, n_pre)` are padding), before they are added anywhere: `(post, syn, values)`, each
+    of shape `(len(idx), width)`: the target of each synapse (`n_post`, out of range, in
+    the padding slots of a row), its index into the per-synapse arrays (a valid index in
+    padding slots; `None` when nothing per synapse is needed: scalar weights, no
+    per-synapse delays) and the weighted signal it carries (zero for padding entries,
+    which read the last neuron's row)."""
     if idx is None:
         post, vals, start = targets, signal, indptr[:-1]
     else:
-        post, vals, start = targets[idx], signal[idx], indptr[idx]
-    need_syn = spec.w_per_synapse or spec.mode == "synapse"
-    if need_syn:
-        # Padding entries of a row point past its synapses; their target is n_post, an
-        # out-of-range index that the scatters below drop, so any valid index serves.
+        # Padding entries read the last row with a zero signal: they add zeros.
+        n_pre = targets.shape[0]
+        valid = idx.astype(jnp.uint32) < n_pre  # negative entries wrap round, out of range
+        row = jnp.where(valid, idx, n_pre - 1)
+        post = targets.at[row].get(mode="promise_in_bounds")
+        vals = jnp.where(valid, signal.at[row].get(mode="promise_in_bounds"), 0)
+        start = indptr.at[row].get(mode="promise_in_bounds")
+    syn = None
+    if spec.w_per_synapse or spec.mode == "synapse":
+        # Padding slots of a row point past its synapses; their target is n_post, an
+        # out-of-range index that the scatters drop, so any valid index serves.
         syn = jnp.minimum(
             start[:, None] + jnp.arange(spec.width, dtype=start.dtype)[None, :], spec.n_syn - 1
         )
     v = vals[:, None] * (w[syn] if spec.w_per_synapse else w)
-    if spec.mode == "none":
-        return into.at[post].add(v, mode="drop")
+    return post, syn, v
+
+
+_SCATTER_1D = jax.lax.ScatterDimensionNumbers(
+    update_window_dims=(), inserted_window_dims=(0,), scatter_dims_to_operand_dims=(0,)
+)
+
+
+def _gathered(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into, idx):
+    """Scatter the synapses of presynaptic neurons `idx` (all of them for `None`)."""
+    post, syn, v = _synapses(spec, targets, indptr, signal, w, idx)
+    if spec.mode == "none":  # the targets are >= 0: no wrapping of negative indices
+        return jax.lax.scatter_add(
+            into,
+            post.reshape(-1, 1),
+            jnp.broadcast_to(v, post.shape).reshape(-1),
+            _SCATTER_1D,
+            mode=jax.lax.GatherScatterMode.FILL_OR_DROP,
+        )
     if spec.mode == "synapse":
         rows, rows_next, frac = rows[syn], rows_next[syn], frac[syn]
     into = into.at[rows, post].add((1.0 - frac) * v, mode="drop")
     return into.at[rows_next, post].add(frac * v, mode="drop")
 
 
-def _select(signal, cap: int):
-    """The indices of up to `cap` nonzero entries of `signal` (all of them when there are
-    at most `cap`; the rest of the slots hold zero entries, which contribute nothing)."""
-    active = (signal != 0).astype(jnp.float32)
-    return jax.lax.top_k(active, cap)[1]
+_BLOCK = 32  # neurons per block flag of the two-level selection
+
+
+def select(signal, cap: int) -> Int[Array, " cap"]:
+    """The indices of the nonzero entries of `signal` (shape `(n,)`), ascending, in `cap`
+    slots padded with `n` (out of range); all of them when there are at most `cap`.
+
+    Each active neuron $i$ gets the key $n - i$, the others 0, and `jax.lax.top_k` keeps
+    the `cap` largest keys, which are the indices themselves (no second lookup). At large
+    `n` in two levels: the largest key of each block of 32 neurons, the `cap` first blocks
+    that hold an active neuron, then the keys of those blocks only (every active neuron
+    lies in one of them when there are at most `cap`)."""
+    n = signal.shape[0]
+    dtype = jnp.float32 if n <= 2**24 else jnp.int32  # keys exact below 2**24 in float32
+    key = jnp.where(signal != 0, n - jnp.arange(n, dtype=dtype), jnp.zeros((), dtype))
+    if cap * _BLOCK < n:
+        n_blocks = -(-n // _BLOCK)
+        blocks = jnp.pad(key, (0, n_blocks * _BLOCK - n)).reshape(n_blocks, _BLOCK)
+        _, chosen = jax.lax.top_k(jnp.max(blocks, axis=1), cap)
+        key = blocks[chosen].reshape(-1)
+    return (n - jax.lax.top_k(key, cap)[0]).astype(jnp.int32)
+
+
+def tier_index(signal, tiers: tuple[int, ...]):
+    """The index of the smallest capacity in `tiers` that holds the nonzero entries of
+    `signal` (the last tier holds every neuron)."""
+    n_active = jnp.count_nonzero(signal)
+    return jnp.sum(n_active > jnp.asarray(tiers[:-1], n_active.dtype)).astype(jnp.int32)
 
 
 @functools.lru_cache(maxsize=256)
@@ -252,7 +326,7 @@ def _branches(spec: _Spec) -> tuple:
 
     def tier(cap):
         def run(*args):
-            return _gathered(spec, *args, idx=_select(args[2], cap))
+            return _gathered(spec, *args, idx=select(args[2], cap))
 
         return run
 
@@ -263,19 +337,20 @@ def _branches(spec: _Spec) -> tuple:
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _deliver(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into):
+def _deliver(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into, idx):
     args = (targets, indptr, signal, w, rows, rows_next, frac, into)
+    if idx is not None:
+        return _gathered(spec, *args, idx=idx)
     if len(spec.tiers) == 1:
         return _gathered(spec, *args, idx=None)
-    n_active = jnp.count_nonzero(signal)
-    branch = jnp.sum(n_active > jnp.asarray(spec.tiers[:-1], n_active.dtype)).astype(jnp.int32)
-    return jax.lax.switch(branch, _branches(spec), *args)
+    return jax.lax.switch(tier_index(signal, spec.tiers), _branches(spec), *args)
 
 
 @_deliver.defjvp
 def _deliver_jvp(spec, primals, tangents):
     out = _deliver(spec, *primals)
     # The tangent over every synapse: the dense product's derivative, silent neurons and
-    # all (linear in the tangents, so reverse mode transposes it).
-    _, t_out = jax.jvp(lambda *a: _gathered(spec, *a, idx=None), primals, tangents)
+    # all (linear in the tangents, so reverse mode transposes it). The selection is an
+    # integer input without tangent.
+    _, t_out = jax.jvp(lambda *a: _gathered(spec, *a, idx=None), primals[:-1], tangents[:-1])
     return out, t_out
