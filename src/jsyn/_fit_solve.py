@@ -71,15 +71,11 @@ def _problem(model, inputs, target, weights, state, dt, cfg: _Config):
 
 class _Moments(NamedTuple):
     """What least squares needs of the residuals $r$ (weighted, raveled) and their
-    Jacobian $J$ at one point, and of the weighted prediction $\\sqrt{w}\\,y$ there (its
-    sign per column and its size, for the sign check)."""
+    Jacobian $J$ at one point."""
 
     f: jax.Array  # r.r
     g: jax.Array  # J^T r, (p,)
     A: jax.Array  # J^T J, (p, p)
-    column_sum: jax.Array  # sum over time of sqrt(w) y, per column
-    column_abs: jax.Array  # sum over time of |sqrt(w) y|, per column
-    square: jax.Array  # sum of (sqrt(w) y)^2
 
 
 def _moments(rebuild, state, inputs, target, weights, dt, cfg: _Config, theta) -> _Moments:
@@ -124,14 +120,13 @@ def _moments(rebuild, state, inputs, target, weights, dt, cfg: _Config, theta) -
             out, t_out, y = out * sw, t_out * sw[None], y * sw
         if not cfg.sums_in_scan:
             return (s, other, ts, acc), (out, t_out)
-        inc = _sums(out[:, None], t_out[..., None], y[:, None])
+        inc = _sums(out, t_out, y)
         return (s, other, ts, jax.tree.map(jnp.add, acc, inc)), None
 
     acc = None
     if cfg.sums_in_scan:
-        shapes = (columns, 1), (p, columns, 1), (columns, 1)
-        acc = jax.eval_shape(_sums, *(jax.ShapeDtypeStruct(n, dtype) for n in shapes))
-        acc = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), acc)
+        zero = jnp.zeros((), dtype)
+        acc = _Moments(f=zero, g=jnp.zeros((p,), dtype), A=jnp.zeros((p, p), dtype))
     tangents = jax.tree.map(lambda leaf: jnp.zeros((p, *jnp.shape(leaf)), leaf.dtype), state)
     carry = (state, other, tangents, acc)
     (*_, acc), stored = jax.lax.scan(body, carry, (inputs, target, sqrt_w), length=cfg.T)
@@ -141,36 +136,15 @@ def _moments(rebuild, state, inputs, target, weights, dt, cfg: _Config, theta) -
     y = target.reshape(cfg.T, columns)
     if weights is not None:
         y = y * sqrt_w.reshape(cfg.T, columns)
-    return _sums(out.T, jnp.transpose(t_out, (1, 2, 0)), y.T)
+    return _sums(out, jnp.moveaxis(t_out, 1, 0), y)
 
 
 def _sums(out, t_out, y) -> _Moments:
-    """`_Moments` of the weighted prediction `out` `(columns, k)` and its tangents `t_out`
-    `(p, columns, k)` against the weighted target `y` `(columns, k)`, over `k` samples."""
+    """`_Moments` of the weighted prediction `out` and its tangents `t_out` (`p` rows, then
+    the shape of `out`) against the weighted target `y`."""
     r = (out - y).reshape(-1)
     t_out = t_out.reshape(t_out.shape[0], -1)
-    return _Moments(
-        f=jnp.sum(r * r),
-        g=t_out @ r,
-        A=t_out @ t_out.T,
-        column_sum=jnp.sum(out, axis=1),
-        column_abs=jnp.sum(jnp.abs(out), axis=1),
-        square=jnp.sum(out * out),
-    )
-
-
-def _prediction_moments(weighted_prediction) -> _Moments:
-    """The sign-check part of `_Moments` from a whole weighted prediction."""
-    y = weighted_prediction.reshape(weighted_prediction.shape[0], -1)
-    nan = jnp.full((), jnp.nan, y.dtype)
-    return _Moments(
-        f=nan,
-        g=nan,
-        A=nan,
-        column_sum=jnp.sum(y, axis=0),
-        column_abs=jnp.sum(jnp.abs(y), axis=0),
-        square=jnp.sum(y * y),
-    )
+    return _Moments(f=jnp.sum(r * r), g=t_out @ r, A=t_out @ t_out.T)
 
 
 def _tolerance(cfg: _Config, dtype) -> float:
@@ -183,17 +157,17 @@ def _finite_or_inf(f):
     return jnp.where(jnp.isfinite(f), f, jnp.inf)
 
 
-def _levenberg_marquardt(moments, theta0, capped, cfg: _Config):
+def _levenberg_marquardt(moments, theta0, capped, target_size: int, cfg: _Config):
     """Levenberg-Marquardt with Marquardt's diagonal scaling and Nielsen's damping update;
     a step moves the raw value of a constrained parameter (`capped`: 1 for the entries of
     `AbstractParam` leaves, else 0) by at most 1.
     `moments` (the sums of `_Moments`, one forward pass) is evaluated once per iteration,
     at the trial point; the first iteration evaluates the initial guess. Returns the
-    optimum, the mean loss, the history, the number of steps, whether the stopping test was
-    met, the moments there, and the moments at the initial guess."""
+    optimum, the mean loss over the `target_size` samples, the history, the number of
+    steps, whether the stopping test was met, and the moments there."""
     tol = _tolerance(cfg, theta0.dtype)
     shapes = jax.eval_shape(moments, theta0)
-    m = cfg.T * shapes.column_sum.size
+    m = target_size
     p = theta0.size
     one = jnp.ones((), theta0.dtype)
 
@@ -232,7 +206,6 @@ def _levenberg_marquardt(moments, theta0, capped, cfg: _Config):
             "nu": jnp.where(ok, 2.0 * one, 2.0 * nu),
             "done": (~first & (small_f | small_x)) | (f_new == 0) | ~jnp.isfinite(f_new),
             "history": c["history"].at[it].set(f_new / m),
-            "at0": jax.tree.map(lambda new, old: jnp.where(first, new, old), at_t, c["at0"]),
         }
 
     nothing = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
@@ -246,11 +219,10 @@ def _levenberg_marquardt(moments, theta0, capped, cfg: _Config):
         "nu": 2.0 * one,
         "done": jnp.zeros((), bool),
         "history": jnp.full(cfg.max_steps + 1, jnp.nan, theta0.dtype),
-        "at0": nothing,
     }
     c = jax.lax.while_loop(cond, body, c)
     done = c["done"] & jnp.isfinite(c["f"])
-    return c["theta"], c["f"] / m, c["history"], c["it"], done, c["at"], c["at0"]
+    return c["theta"], c["f"] / m, c["history"], c["it"], done, c["at"]
 
 
 def _loss_value(cfg: _Config, predict, target, weights):
@@ -342,11 +314,12 @@ def _diagnose(at: _Moments, theta, scale, tol):
     return finite, undetermined, unit_cov, optimal
 
 
-def _column_signs(column_sum, column_abs):
+def _column_signs(y):
     """Per column (all axes after time): +1 or -1 where the trace is clearly of one sign
     (|sum| at least half the sum of |y|), else 0."""
-    clear = (column_abs > 0) & (jnp.abs(column_sum) >= 0.5 * column_abs)
-    return jnp.where(clear, jnp.sign(column_sum), 0.0)
+    y = y.reshape(y.shape[0], -1)
+    total, size = jnp.sum(y, axis=0), jnp.sum(jnp.abs(y), axis=0)
+    return jnp.where((size > 0) & (jnp.abs(total) >= 0.5 * size), jnp.sign(total), 0.0)
 
 
 def _status(finite, out_of_range, undetermined, done, optimal):
@@ -374,7 +347,7 @@ def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config):
 
     def run(theta):
         if cfg.optimizer is None:
-            return _levenberg_marquardt(moments, theta, capped, cfg)
+            return _levenberg_marquardt(moments, theta, capped, target.size, cfg)
         return _optax_loop(_loss_value(cfg, predict, target, weights), theta, cfg)
 
     if cfg.n_starts == 1:
@@ -384,22 +357,15 @@ def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config):
         starts = jnp.concatenate([theta0[None], theta0[None] + cfg.spread * noise])
         outs = jax.vmap(run)(starts)
         best = jnp.argmin(jnp.where(jnp.isfinite(outs[1]), outs[1], jnp.inf))
-        first_start = jax.tree.map(lambda x: x[0], outs)
         outs = jax.tree.map(lambda x: x[best], outs)
-        outs = (*outs[:-1], first_start[-1]) if cfg.optimizer is None else outs
     theta, loss, history, n_steps, done = outs[:5]
 
-    # The initial (weighted) prediction: its sign against the target's, and its size
-    # (Levenberg-Marquardt evaluated it in its first iteration).
-    if cfg.optimizer is None:
-        at0 = outs[6]
-    else:
-        at0 = _prediction_moments(sqrt_w * predict(theta0))
-    target_at = _prediction_moments(weighted_target)
-    p0_sign = _column_signs(at0.column_sum, at0.column_abs)
-    y_sign = _column_signs(target_at.column_sum, target_at.column_abs)
+    # The initial (weighted) prediction: its sign against the target's, and its size (one
+    # pass without tangents: cheaper than sums of it in every Levenberg-Marquardt pass).
+    prediction0 = sqrt_w * predict(theta0)
+    p0_sign, y_sign = _column_signs(prediction0), _column_signs(weighted_target)
     sign_flip = (p0_sign * y_sign) < 0
-    scale = jnp.sqrt(jnp.maximum(target_at.square, at0.square))
+    scale = jnp.maximum(jnp.linalg.norm(weighted_target), jnp.linalg.norm(prediction0))
 
     fitted = rebuild(theta)
     out_of_range = jnp.zeros((), bool)
