@@ -671,7 +671,7 @@ def test_a_recording_that_converged_is_frozen_while_others_keep_iterating():
     model = jsyn.Expon(tau=LP(4.0))
     many = jsyn.fit_many(model, spikes, targets, dt, params="tau", shared_inputs=True)
     alone = jsyn.fit(model, spikes, targets[0], dt, params="tau")
-    assert int(many.n_steps[1]) > int(many.n_steps[0]) + 3
+    assert int(many.n_steps[1]) >= int(many.n_steps[0]) + 3
     assert int(many.n_steps[0]) == int(alone.n_steps)
     np.testing.assert_allclose(many.history[0], alone.history, rtol=1e-10)
     np.testing.assert_allclose(many.value["tau"][0], alone.value["tau"], rtol=1e-12)

@@ -368,9 +368,10 @@ def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config):
     scale = jnp.maximum(jnp.linalg.norm(weighted_target), jnp.linalg.norm(prediction0))
 
     fitted = rebuild(theta)
-    out_of_range = jnp.zeros((), bool)
-    for check in val.collect(fitted):
-        out_of_range = out_of_range | jnp.any(check.bad)
+    out_of_range, model_bad = (
+        jnp.any(jnp.stack([jnp.any(c.bad) for c in val.collect(m)] or [jnp.zeros((), bool)]))
+        for m in (fitted, model)
+    )
 
     # Gauss-Newton covariance at the optimum (raw space), noise variance from the residuals.
     p = theta.size
@@ -408,6 +409,7 @@ def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config):
         "noise_std": jnp.sqrt(s2),
         "covariance": cov,
         "sign_flip": sign_flip,
+        "model_bad": model_bad,
     }
 
 

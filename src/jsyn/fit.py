@@ -40,7 +40,6 @@ Reference: Nocedal & Wright 2006, *Numerical Optimization*, ch. 10; Seber & Wild
 
 from collections.abc import Callable
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -111,21 +110,6 @@ def _check_weights(weights, target, batched: bool):
             "column (n,))."
         )
     return jnp.broadcast_to(weights, like), (0 if per_recording else None)
-
-
-@eqx.filter_jit
-def _model_is_bad(model):
-    return jnp.any(jnp.stack([jnp.any(c.bad) for c in val.collect(model)] or [jnp.bool_(False)]))
-
-
-def _check_model(model) -> None:
-    """The model's own constraints, as `jsyn.simulate` checks them, decided in one compiled
-    call (eagerly, one small JAX operation per parameter cost 0.6-0.8 ms per fit); only a
-    model that breaks one is checked again eagerly, to name the value."""
-    verdict = val.concrete(_model_is_bad(model))
-    if verdict is not None and not verdict:
-        return
-    val.raise_concrete(val.collect(model))
 
 
 def _check_delays(model, names, paths) -> None:
@@ -231,7 +215,6 @@ def _prepare(
                 f"jsyn.fit: inputs of shape {shape} do not match the target's {T} time "
                 "steps; give inputs with the same time axis as the target."
             )
-    _check_model(model)
     val.raise_concrete(_step_checks(dt) + _input_checks(inputs))
     cfg = _Config(
         paths=paths,
@@ -247,6 +230,16 @@ def _prepare(
         spread=float(spread),
     )
     return names, target, weights, w_axis, cfg
+
+
+def _raise_bad_model(bad, model) -> None:
+    """The initial model's own constraints, as `jsyn.simulate` checks them: decided inside
+    the compiled fit (`bad`), since checked eagerly, one small JAX operation per parameter
+    and check, they cost 0.6-0.8 ms per call; a model that breaks one is checked again
+    eagerly, to name the value. (Traced, under an outer `jit`, they are not decided.)"""
+    bad = val.concrete(bad)
+    if bad is not None and bad.any():
+        val.raise_concrete(val.collect(model))
 
 
 def _raise_sign_flip(flip, convention) -> None:
@@ -383,6 +376,7 @@ def fit(
         state = _initial_state(model, jax.tree.leaves(inputs), None)
     key = jax.random.key(0) if key is None else key
     out = _solve_one(model, inputs, target, weights, state, dt, key, cfg)
+    _raise_bad_model(out["model_bad"], model)
     _raise_sign_flip(out["sign_flip"], convention)
     return _result(out, names, cfg.level)
 
@@ -463,5 +457,6 @@ def fit_many(
     keys = jax.random.split(jax.random.key(0) if key is None else key, n_rec)
     axes = (None if shared_inputs else 0, w_axis)
     out = _solve_many(model, inputs, targets, weights, state, dt, keys, cfg, axes)
+    _raise_bad_model(out["model_bad"], model)
     _raise_sign_flip(out["sign_flip"], convention)
     return _result(out, names, cfg.level)
