@@ -616,6 +616,7 @@ def test_a_fitted_delay_must_be_bounded_by_max_delay():
 # one forward pass for Levenberg-Marquardt, and the batch (issue 12)
 
 
+@pytest.mark.slow  # 9-17 s of compiling each
 @pytest.mark.parametrize("sums_in_scan", [False, True])
 def test_the_sums_of_one_forward_pass_equal_jacfwd_of_the_residual(sums_in_scan):
     """r'r, J'r and J'J that Levenberg-Marquardt takes from one pass (the tangents a batch
@@ -662,6 +663,7 @@ def test_the_sums_of_one_forward_pass_equal_jacfwd_of_the_residual(sums_in_scan)
     assert np.abs(J).max(axis=0).min() > 0 and len(names) == 6  # every parameter acts
 
 
+@pytest.mark.slow  # 7 s of compiling
 def test_a_recording_that_converged_is_frozen_while_others_keep_iterating():
     """fit_many: a recording that converges within a few steps keeps the result of its
     separate fit (steps, history, values) while another of the batch takes many more."""
