@@ -14,9 +14,10 @@ g_max 1) and fit the same three parameters:
   the sample grid.
 
 Then 1000 recordings (1000 noise draws) fitted in one `jsyn.fit_many` call vs a Python
-loop of curve_fit. Medians over repeats (the machine may be shared: see the spread).
+loop of curve_fit (3 loops by default). Medians over repeats (the machine may be shared:
+see the spread).
 
-Run: `python benchmarks/fit.py [--repeats 30] [--n-many 1000]`
+Run: `python benchmarks/fit.py [--repeats 30] [--n-many 1000] [--loop-repeats 3]`
 (needs scipy: `pip install -e '.[bench]'`).
 """
 
@@ -43,6 +44,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--many-repeats", type=int, default=5)
+    parser.add_argument("--loop-repeats", type=int, default=3)
     parser.add_argument("--n-many", type=int, default=1000)
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)
@@ -128,11 +130,22 @@ def main():
         print(f"  ratio curve_fit / jsyn.fit (medians): {np.median(st) / np.median(jt):.2f}")
 
     n = args.n_many
-    loop_t, loop_est = timed(lambda: np.array([scipy_one(y) for y in targets]))
+
+    def loop():
+        return np.array([scipy_one(y) for y in targets])
+
+    loops = [timed(loop) for _ in range(args.loop_repeats)]
+    loop_est = loops[0][1]
+    loop_times = [t for t, _ in loops]
+    loop_t = float(np.median(loop_times))
     print(
-        f"\n{n} recordings x {T} samples (time-to-fit after compile; {args.many_repeats} repeats)"
+        f"\n{n} recordings x {T} samples (time-to-fit after compile; {args.many_repeats} repeats "
+        f"of fit_many, {args.loop_repeats} of the loop)"
     )
-    print(f"curve_fit, Python loop (float64): {loop_t:.3f} s")
+    print(
+        f"curve_fit, Python loop (float64): median {loop_t:.3f} s "
+        f"(min {min(loop_times):.3f}, max {max(loop_times):.3f})"
+    )
     for dtype in (jnp.float64, jnp.float32):
         spikes = jnp.asarray(counts, dtype)
         ys = jnp.asarray(targets, dtype)

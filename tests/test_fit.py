@@ -1,6 +1,8 @@
 """jsyn.fit and jsyn.fit_many: the cases of issue 5, confidence-interval coverage, the
 optimiser options, parameter selection and errors."""
 
+import importlib
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -608,3 +610,72 @@ def test_a_fitted_delay_must_be_bounded_by_max_delay():
     res = jsyn.fit(model(B(0.5, 0.0, 1.0), 1.0), spikes, clean, dt, params="delay")
     assert 0.0 <= float(res.value["delay.delay"]) <= 1.0
     assert not res.converged  # pinned at the bound, where the data no longer move it
+
+
+# ----------------------------------------------------------------------------------------
+# one forward pass for Levenberg-Marquardt, and the batch (issue 12)
+
+
+@pytest.mark.slow  # 9-17 s of compiling each
+@pytest.mark.parametrize("sums_in_scan", [False, True])
+def test_the_sums_of_one_forward_pass_equal_jacfwd_of_the_residual(sums_in_scan):
+    """r'r, J'r and J'J that Levenberg-Marquardt takes from one pass (the tangents a batch
+    axis of one jvp per step; summed in the scan for fit_many, after it for a single fit)
+    equal those of `jax.jacfwd` through the whole simulation, to 1e-12 (float64): two
+    columns, weights, short-term plasticity and a delay (whose state holds an integer)."""
+    from jsyn import _fit_solve
+    from jsyn.simulate import _initial_state
+
+    fit_module = importlib.import_module("jsyn.fit")
+    dt, T = 0.1, 300
+    spikes = jnp.concatenate([raster([2.0, 9.0, 14.0], T, dt), raster([5.0], T, dt)], axis=1)
+    model = jsyn.PSC(
+        jsyn.DualExpon(LP(1.0), LP(5.0)),
+        jsyn.COBA(g_max=SP(1.0)),
+        stp=jsyn.STP(U=B(0.3), tau_f=100.0, tau_d=LP(80.0)),
+        delay=jsyn.Delay(B(1.23, 0.0, 4.0), dt, max_delay=4.0),
+        V_hold=-70.0,
+    )
+    target = jnp.asarray(np.random.default_rng(0).normal(size=(T, 2)))
+    weights = jnp.asarray(np.random.default_rng(1).uniform(0.5, 2.0, size=(T, 2)))
+    params = "tau_rise,tau_decay,g_max,U,tau_d,delay"
+    names, target, weights, _, cfg = fit_module._prepare(
+        model, spikes, target, dt, batched=False, params=params, loss="mse",
+        weights=weights, optimizer=None, max_steps=None, tol=None, record=None, n_starts=1,
+        spread=0.5, level=0.95, checkpoint=None, convention=None,
+    )  # fmt: skip
+    cfg = cfg._replace(sums_in_scan=sums_in_scan)
+    state = _initial_state(model, [spikes], None)
+    theta0, _, predict, moments, *_ = _fit_solve._problem(
+        model, spikes, target, weights, state, dt, cfg
+    )
+    theta = theta0 + jnp.linspace(-0.2, 0.3, theta0.size)
+
+    def residual(theta):
+        return ((predict(theta) - target) * jnp.sqrt(weights)).ravel()
+
+    r, J = residual(theta), jax.jacfwd(residual)(theta)
+    got = jax.jit(moments)(theta)
+    np.testing.assert_allclose(got.f, r @ r, rtol=1e-12)
+    scale = np.abs(J.T @ J).max()
+    np.testing.assert_allclose(got.g, J.T @ r, rtol=1e-12, atol=1e-12 * np.abs(J.T @ r).max())
+    np.testing.assert_allclose(got.A, J.T @ J, rtol=1e-12, atol=1e-12 * scale)
+    assert np.abs(J).max(axis=0).min() > 0 and len(names) == 6  # every parameter acts
+
+
+@pytest.mark.slow  # 7 s of compiling
+def test_a_recording_that_converged_is_frozen_while_others_keep_iterating():
+    """fit_many: a recording that converges within a few steps keeps the result of its
+    separate fit (steps, history, values) while another of the batch takes many more."""
+    dt = 0.1
+    spikes = raster([2.0, 9.0, 15.0], 300, dt)
+    targets = jnp.stack([jsyn.simulate(jsyn.Expon(tau=t), spikes, dt)[1] for t in (4.2, 60.0)])
+    model = jsyn.Expon(tau=LP(4.0))
+    many = jsyn.fit_many(model, spikes, targets, dt, params="tau", shared_inputs=True)
+    alone = jsyn.fit(model, spikes, targets[0], dt, params="tau")
+    assert int(many.n_steps[1]) >= int(many.n_steps[0]) + 3
+    assert int(many.n_steps[0]) == int(alone.n_steps)
+    np.testing.assert_allclose(many.history[0], alone.history, rtol=1e-10)
+    np.testing.assert_allclose(many.value["tau"][0], alone.value["tau"], rtol=1e-12)
+    np.testing.assert_allclose(many.stderr["tau"][0], alone.stderr["tau"], rtol=1e-8)
+    assert list(many.status) == ["converged", "converged"]
