@@ -46,6 +46,7 @@ from .network import (
     Projection as Projection,
     ProjectionState as ProjectionState,
 )
+from .modulation import ModulatedGain as ModulatedGain
 from .neurons import (
     LIF as LIF,
     AbstractNeuron as AbstractNeuron,
@@ -58,6 +59,7 @@ from .neurons import (
     SpikeTimes as SpikeTimes,
     SpikeTimesState as SpikeTimesState,
 )
+from .noise import StochasticRelease as StochasticRelease
 from .outputs import (
     COBA as COBA,
     CUBA as CUBA,

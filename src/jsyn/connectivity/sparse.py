@@ -168,7 +168,9 @@ class Sparse(AbstractConnection):
     def syn_shape(self) -> tuple[int, ...]:
         return (self.n_syn,)
 
-    def deliver(self, signal, into, *, weights=None, rows=None, rows_next=None, frac=None):
+    def deliver(
+        self, signal, into, *, weights=None, rows=None, rows_next=None, frac=None, hook=None
+    ):
         s = check_signal("Sparse.deliver", signal, self.n_pre).astype(into.dtype)
         w = self.weights(into) if weights is None else jnp.asarray(weights).astype(into.dtype)
         if self.width == 0:
@@ -186,7 +188,7 @@ class Sparse(AbstractConnection):
                 frac = jnp.broadcast_to(frac, self.syn_shape)
         tiers = self.tiers if self.event_driven else (self.n_pre,)
         spec = _Spec(tiers, self.width, self.n_syn, w.ndim > 0, mode)
-        return _deliver(spec, self.targets, self.indptr, s, w, rows, rows_next, frac, into)
+        return _deliver(spec, self.targets, self.indptr, s, w, rows, rows_next, frac, into, hook)
 
     def spread(self, signal) -> Float[Array, " syn"]:
         return check_signal("Sparse.spread", signal, self.n_pre)[self.pre_idx]
@@ -217,13 +219,15 @@ class _Spec(NamedTuple):
     mode: str  # "none", "scalar" or "synapse" delays
 
 
-def _gathered(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into, idx):
-    """Scatter the synapses of presynaptic neurons `idx` (all of them for `None`)."""
+def _gathered(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into, hook, idx):
+    """Scatter the synapses of presynaptic neurons `idx` (all of them for `None`), each
+    block of values passed through `hook` (if any) before the scatter."""
     if idx is None:
+        idx = jnp.arange(signal.shape[0], dtype=indptr.dtype) if hook is not None else None
         post, vals, start = targets, signal, indptr[:-1]
     else:
         post, vals, start = targets[idx], signal[idx], indptr[idx]
-    need_syn = spec.w_per_synapse or spec.mode == "synapse"
+    need_syn = spec.w_per_synapse or spec.mode == "synapse" or hook is not None
     if need_syn:
         # Padding entries of a row point past its synapses; their target is n_post, an
         # out-of-range index that the scatters below drop, so any valid index serves.
@@ -231,6 +235,8 @@ def _gathered(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, in
             start[:, None] + jnp.arange(spec.width, dtype=start.dtype)[None, :], spec.n_syn - 1
         )
     v = vals[:, None] * (w[syn] if spec.w_per_synapse else w)
+    if hook is not None:
+        v = hook(v, syn, idx[:, None])
     if spec.mode == "none":
         return into.at[post].add(v, mode="drop")
     if spec.mode == "synapse":
@@ -263,8 +269,8 @@ def _branches(spec: _Spec) -> tuple:
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _deliver(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into):
-    args = (targets, indptr, signal, w, rows, rows_next, frac, into)
+def _deliver(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into, hook):
+    args = (targets, indptr, signal, w, rows, rows_next, frac, into, hook)
     if len(spec.tiers) == 1:
         return _gathered(spec, *args, idx=None)
     n_active = jnp.count_nonzero(signal)
