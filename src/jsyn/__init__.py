@@ -40,13 +40,13 @@ from .gap import (
     DiffusiveCoupling as DiffusiveCoupling,
 )
 from .gap_junction import GapJunction as GapJunction
+from .modulation import ModulatedGain as ModulatedGain
 from .network import (
     Network as Network,
     NetworkState as NetworkState,
     Projection as Projection,
     ProjectionState as ProjectionState,
 )
-from .modulation import ModulatedGain as ModulatedGain
 from .neurons import (
     LIF as LIF,
     AbstractNeuron as AbstractNeuron,
@@ -59,7 +59,13 @@ from .neurons import (
     SpikeTimes as SpikeTimes,
     SpikeTimesState as SpikeTimesState,
 )
-from .noise import StochasticRelease as StochasticRelease
+from .noise import (
+    OUNoise as OUNoise,
+    OUNoiseState as OUNoiseState,
+    QuantalSTP as QuantalSTP,
+    QuantalSTPState as QuantalSTPState,
+    StochasticRelease as StochasticRelease,
+)
 from .outputs import (
     COBA as COBA,
     CUBA as CUBA,

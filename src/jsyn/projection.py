@@ -5,6 +5,7 @@ r"""Projections: the synapses from one group of neurons onto another,
 run alone under `jsyn.simulate` or inside a `jsyn.Network`.
 """
 
+import inspect
 from typing import Any
 
 import equinox as eqx
@@ -76,6 +77,12 @@ def _layout(synapse: AbstractSynapse, conn: AbstractConnection, layout) -> str:
             "synapse_params."
         )
     return layout
+
+
+def _takes_key(model) -> bool:
+    """Whether `model` (a synapse or STP model, or `None`) is stochastic: its `init_state`
+    takes a PRNG key (`jsyn.OUNoise`, `jsyn.QuantalSTP`)."""
+    return model is not None and "key" in inspect.signature(model.init_state).parameters
 
 
 class _Spikes(AbstractDelivery):
@@ -369,19 +376,21 @@ class Projection(AbstractSystem):
 
     @property
     def needs_key(self) -> bool:
-        """Whether the projection is stochastic (stochastic release), so that `init_state`
-        needs a PRNG key."""
-        return self.release is not None
+        """Whether the projection is stochastic (stochastic release, or a synapse or STP
+        model with random numbers such as `jsyn.OUNoise`, `jsyn.QuantalSTP`), so that
+        `init_state` needs a PRNG key."""
+        return self.release is not None or _takes_key(self.stp) or _takes_key(self.synapse)
 
     def init_state(
         self, n: Shape | None = None, *, dtype=None, key: PRNGKeyArray | None = None
     ) -> ProjectionState:
         """The state at rest (nothing in flight). `n` may be `None` or `(n_pre,)`, the
-        shape of the presynaptic spikes. `key` (a `jax.random.key`) is required with
-        stochastic release and refused otherwise."""
+        shape of the presynaptic spikes. `key` (a `jax.random.key`) is required when the
+        projection is stochastic (`needs_key`) and refused otherwise; it is split between
+        the release, the STP model and the synapse."""
         if self.needs_key and key is None:
             raise TypeError(
-                "Projection with stochastic release needs a key: pass "
+                "Projection with stochastic release, synapse or STP needs a key: pass "
                 "init_state(key=jax.random.key(0)) or simulate(..., key=...)."
             )
         if key is not None and not self.needs_key:
@@ -392,7 +401,9 @@ class Projection(AbstractSystem):
                 f"presynaptic neuron of its connection (got n={n}); match the inputs to it."
             )
         dtype = jnp.result_type(float) if dtype is None else dtype
-        stp = None if self.stp is None else self.stp.init_state(self.n_pre, dtype=dtype)
+        keys = [None] * 3 if key is None else list(jax.random.split(key, 3))
+        stp_key = {"key": keys[1]} if _takes_key(self.stp) else {}
+        stp = None if self.stp is None else self.stp.init_state(self.n_pre, dtype=dtype, **stp_key)
         shape = self.conn.syn_shape if self.per_synapse else (self.n_post,)
         delay = None
         if self.line is not None:
@@ -407,12 +418,14 @@ class Projection(AbstractSystem):
         return ProjectionState(
             stp=stp,
             delay=delay,
-            synapse=self.synapse.init_state(shape, dtype=dtype),
+            synapse=self.synapse.init_state(
+                shape, dtype=dtype, **({"key": keys[2]} if _takes_key(self.synapse) else {})
+            ),
             g=jnp.zeros((self.n_post,), dtype),
             w=w,
             rule=rule,
             sent=sent,
-            key=key,
+            key=keys[0] if self.release is not None else None,
         )
 
     def step(
