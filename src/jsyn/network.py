@@ -213,8 +213,8 @@ class Network(AbstractSystem):
                 "net.init_state(key=...)."
             )
         proj_keys = {}
-        if random_projections:  # the groups' keys stay as without them
-            key, sub = jax.random.split(key)
+        if random_projections:  # from a key of their own: the groups' keys stay as without them
+            sub = jax.random.fold_in(key, _PROJECTION_KEYS)
             proj_keys = dict(
                 zip(random_projections, jax.random.split(sub, len(random_projections)))
             )
@@ -359,6 +359,9 @@ def _source_size(neuron) -> int | None:
         return None
     spikes = getattr(state, "spikes", None)
     return None if spikes is None or len(spikes.shape) != 1 else int(spikes.shape[0])
+
+
+_PROJECTION_KEYS = 0x5EED_0001  # folded into the network's key for its projections' keys
 
 
 def _key_of(keys, name) -> dict:

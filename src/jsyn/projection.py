@@ -566,7 +566,9 @@ class Projection(AbstractSystem):
         drive = self.conn.spread(signal)
         if hook is not None:  # every synapse, numbered as in `deliver`
             syn = jnp.arange(drive.size, dtype=jnp.int32).reshape(drive.shape)
-            drive = hook(drive, syn, self.conn.spread(jnp.arange(self.n_pre, dtype=jnp.int32)))
+            # each synapse's presynaptic neuron (exact as a float below 2**24 neurons)
+            pre = self.conn.spread(jnp.arange(self.n_pre, dtype=drive.dtype)).astype(jnp.int32)
+            drive = hook(drive, syn, pre)
         synapse, g_syn = kinetics.step(state.synapse, drive, dt)
         delay, w = state.delay, state.w
         if self.line is None:
