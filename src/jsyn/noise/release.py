@@ -13,16 +13,31 @@ from .._params import Param, as_param, param, resolve
 _MODES = ("hard", "straight_through", "relaxed")
 
 
+def _lowbias32(x):
+    """A 32-bit integer hash with low bias (Wellons' `lowbias32`, hash-prospector)."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
 def uniforms(key: PRNGKeyArray, syn: Int[Array, "..."], n_sites: int, dtype) -> Array:
     r"""Uniform numbers in the open interval (0, 1), shape `syn.shape + (n_sites,)`: those
-    of synapse $s$ depend only on `key` and $s$ (`jax.random.fold_in(key, s)`), so any
-    subset of synapses, gathered in any order, draws the same numbers for the same
-    synapse."""
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(key, syn.reshape(-1).astype(jnp.uint32))
-    bits = jax.vmap(lambda k: jax.random.bits(k, (n_sites,), jnp.uint32))(keys)
+    of synapse $s$ depend only on `key` and $s$, so any subset of synapses, gathered in any
+    order, draws the same numbers for the same synapse.
+
+    Counter-based: two words $k_0, k_1$ drawn from `key` (one JAX draw per step) key a hash
+    of the counter, $h(h(s \oplus k_0) \oplus (k_1 + arphi\,	ext{site}))$ with $h$ the
+    `lowbias32` integer hash and $arphi$ = 0x9E3779B9: a few integer operations per
+    number, where JAX's Threefry costs some eighty (and doubled the cost of the COBA
+    benchmark network; see benchmarks/README.md)."""
+    k0, k1 = jax.random.bits(key, (2,), jnp.uint32)
+    site = jnp.arange(n_sites, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9)
+    first = _lowbias32(syn.astype(jnp.uint32) ^ k0)[..., None]
+    bits = _lowbias32(first ^ (site + k1))
     # 24 random bits, centred in their bin: never exactly 0 or 1 (log u is finite)
-    u = ((bits >> 8).astype(dtype) + 0.5) * (1.0 / 2**24)
-    return u.reshape(*syn.shape, n_sites)
+    return ((bits >> 8).astype(dtype) + 0.5) * (1.0 / 2**24)
 
 
 class StochasticRelease(AbstractComponent):
@@ -44,8 +59,8 @@ class StochasticRelease(AbstractComponent):
     efficacy scales the released drive ($r\,w$ with probability $p$).
 
     **Random numbers.** The projection keeps a PRNG key in its state (`state.key`), split
-    once per step; the uniform numbers of synapse $s$ in a step come from
-    `fold_in(step key, s)`. They are drawn only for the synapses of the neurons that
+    once per step; the uniform numbers of synapse $s$ in a step come from a counter-based
+    hash of (step key, $s$). They are drawn only for the synapses of the neurons that
     spiked (event-driven with `jsyn.Sparse`), and the same synapse draws the same numbers
     whichever neurons spiked with it, so a run is reproducible for a given key and
     `jsyn.Dense` equals an all-to-all `jsyn.Sparse` exactly.
