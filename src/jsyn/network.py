@@ -99,7 +99,8 @@ class Network(AbstractSystem):
       the module docstring for when their currents and spikelets act.
 
     `init_state(n=None, *, dtype=None, key=None)` builds the state of every group at rest
-    (`n` is ignored: the groups fix the sizes); `key` seeds stochastic groups. To start from
+    (`n` is ignored: the groups fix the sizes); `key` seeds stochastic groups and projections
+    (stochastic release, `jsyn.OUNoise`, `jsyn.QuantalSTP`). To start from
     other potentials, replace them:
     `state = eqx.tree_at(lambda s: s.groups["E"].V, state, V0)`.
     """

@@ -201,3 +201,28 @@ def test_errors():
     bad = __import__("equinox").tree_at(lambda p: p.release.p, bad, jnp.asarray(-0.1))
     with pytest.raises(Exception, match=r"p must be a probability"):
         jax.jit(lambda s: jsyn.simulate(s, jnp.ones((3, 1)), DT, key=jax.random.key(0)))(bad)
+
+
+def test_the_per_synapse_numbers_are_uniform_independent_and_order_free():
+    """The counter-based numbers: uniform (mean, variance, 20-bin chi-square), uncorrelated
+    between neighbouring synapses, sites and step keys, and the same for a synapse in any
+    block and order."""
+    from jsyn.noise.release import uniforms
+
+    n = 200_000
+    syn = jnp.arange(n)
+    key = jax.random.key(11)
+    u = np.asarray(uniforms(key, syn, 2, jnp.float64))
+    assert u.shape == (n, 2) and u.min() > 0 and u.max() < 1
+    assert abs(u.mean() - 0.5) < 4 / np.sqrt(12 * 2 * n)
+    assert abs(u.var() - 1 / 12) < 4 * np.sqrt(1 / 180 / (2 * n))
+    counts = np.histogram(u[:, 0], bins=20, range=(0, 1))[0]
+    chi2 = np.sum((counts - n / 20) ** 2 / (n / 20))
+    assert chi2 < 45  # 19 degrees of freedom: P(chi2 > 45) < 1e-3
+    other = np.asarray(uniforms(jax.random.key(12), syn, 1, jnp.float64))[:, 0]
+    for a, b in ((u[:-1, 0], u[1:, 0]), (u[:, 0], u[:, 1]), (u[:, 0], other)):
+        assert abs(np.corrcoef(a, b)[0, 1]) < 4 / np.sqrt(n)
+    perm = np.random.default_rng(0).permutation(n)[:1000].reshape(40, 25)
+    np.testing.assert_array_equal(
+        np.asarray(uniforms(key, jnp.asarray(perm), 2, jnp.float64)), u[perm]
+    )

@@ -105,10 +105,18 @@ class QuantalSTP(AbstractShortTermPlasticity):
         s = jnp.asarray(spikes, a.dtype)
         dt = jnp.asarray(dt, a.dtype)
         key, k_rec, k_rel = jax.random.split(state.key, 3)
-        sg = jax.lax.stop_gradient
         recover = -jnp.expm1(-dt / resolve(self.tau_d, a))
-        a = a + jax.random.binomial(k_rec, sg(self.n_sites - a), sg(recover), dtype=a.dtype)
+        a = a + self._count(k_rec, self.n_sites - a, recover)
         u = u * kin.decay(dt, resolve(self.tau_f, u))
         u = u + s * resolve(self.U, u) * (1.0 - u)
-        k = jax.random.binomial(k_rel, sg(a), sg(jnp.clip(s * u, 0.0, 1.0)), dtype=a.dtype)
+        k = self._count(k_rel, a, jnp.clip(s * u, 0.0, 1.0))
         return QuantalSTPState(a=a - k, u=u, key=key), k / self.n_sites
+
+    def _count(self, key, m, p):
+        r"""$\operatorname{Binomial}(m, p)$ for whole numbers $0 \le m \le n$: the successes
+        among the first $m$ of $n$ Bernoulli draws (exact, without loops; no gradient)."""
+        m = jax.lax.stop_gradient(m)
+        p = jnp.broadcast_to(jax.lax.stop_gradient(p), m.shape)
+        u = jax.random.uniform(key, (*m.shape, self.n_sites), m.dtype)
+        used = jnp.arange(self.n_sites, dtype=m.dtype) < m[..., None]
+        return jnp.sum(used & (u < p[..., None]), axis=-1).astype(m.dtype)

@@ -34,6 +34,7 @@ def uniforms(key: PRNGKeyArray, syn: Int[Array, "..."], n_sites: int, dtype) -> 
     benchmark network; see benchmarks/README.md)."""
     k0, k1 = jax.random.bits(key, (2,), jnp.uint32)
     site = jnp.arange(n_sites, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9)
+    site = site.reshape((1,) * syn.ndim + (n_sites,))
     first = _lowbias32(syn.astype(jnp.uint32) ^ k0)[..., None]
     bits = _lowbias32(first ^ (site + k1))
     # 24 random bits, centred in their bin: never exactly 0 or 1 (log u is finite)
