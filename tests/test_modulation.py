@@ -55,7 +55,7 @@ def test_one_concentration_per_postsynaptic_neuron():
     np.testing.assert_allclose(g[:, 1], 0.5 * kin * (1 + K * d1), rtol=1e-12, atol=1e-15)
 
 
-def test_errors():
+def test_errors(untyped):
     proj = network().projections["p"]
     with pytest.raises(ValueError, match="its modulation reads the neuromodulator group 'DA'"):
         jsyn.Network(

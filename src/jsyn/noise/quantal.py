@@ -118,5 +118,6 @@ class QuantalSTP(AbstractShortTermPlasticity):
         m = jax.lax.stop_gradient(m)
         p = jnp.broadcast_to(jax.lax.stop_gradient(p), m.shape)
         u = jax.random.uniform(key, (*m.shape, self.n_sites), m.dtype)
-        used = jnp.arange(self.n_sites, dtype=m.dtype) < m[..., None]
+        sites = jnp.arange(self.n_sites, dtype=m.dtype).reshape((1,) * m.ndim + (-1,))
+        used = sites < m[..., None]
         return jnp.sum(used & (u < p[..., None]), axis=-1).astype(m.dtype)
