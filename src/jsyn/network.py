@@ -208,10 +208,14 @@ class Network(AbstractSystem):
         stochastic = [name for name, g in self.groups.items() if _needs_key(g)]
         random_projections = [name for name, p in self.projections.items() if p.needs_key]
         if (stochastic or random_projections) and key is None:
+            which = [
+                f"{kind} {names}"
+                for kind, names in (("groups", stochastic), ("projections", random_projections))
+                if names
+            ]
             raise TypeError(
-                f"Network groups {stochastic} and projections {random_projections} are "
-                "stochastic and need a key: pass simulate(..., key=jax.random.key(0)) or "
-                "net.init_state(key=...)."
+                f"Network {' and '.join(which)} are stochastic and need a key: pass "
+                "simulate(..., key=jax.random.key(0)) or net.init_state(key=...)."
             )
         proj_keys = {}
         if random_projections:  # from a key of their own: the groups' keys stay as without them

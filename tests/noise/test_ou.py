@@ -70,6 +70,8 @@ def test_runs_in_a_network_as_a_projection():
     assert abs(last.std() / SIGMA - 1) < 0.1
     with pytest.raises(TypeError, match="stochastic: pass simulate"):
         jsyn.simulate(net, None, 0.1, n_steps=3)
+    with pytest.raises(TypeError, match=r"Network projections \['bg'\] are stochastic and need"):
+        net.init_state()
 
 
 def test_errors():
