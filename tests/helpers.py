@@ -13,10 +13,18 @@ import jsyn
 DT = 0.1
 
 
+def _plain(x):
+    """A PRNG key as its raw data (so that keys compare equal exactly), anything else as is."""
+    if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(x)
+    return x
+
+
 def tree_allclose(a, b, rtol=1e-10, atol=1e-12) -> bool:
-    """Same structure, and every leaf close."""
+    """Same structure, and every leaf close (PRNG keys: equal)."""
     if jax.tree.structure(a) != jax.tree.structure(b):
         return False
+    a, b = jax.tree.map(_plain, a), jax.tree.map(_plain, b)
     return all(
         np.shape(x) == np.shape(y) and np.allclose(x, y, rtol=rtol, atol=atol)
         for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
@@ -305,6 +313,142 @@ ALL_SYSTEMS = [
     ),
 ]
 """Every model of the package, ready-built. A new model joins the suite with one line."""
+
+# --- Synaptic noise (stochastic release, quantal STP, OU noise) and the modulator gain ------
+
+
+class Keyed(eqx.Module):
+    """A stochastic system with its key fixed (`jax.random.key(0)`), so that the suite's runs
+    without `key=` see one realisation of it. Parameters read as attributes."""
+
+    system: eqx.Module
+
+    def __getattr__(self, name):
+        if name == "system":
+            raise AttributeError(name)
+        return getattr(self.system, name)
+
+    def init_state(self, n=None, *, dtype=None):
+        return self.system.init_state(n, dtype=dtype, key=jax.random.key(0))
+
+    def step(self, state, x, dt):
+        return self.system.step(state, x, dt)
+
+
+class ReleasePair(eqx.Module):
+    """A projection with stochastic release run alone (key fixed); the release's parameters
+    (`p`, `temperature`) read as attributes."""
+
+    proj: jsyn.Projection
+
+    def __getattr__(self, name):
+        if name == "proj":
+            raise AttributeError(name)
+        return getattr(self.proj.release, name)
+
+    def init_state(self, n=None, *, dtype=None):
+        return self.proj.init_state(dtype=dtype, key=jax.random.key(0))
+
+    def step(self, state, x, dt):
+        return self.proj.step(state, x, dt)
+
+
+class GainPair(eqx.Module):
+    """A modulated projection run alone: each input row holds the presynaptic spikes, then
+    the concentration of the step (the last entry); the gain's `k` reads as an attribute."""
+
+    proj: jsyn.Projection
+
+    def __getattr__(self, name):
+        if name == "proj":
+            raise AttributeError(name)
+        return getattr(self.proj.modulation, name)
+
+    def init_state(self, n=None, *, dtype=None):
+        return self.proj.init_state(dtype=dtype)
+
+    def step(self, state, x, dt):
+        state, g = self.proj.step(state, x[:-1], dt, gain_modulator=x[-1:])
+        return state, jnp.concatenate([g, x[-1:]])
+
+
+def _release_projection(release):
+    """3 -> 3 cells, event-driven sparse wiring (tiers 1, 2, 3) with per-synapse delays off
+    the grid and per-synapse release probabilities."""
+    return ReleasePair(
+        jsyn.Projection(
+            jsyn.Sparse(
+                [0, 0, 1, 2, 2],
+                [0, 2, 1, 0, 1],
+                3,
+                3,
+                jnp.array([0.5, 1.2, 0.8, 1.0, 0.3]),
+                tiers=(1, 2, 3),
+            ),
+            jsyn.Expon(tau=4.0),
+            delay=jnp.array([0.37, 1.23, 0.05, 2.57, 0.91]),
+            dt=DT,
+            max_delay=3.0,
+            release=release,
+        )
+    )
+
+
+def _spikes01(dtype=jnp.float64, **kw):
+    return (spike_train(**kw) > 0).astype(dtype)
+
+
+NOISE_SYSTEMS = [
+    # Hard draws: the drive is linear in the spikes (gradients w.r.t. the inputs), not
+    # differentiable in p. The relaxed draws are smooth in p and the temperature.
+    Case(
+        "StochasticRelease-Sparse-delays",
+        _release_projection(
+            jsyn.StochasticRelease(p=jnp.array([0.2, 0.5, 0.9, 0.4, 0.7]), n_sites=3)
+        ),
+        spike_train,
+        (),
+        fixed_size=True,
+    ),
+    Case(
+        "StochasticRelease-relaxed",
+        _release_projection(
+            jsyn.StochasticRelease(p=0.4, n_sites=2, mode="relaxed", temperature=0.5)
+        ),
+        spike_train,
+        ("p", "temperature"),
+        fixed_size=True,
+        constraints={"p": lambda p: jsyn.Bounded(p, 0.0, 1.0)},
+    ),
+    Case(
+        "OUNoise",
+        Keyed(jsyn.OUNoise(g0=1.0, sigma=0.3, tau=3.0)),
+        spike_train,
+        ("g0", "sigma", "tau"),
+    ),
+    # Binomial draws: no gradient w.r.t. the parameters (piecewise constant in them).
+    Case(
+        "QuantalSTP",
+        Keyed(jsyn.QuantalSTP(n_sites=5, U=0.4, tau_f=20.0, tau_d=30.0)),
+        _spikes01,
+        (),
+    ),
+    Case(
+        "ModulatedGain",
+        GainPair(
+            jsyn.Projection(
+                jsyn.Dense(jnp.linspace(0.3, 0.7, 9).reshape(3, 3)),
+                jsyn.Expon(tau=4.0),
+                modulation=jsyn.ModulatedGain("DA", k=0.7),
+            )
+        ),
+        lambda **kw: spike_train(**{"n": 4, **kw}),
+        ("k",),
+        fixed_size=True,
+        constraints={"k": jsyn.SoftplusPositive},
+    ),
+]
+ALL_SYSTEMS += NOISE_SYSTEMS
 
 
 def fit_parametrisation(name: str) -> Callable:

@@ -40,6 +40,7 @@ from .gap import (
     DiffusiveCoupling as DiffusiveCoupling,
 )
 from .gap_junction import GapJunction as GapJunction
+from .modulation import ModulatedGain as ModulatedGain
 from .network import (
     Network as Network,
     NetworkState as NetworkState,
@@ -57,6 +58,13 @@ from .neurons import (
     SigmoidSurrogate as SigmoidSurrogate,
     SpikeTimes as SpikeTimes,
     SpikeTimesState as SpikeTimesState,
+)
+from .noise import (
+    OUNoise as OUNoise,
+    OUNoiseState as OUNoiseState,
+    QuantalSTP as QuantalSTP,
+    QuantalSTPState as QuantalSTPState,
+    StochasticRelease as StochasticRelease,
 )
 from .outputs import (
     COBA as COBA,

@@ -106,7 +106,8 @@ class Network(AbstractSystem):
       the module docstring for when their currents and spikelets act.
 
     `init_state(n=None, *, dtype=None, key=None)` builds the state of every group at rest
-    (`n` is ignored: the groups fix the sizes); `key` seeds stochastic groups. To start from
+    (`n` is ignored: the groups fix the sizes); `key` seeds stochastic groups and projections
+    (stochastic release, `jsyn.OUNoise`, `jsyn.QuantalSTP`). To start from
     other potentials, replace them:
     `state = eqx.tree_at(lambda s: s.groups["E"].V, state, V0)`.
     """
@@ -177,17 +178,19 @@ class Network(AbstractSystem):
                         + ("" if rng is None else f" and the slice {rng} spans {span}")
                         + f"; match the connection to the group or set {side}_slice."
                     )
-            source = None if proj.plasticity is None else proj.plasticity.modulator
-            if source is not None and not (
-                isinstance(neurons.get(source), Neuromodulator)
-                and size_of[source] in (1, proj.n_post)
-            ):
-                raise ValueError(
-                    f"Network projection {pname!r}: its rule reads the neuromodulator group "
-                    f"{source!r}, which must be a jsyn.Neuromodulator group of size 1 or "
-                    f"{proj.n_post} (groups: {sorted(size_of)}); add it, e.g. "
-                    f"{{{source!r}: (jsyn.Neuromodulator(tau_d=200.0), 1)}}."
-                )
+            rule_source = None if proj.plasticity is None else proj.plasticity.modulator
+            gain_source = None if proj.modulation is None else proj.modulation.modulator
+            for source, reader in ((rule_source, "rule"), (gain_source, "modulation")):
+                if source is not None and not (
+                    isinstance(neurons.get(source), Neuromodulator)
+                    and size_of[source] in (1, proj.n_post)
+                ):
+                    raise ValueError(
+                        f"Network projection {pname!r}: its {reader} reads the neuromodulator "
+                        f"group {source!r}, which must be a jsyn.Neuromodulator group of size 1 or "
+                        f"{proj.n_post} (groups: {sorted(size_of)}); add it, e.g. "
+                        f"{{{source!r}: (jsyn.Neuromodulator(tau_d=200.0), 1)}}."
+                    )
             if proj.output is None and not _takes_jump(neurons[proj.post]):
                 raise ValueError(
                     f"Network projection {pname!r} gives voltage jumps (no output law), but its "
@@ -206,14 +209,26 @@ class Network(AbstractSystem):
         self, n: Shape | None = None, *, dtype=None, key: PRNGKeyArray | None = None
     ) -> NetworkState:
         """The state at rest. `n` is ignored (the groups fix the sizes); `key` seeds the
-        stochastic groups (`jsyn.Poisson`)."""
+        stochastic groups (`jsyn.Poisson`) and projections (stochastic release)."""
         dtype = jnp.result_type(float) if dtype is None else dtype
         groups = {}
         stochastic = [name for name, g in self.groups.items() if _needs_key(g)]
-        if stochastic and key is None:
+        random_projections = [name for name, p in self.projections.items() if p.needs_key]
+        if (stochastic or random_projections) and key is None:
+            which = [
+                f"{kind} {names}"
+                for kind, names in (("groups", stochastic), ("projections", random_projections))
+                if names
+            ]
             raise TypeError(
-                f"Network groups {stochastic} are stochastic and need a key: pass "
+                f"Network {' and '.join(which)} are stochastic and need a key: pass "
                 "simulate(..., key=jax.random.key(0)) or net.init_state(key=...)."
+            )
+        proj_keys = {}
+        if random_projections:  # from a key of their own: the groups' keys stay as without them
+            sub = jax.random.fold_in(key, _PROJECTION_KEYS)
+            proj_keys = dict(
+                zip(random_projections, jax.random.split(sub, len(random_projections)))
             )
         keys = dict(zip(stochastic, jax.random.split(key, len(stochastic)))) if stochastic else {}
         for name, size in self.sizes:
@@ -223,7 +238,8 @@ class Network(AbstractSystem):
             else:
                 groups[name] = neuron.init_state(size, dtype=dtype)
         projections = {
-            name: p.init_state(p.n_pre, dtype=dtype) for name, p in self.projections.items()
+            name: p.init_state(p.n_pre, dtype=dtype, **_key_of(proj_keys, name))
+            for name, p in self.projections.items()
         }
         gaps = {name: jnp.zeros((gap.n_post,), dtype) for name, gap in self.gaps.items()}
         return NetworkState(groups=groups, projections=projections, gaps=gaps)
@@ -301,6 +317,8 @@ class Network(AbstractSystem):
     def _project(self, pname, proj, state, spikes, groups, dt, selection=None):
         """Step projection `pname` with the spikes of this step: its new state."""
         kwargs = {} if selection is None else {"selection": selection}
+        if proj.modulation is not None:
+            kwargs["gain_modulator"] = groups[proj.modulation.modulator].d
         pre_spikes = _take(spikes[proj.pre], proj.pre_slice)
         if proj.plasticity is not None:
             source = proj.plasticity.modulator
@@ -401,6 +419,13 @@ def _source_size(neuron) -> int | None:
         return None
     spikes = getattr(state, "spikes", None)
     return None if spikes is None or len(spikes.shape) != 1 else int(spikes.shape[0])
+
+
+_PROJECTION_KEYS = 0x5EED_0001  # folded into the network's key for its projections' keys
+
+
+def _key_of(keys, name) -> dict:
+    return {"key": keys[name]} if name in keys else {}
 
 
 def _describe_input(x) -> str:

@@ -5,18 +5,21 @@ r"""Projections: the synapses from one group of neurons onto another,
 run alone under `jsyn.simulate` or inside a `jsyn.Network`.
 """
 
+import inspect
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ._component import AbstractSystem, as_shape
 from ._custom_types import ScalarLike, Shape
 from ._params import AbstractParam, as_param, resolve
 from .connectivity import AbstractConnection
 from .delays import Delay, DelayState
+from .modulation import ModulatedGain
+from .noise.release import ReleaseEvents, StochasticRelease
 from .outputs import AbstractOutput
 from .plasticity import AbstractLongTermPlasticity, AbstractShortTermPlasticity
 from .synapses import AbstractDelivery, AbstractLinearSynapse, AbstractSynapse, Drive
@@ -76,6 +79,12 @@ def _layout(synapse: AbstractSynapse, conn: AbstractConnection, layout) -> str:
     return layout
 
 
+def _takes_key(model) -> bool:
+    """Whether `model` (a synapse or STP model, or `None`) is stochastic: its `init_state`
+    takes a PRNG key (`jsyn.OUNoise`, `jsyn.QuantalSTP`)."""
+    return model is not None and "key" in inspect.signature(model.init_state).parameters
+
+
 class _Spikes(AbstractDelivery):
     """A step's presynaptic signal as the drive of summed kinetics: delivered through the
     connection straight into the state (event-driven with `jsyn.Sparse`)."""
@@ -83,12 +92,12 @@ class _Spikes(AbstractDelivery):
     conn: AbstractConnection
     signal: Float[Array, " n_pre"]
     weights: Array | None = None  # the plastic weights, or None for the connection's
+    hook: ReleaseEvents | None = None  # stochastic release, or None
     selection: Any = None  # the active presynaptic neurons, when found upstream
 
     def _deliver(self, signal, into):
-        if self.selection is None:
-            return self.conn.deliver(signal, into, weights=self.weights)
-        return self.conn.deliver(signal, into, weights=self.weights, selection=self.selection)
+        kw = {} if self.selection is None else {"selection": self.selection}
+        return self.conn.deliver(signal, into, weights=self.weights, hook=self.hook, **kw)
 
     def add(self, into, scale=None):
         if scale is None:
@@ -120,6 +129,8 @@ class ProjectionState(eqx.Module):
     - `sent`: with a rule and a delay, the presynaptic spikes of the last steps (a
       `jsyn.DelayState` of shape `(slots, n_pre)`), read when they arrive at each synapse;
       otherwise `None`.
+    - `key`: with stochastic release, the PRNG key of the next step (split once per step);
+      otherwise `None`.
     """
 
     stp: Any
@@ -129,6 +140,7 @@ class ProjectionState(eqx.Module):
     w: Float[Array, "*syn"] | None = None
     rule: Any = None
     sent: DelayState | None = None
+    key: PRNGKeyArray | None = None
 
 
 class Projection(AbstractSystem):
@@ -194,6 +206,13 @@ class Projection(AbstractSystem):
       state per synapse.
     - `plasticity`: a long-term plasticity rule, or `None` (static weights). Its
       parameters are scalars or one per synapse (shape `conn.syn_shape`).
+    - `release`: `jsyn.StochasticRelease` for random transmitter release at each synapse
+      (see there), or `None` (every spike transmits). Its `p` is a scalar or one per
+      synapse. The projection then keeps a PRNG key in its state: pass
+      `key=` to `init_state` (or `jsyn.simulate(..., key=...)`; a `jsyn.Network` hands
+      one out).
+    - `modulation`: `jsyn.ModulatedGain`, a neuromodulator's gain on the output, or `None`.
+      Inside a `Network`, which passes the concentration of its group each step.
 
     **Long-term plasticity** (`plasticity=`: `jsyn.STDP`, `jsyn.TripletSTDP`,
     `jsyn.RewardSTDP`, `jsyn.SynapticScaling`): the weights live in the state, one per
@@ -219,6 +238,8 @@ class Projection(AbstractSystem):
     stp: AbstractShortTermPlasticity | None
     line: Delay | None
     plasticity: AbstractLongTermPlasticity | None
+    release: StochasticRelease | None
+    modulation: ModulatedGain | None
     synapse_params: str = eqx.field(static=True)
     pre: str | None = eqx.field(static=True)
     post: str | None = eqx.field(static=True)
@@ -242,6 +263,8 @@ class Projection(AbstractSystem):
         synapse_params: str | None = None,
         plasticity: AbstractLongTermPlasticity | None = None,
         per_synapse: bool | None = None,
+        release: StochasticRelease | None = None,
+        modulation: ModulatedGain | None = None,
     ):
         if per_synapse is not None:
             raise TypeError(
@@ -280,6 +303,26 @@ class Projection(AbstractSystem):
             plasticity, conn.syn_shape, "Projection.plasticity's parameters", "one per synapse, "
         )
         self.plasticity = plasticity
+        if release is not None and not isinstance(release, StochasticRelease):
+            raise TypeError(
+                f"Projection.release must be jsyn.StochasticRelease or None (got "
+                f"{type(release).__name__})."
+            )
+        if release is not None and release.p is None and stp is None:
+            raise ValueError(
+                "Projection: StochasticRelease(p=None) releases with the STP efficacy as its "
+                "probability, but the projection has no stp; pass stp=jsyn.STP(...) or give p."
+            )
+        _check_shapes(
+            release, conn.syn_shape, "Projection.release's parameters", "one per synapse, "
+        )
+        if modulation is not None and not isinstance(modulation, ModulatedGain):
+            raise TypeError(
+                f"Projection.modulation must be jsyn.ModulatedGain or None (got "
+                f"{type(modulation).__name__})."
+            )
+        _check_shapes(modulation, (), "Projection.modulation's parameters")
+        self.release, self.modulation = release, modulation
         self.synapse_params = _layout(synapse, conn, synapse_params)
         self.conn, self.synapse, self.output, self.stp = conn, synapse, output, stp
         self.pre, self.post = pre, post
@@ -333,16 +376,36 @@ class Projection(AbstractSystem):
         synapse), not per postsynaptic neuron (one delay)."""
         return self.per_synapse and jnp.ndim(resolve(self.line.delay)) > 0
 
-    def init_state(self, n: Shape | None = None, *, dtype=None) -> ProjectionState:
+    @property
+    def needs_key(self) -> bool:
+        """Whether the projection is stochastic (stochastic release, or a synapse or STP
+        model with random numbers such as `jsyn.OUNoise`, `jsyn.QuantalSTP`), so that
+        `init_state` needs a PRNG key."""
+        return self.release is not None or _takes_key(self.stp) or _takes_key(self.synapse)
+
+    def init_state(
+        self, n: Shape | None = None, *, dtype=None, key: PRNGKeyArray | None = None
+    ) -> ProjectionState:
         """The state at rest (nothing in flight). `n` may be `None` or `(n_pre,)`, the
-        shape of the presynaptic spikes."""
+        shape of the presynaptic spikes. `key` (a `jax.random.key`) is required when the
+        projection is stochastic (`needs_key`) and refused otherwise; it is split between
+        the release, the STP model and the synapse."""
+        if self.needs_key and key is None:
+            raise TypeError(
+                "Projection with stochastic release, synapse or STP needs a key: pass "
+                "init_state(key=jax.random.key(0)) or simulate(..., key=...)."
+            )
+        if key is not None and not self.needs_key:
+            raise TypeError("Projection.init_state takes no key: it is deterministic, drop key.")
         if n is not None and as_shape(n) != (self.n_pre,):
             raise ValueError(
                 f"Projection takes presynaptic spikes of shape ({self.n_pre},), one per "
                 f"presynaptic neuron of its connection (got n={n}); match the inputs to it."
             )
         dtype = jnp.result_type(float) if dtype is None else dtype
-        stp = None if self.stp is None else self.stp.init_state(self.n_pre, dtype=dtype)
+        keys = [None] * 3 if key is None else list(jax.random.split(key, 3))
+        stp_key = {"key": keys[1]} if _takes_key(self.stp) else {}
+        stp = None if self.stp is None else self.stp.init_state(self.n_pre, dtype=dtype, **stp_key)
         shape = self.conn.syn_shape if self.per_synapse else (self.n_post,)
         delay = None
         if self.line is not None:
@@ -357,11 +420,14 @@ class Projection(AbstractSystem):
         return ProjectionState(
             stp=stp,
             delay=delay,
-            synapse=self.synapse.init_state(shape, dtype=dtype),
+            synapse=self.synapse.init_state(
+                shape, dtype=dtype, **({"key": keys[2]} if _takes_key(self.synapse) else {})
+            ),
             g=jnp.zeros((self.n_post,), dtype),
             w=w,
             rule=rule,
             sent=sent,
+            key=keys[0] if self.release is not None else None,
         )
 
     def step(
@@ -372,6 +438,7 @@ class Projection(AbstractSystem):
         *,
         post_spikes=None,
         modulator=None,
+        gain_modulator=None,
         selection=None,
     ) -> tuple[ProjectionState, Array]:
         """Take the presynaptic spikes of this step (shape `(n_pre,)`), return the state and
@@ -380,8 +447,10 @@ class Projection(AbstractSystem):
         With a plasticity rule, also `post_spikes`, the spikes of the postsynaptic group in
         this step (shape `(n_post,)`), and for `jsyn.RewardSTDP` `modulator`, the
         neuromodulator concentration of this step (shape `(1,)` or `(n_post,)`); a
-        `jsyn.Network` passes both. `selection`: the spiking presynaptic neurons, when
-        already found (a `jsyn.Network` finds them once per group and step), handed to an
+        `jsyn.Network` passes both. With `modulation`, `gain_modulator` is the
+        concentration of its group in this step (shape `(1,)` or `(n_post,)`), which a
+        `jsyn.Network` passes. `selection`: the spiking presynaptic neurons, when already
+        found (a `jsyn.Network` finds them once per group and step), handed to an
         event-driven `jsyn.Sparse` connection's `deliver` (see there); `None` lets the
         connection find them."""
         spikes = jnp.asarray(spikes)
@@ -391,18 +460,47 @@ class Projection(AbstractSystem):
                 f"{spikes.shape}); batch trials with jax.vmap."
             )
         signal = spikes.astype(state.g.dtype)
-        stp = state.stp
+        stp, p_pre = state.stp, None
         if self.stp is not None:
-            stp, signal = self.stp.step(stp, signal, dt)
+            stp, r = self.stp.step(stp, signal, dt)
+            if self.release is not None and self.release.p is None:
+                p_pre = r  # the efficacy is the release probability of the spike
+            else:
+                signal = r
+        key, hook = state.key, None
+        if self.release is not None:
+            key, sub = jax.random.split(key)
+            hook = ReleaseEvents(self.release, sub, p_pre)
         if self.per_synapse:
-            synapse, delay, g = self._per_synapse_step(state, signal, dt)
+            synapse, delay, g = self._per_synapse_step(state, signal, dt, hook)
         else:
-            synapse, delay, g = self._summed_step(state, signal, dt, selection)
+            synapse, delay, g = self._summed_step(state, signal, dt, hook, selection)
+        if self.modulation is not None:
+            g = g * self._gain(gain_modulator, g.dtype)
         w = rule = sent = None
         if self.plasticity is not None:
             w, rule, sent = self._learn(state, spikes, post_spikes, modulator, dt)
-        new = ProjectionState(stp=stp, delay=delay, synapse=synapse, g=g, w=w, rule=rule, sent=sent)
+        new = ProjectionState(
+            stp=stp, delay=delay, synapse=synapse, g=g, w=w, rule=rule, sent=sent, key=key
+        )
         return new, g
+
+    def _gain(self, d, dtype):
+        """The modulation's gain for the concentration `d` of this step, shape `(n_post,)`
+        or `()`."""
+        if d is None:
+            raise ValueError(
+                f"Projection with modulation needs the concentration of its neuromodulator "
+                f"group {self.modulation.modulator!r} in each step (gain_modulator=...); run "
+                "it inside a jsyn.Network with that group, which passes it."
+            )
+        d = jnp.asarray(d, dtype)
+        if d.shape not in ((1,), (self.n_post,)):
+            raise ValueError(
+                f"Projection.step: the gain's neuromodulator must have shape (1,) or "
+                f"({self.n_post},), one per postsynaptic neuron (got {d.shape})."
+            )
+        return self.modulation.gain(d[0] if d.shape == (1,) else d)
 
     def _learn(self, state: ProjectionState, spikes, post_spikes, modulator, dt):
         """The plasticity rule's step: pre events as they arrive at each synapse, the post
@@ -444,13 +542,13 @@ class Projection(AbstractSystem):
         rule, w = self.plasticity.step(state.rule, state.w, pre, post, dt, modulator)
         return w, rule, sent
 
-    def _summed_step(self, state: ProjectionState, signal, dt, selection=None):
+    def _summed_step(self, state: ProjectionState, signal, dt, hook, selection=None):
         """Linear kinetics per postsynaptic neuron, the drive delivered into the state."""
-        delivery, delay = _Spikes(self.conn, signal, state.w, selection), state.delay
+        delivery, delay = _Spikes(self.conn, signal, state.w, hook, selection), state.delay
         if self.line is not None:
             self.line.check_dt(dt)
             rows, rows_next, frac = self.line.arrival_rows(delay, signal)
-            rows = dict(rows=rows, rows_next=rows_next, frac=frac)
+            rows = dict(rows=rows, rows_next=rows_next, frac=frac, hook=hook)
             if selection is not None:
                 rows["selection"] = selection
             buffer = self.conn.deliver(signal, delay.buffer, weights=state.w, **rows)
@@ -459,14 +557,20 @@ class Projection(AbstractSystem):
         synapse, g = self.synapse.step_with_delivery(state.synapse, delivery, dt)
         return synapse, delay, g
 
-    def _per_synapse_step(self, state: ProjectionState, signal, dt):
+    def _per_synapse_step(self, state: ProjectionState, signal, dt, hook):
         """Kinetics per synapse on the spikes as sent; the output delayed, then weighted."""
         kinetics = self.synapse
         if self.synapse_params == "post":  # each synapse reads its postsynaptic neuron's
             kinetics = jax.tree.map(
                 lambda p: self.conn.spread_post(p) if jnp.ndim(p) else p, kinetics
             )
-        synapse, g_syn = kinetics.step(state.synapse, self.conn.spread(signal), dt)
+        drive = self.conn.spread(signal)
+        if hook is not None:  # every synapse, numbered as in `deliver`
+            syn = jnp.arange(drive.size, dtype=jnp.int32).reshape(drive.shape)
+            # each synapse's presynaptic neuron (exact as a float below 2**24 neurons)
+            pre = self.conn.spread(jnp.arange(self.n_pre, dtype=drive.dtype)).astype(jnp.int32)
+            drive = hook(drive, syn, pre)
+        synapse, g_syn = kinetics.step(state.synapse, drive, dt)
         delay, w = state.delay, state.w
         if self.line is None:
             return synapse, delay, self.conn.collect(g_syn, weights=w)

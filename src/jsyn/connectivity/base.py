@@ -55,7 +55,9 @@ class AbstractConnection(AbstractComponent):
         return (val.finite(type(self).__name__, "w", resolve(self.w)),)
 
     @abc.abstractmethod
-    def deliver(self, signal, into, *, weights=None, rows=None, rows_next=None, frac=None):
+    def deliver(
+        self, signal, into, *, weights=None, rows=None, rows_next=None, frac=None, hook=None
+    ):
         r"""Add the weighted signal to `into`.
 
         - Without `rows`: `into` has shape `(n_post,)` and receives $\sum_i s_i w_{ij}$.
@@ -65,6 +67,15 @@ class AbstractConnection(AbstractComponent):
           per-synapse arrays of shape `syn_shape`.
 
         `signal` has shape `(n_pre,)`: spike counts, or spikes scaled by their efficacy.
+
+        `hook`, if given, is applied to the weighted values before they are added:
+        `hook(values, syn, pre)` with `values` $= s_i w_s$ for a block of synapses, `syn`
+        their synapse numbers (int; the flat index into `syn_shape`) and `pre` their
+        presynaptic neurons (int), all broadcastable to one shape; it returns the values to
+        add (e.g. `jsyn.StochasticRelease`'s random release, drawn per synapse number).
+        Event-driven connections call it only for the synapses of neurons with a nonzero
+        signal (and, under `jax.grad`, of every neuron), so it must give the same value for
+        a synapse whichever block it comes in.
         """
 
     @abc.abstractmethod

@@ -67,17 +67,24 @@ class Dense(AbstractConnection):
     def _full(self, w) -> Array:
         return jnp.broadcast_to(w, self.syn_shape)
 
-    def deliver(self, signal, into, *, weights=None, rows=None, rows_next=None, frac=None):
+    def deliver(
+        self, signal, into, *, weights=None, rows=None, rows_next=None, frac=None, hook=None
+    ):
         s = check_signal("Dense.deliver", signal, self.n_pre).astype(into.dtype)
         w = self.weights(into) if weights is None else jnp.asarray(weights).astype(into.dtype)
         per_synapse = rows is not None and (jnp.ndim(rows) > 0 or jnp.ndim(frac) > 0)
-        if not per_synapse:
+        if not per_synapse and hook is None:
             total = jnp.sum(s) * w if w.ndim == 0 else s @ w
             total = jnp.broadcast_to(total, (self.n_post,))
             if rows is None:
                 return into + total
             return into.at[rows].add((1.0 - frac) * total).at[rows_next].add(frac * total)
         v = s[:, None] * self._full(w)
+        if hook is not None:  # synapse (i, j) is number i * n_post + j
+            syn = jnp.arange(self.n_pre * self.n_post, dtype=jnp.int32).reshape(self.syn_shape)
+            v = hook(v, syn, jnp.arange(self.n_pre, dtype=jnp.int32)[:, None])
+        if rows is None:
+            return into + jnp.sum(v, axis=0)
         cols = jnp.broadcast_to(jnp.arange(self.n_post), self.syn_shape)
         rows = jnp.broadcast_to(rows, self.syn_shape)
         rows_next = jnp.broadcast_to(rows_next, self.syn_shape)

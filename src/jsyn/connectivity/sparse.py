@@ -169,7 +169,16 @@ class Sparse(AbstractConnection):
         return (self.n_syn,)
 
     def deliver(
-        self, signal, into, *, weights=None, rows=None, rows_next=None, frac=None, selection=None
+        self,
+        signal,
+        into,
+        *,
+        weights=None,
+        rows=None,
+        rows_next=None,
+        frac=None,
+        hook=None,
+        selection=None,
     ):
         """`AbstractConnection.deliver`, event-driven.
 
@@ -198,7 +207,8 @@ class Sparse(AbstractConnection):
         tiers = (self.n_pre,) if everything else self.tiers
         idx = None if everything or selection is None else jnp.asarray(selection, jnp.int32)
         spec = _Spec(tiers, self.width, self.n_syn, w.ndim > 0, mode)
-        return _deliver(spec, self.targets, self.indptr, s, w, rows, rows_next, frac, into, idx)
+        args = (self.targets, self.indptr, s, w, rows, rows_next, frac, into, hook)
+        return _deliver(spec, *args, idx)
 
     def spread(self, signal) -> Float[Array, " syn"]:
         return check_signal("Sparse.spread", signal, self.n_pre)[self.pre_idx]
@@ -239,15 +249,17 @@ class _All:
 ALL = _All()
 
 
-def _synapses(spec: _Spec, targets, indptr, signal, w, idx):
+def _synapses(spec: _Spec, targets, indptr, signal, w, hook, idx):
     """The synapses of presynaptic neurons `idx` (every neuron for `None`; entries outside
     `[0, n_pre)` are padding), before they are added anywhere: `(post, syn, values)`, each
     of shape `(len(idx), width)`: the target of each synapse (`n_post`, out of range, in
     the padding slots of a row), its index into the per-synapse arrays (a valid index in
     padding slots; `None` when nothing per synapse is needed: scalar weights, no
-    per-synapse delays) and the weighted signal it carries (zero for padding entries,
-    which read the last neuron's row)."""
+    per-synapse delays, no hook) and the weighted signal it carries (zero for padding
+    entries, which read the last neuron's row), passed through `hook(values, syn, pre)`
+    when one is given (`pre`, shape `(len(idx), 1)`: each row's presynaptic neuron)."""
     if idx is None:
+        row = jnp.arange(signal.shape[0], dtype=indptr.dtype)
         post, vals, start = targets, signal, indptr[:-1]
     else:
         # Padding entries read the last row with a zero signal: they add zeros.
@@ -258,13 +270,15 @@ def _synapses(spec: _Spec, targets, indptr, signal, w, idx):
         vals = jnp.where(valid, signal.at[row].get(mode="promise_in_bounds"), 0)
         start = indptr.at[row].get(mode="promise_in_bounds")
     syn = None
-    if spec.w_per_synapse or spec.mode == "synapse":
+    if spec.w_per_synapse or spec.mode == "synapse" or hook is not None:
         # Padding slots of a row point past its synapses; their target is n_post, an
         # out-of-range index that the scatters drop, so any valid index serves.
         syn = jnp.minimum(
             start[:, None] + jnp.arange(spec.width, dtype=start.dtype)[None, :], spec.n_syn - 1
         )
     v = vals[:, None] * (w[syn] if spec.w_per_synapse else w)
+    if hook is not None:
+        v = hook(v, syn, row[:, None])
     return post, syn, v
 
 
@@ -273,9 +287,9 @@ _SCATTER_1D = jax.lax.ScatterDimensionNumbers(
 )
 
 
-def _gathered(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into, idx):
+def _gathered(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into, hook, idx):
     """Scatter the synapses of presynaptic neurons `idx` (all of them for `None`)."""
-    post, syn, v = _synapses(spec, targets, indptr, signal, w, idx)
+    post, syn, v = _synapses(spec, targets, indptr, signal, w, hook, idx)
     if spec.mode == "none":  # the targets are >= 0: no wrapping of negative indices
         return jax.lax.scatter_add(
             into,
@@ -337,8 +351,8 @@ def _branches(spec: _Spec) -> tuple:
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _deliver(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into, idx):
-    args = (targets, indptr, signal, w, rows, rows_next, frac, into)
+def _deliver(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, into, hook, idx):
+    args = (targets, indptr, signal, w, rows, rows_next, frac, into, hook)
     if idx is not None:
         return _gathered(spec, *args, idx=idx)
     if len(spec.tiers) == 1:
