@@ -15,10 +15,11 @@ from jaxtyping import Array, ArrayLike, Float
 from ._component import AbstractSystem, as_shape
 from ._custom_types import ScalarLike, Shape
 from ._params import AbstractParam, as_param, resolve
-from .connectivity import AbstractConnection
+from .connectivity import AbstractConnection, Sparse
 from .delays import Delay, DelayState
 from .outputs import AbstractOutput
 from .plasticity import AbstractLongTermPlasticity, AbstractShortTermPlasticity
+from .plasticity.base import AbstractTraceRule
 from .synapses import AbstractDelivery, AbstractLinearSynapse, AbstractSynapse, Drive
 
 _LAYOUTS = ("post", "synapse")
@@ -323,10 +324,15 @@ class Projection(AbstractSystem):
         linear = isinstance(self.synapse, AbstractLinearSynapse)
         return self.synapse_params == "synapse" or not linear
 
+    def _one_delay_per_synapse(self) -> bool:
+        """Whether the delay is given per synapse (not one for all, not none)."""
+        return self.line is not None and jnp.ndim(resolve(self.line.delay)) > 0
+
     def _delays_per_synapse(self) -> bool:
         """Whether per-synapse kinetics delay their output per synapse (one delay per
-        synapse), not per postsynaptic neuron (one delay)."""
-        return self.per_synapse and jnp.ndim(resolve(self.line.delay)) > 0
+        synapse, or plastic weights that weight each synapse's output as it arrives), not
+        per postsynaptic neuron."""
+        return self.per_synapse and (self._one_delay_per_synapse() or self.plasticity is not None)
 
     def init_state(self, n: Shape | None = None, *, dtype=None) -> ProjectionState:
         """The state at rest (nothing in flight). `n` may be `None` or `(n_pre,)`, the
@@ -340,15 +346,19 @@ class Projection(AbstractSystem):
         stp = None if self.stp is None else self.stp.init_state(self.n_pre, dtype=dtype)
         shape = self.conn.syn_shape if self.per_synapse else (self.n_post,)
         delay = None
-        if self.line is not None:
+        if self.line is not None and (self.plasticity is None or self.per_synapse):
             held = self.conn.syn_shape if self._delays_per_synapse() else (self.n_post,)
             delay = self.line.init_arrivals(held, dtype=dtype)
         w = rule = sent = None
         if self.plasticity is not None:
             w = jnp.broadcast_to(self.conn.weights(jnp.zeros((), dtype)), self.conn.syn_shape)
-            rule = self.plasticity.init_state(self.conn.syn_shape, dtype=dtype)
+            w = self.plasticity.clip(w)
+            if self._learns_by_events():
+                rule = self.plasticity.init_neuron_state(self.n_pre, self.n_post, dtype=dtype)
+            else:
+                rule = self.plasticity.init_state(self.conn.syn_shape, dtype=dtype)
             if self.line is not None:
-                sent = self.line.init_arrivals((self.n_pre,), dtype=dtype)
+                sent = self.line.init_arrivals((self._sent_rows() * self.n_pre,), dtype=dtype)
         return ProjectionState(
             stp=stp,
             delay=delay,
@@ -379,19 +389,46 @@ class Projection(AbstractSystem):
         stp = state.stp
         if self.stp is not None:
             stp, signal = self.stp.step(stp, signal, dt)
+        if self.plasticity is None:
+            if self.per_synapse:
+                synapse, delay, g = self._per_synapse_step(state, signal, dt)
+            else:
+                synapse, delay, g = self._summed_step(state, signal, dt)
+            new = ProjectionState(stp=stp, delay=delay, synapse=synapse, g=g)
+            return new, g
+        post_spikes = self._post_spikes(post_spikes)
+        sent, events, arrived = self._arrivals(state.sent, spikes.astype(state.w.dtype), signal, dt)
         if self.per_synapse:
             synapse, delay, g = self._per_synapse_step(state, signal, dt)
-        else:
-            synapse, delay, g = self._summed_step(state, signal, dt)
-        w = rule = sent = None
-        if self.plasticity is not None:
-            w, rule, sent = self._learn(state, spikes, post_spikes, modulator, dt)
+        else:  # the arriving spikes, weighted by the weights at the start of this step
+            if self._one_delay_per_synapse():
+                delivery = Drive(self.conn.collect(arrived, weights=state.w))
+            else:
+                delivery = _Spikes(self.conn, arrived, state.w)
+            delay = None
+            synapse, g = self.synapse.step_with_delivery(state.synapse, delivery, dt)
+        w, rule = self._learn(state, events, post_spikes, modulator, dt)
         new = ProjectionState(stp=stp, delay=delay, synapse=synapse, g=g, w=w, rule=rule, sent=sent)
         return new, g
 
-    def _learn(self, state: ProjectionState, spikes, post_spikes, modulator, dt):
-        """The plasticity rule's step: pre events as they arrive at each synapse, the post
-        group's spikes of this step. Returns `(w, rule state, sent spikes)`."""
+    def _learns_by_events(self) -> bool:
+        """Whether the rule's step is event-driven: an all-to-all trace rule with scalar
+        time constants on an event-driven `jsyn.Sparse`, with no delay or one delay."""
+        return (
+            isinstance(self.plasticity, AbstractTraceRule)
+            and self.plasticity.per_neuron
+            and isinstance(self.conn, Sparse)
+            and self.conn.event_driven
+            and not self._one_delay_per_synapse()
+        )
+
+    def _sent_rows(self) -> int:
+        """What a plastic projection's delay buffer holds per presynaptic neuron: the
+        spikes (the rule's events), and with STP and summed kinetics also the transmitted
+        signal (the spikes scaled by their efficacy)."""
+        return 2 if self.stp is not None and not self.per_synapse else 1
+
+    def _post_spikes(self, post_spikes):
         if post_spikes is None:
             raise ValueError(
                 "Projection with plasticity needs the spikes of its postsynaptic group in "
@@ -403,18 +440,38 @@ class Projection(AbstractSystem):
                 f"Projection.step needs post_spikes of shape ({self.n_post},) (got shape "
                 f"{post_spikes.shape})."
             )
-        dtype = state.w.dtype
-        spikes, sent = spikes.astype(dtype), state.sent
+        return post_spikes
+
+    def _arrivals(self, sent, spikes, signal, dt):
+        """What arrives at the synapses of a plastic projection in this step: `(sent,
+        events, arrived)`, the delay buffer, the spikes (the rule's pre events) and the
+        transmitted signal, per presynaptic neuron without a delay or with one delay, per
+        synapse (shape `syn_shape`) with one delay per synapse."""
         if self.line is None:
-            pre = self.conn.spread(spikes)
-        elif jnp.ndim(resolve(self.line.delay)) == 0:
-            sent, arrived = self.line.step(sent, spikes, dt)
-            pre = self.conn.spread(arrived)
+            return sent, spikes, signal
+        rows = self._sent_rows()
+        x = jnp.concatenate([spikes, signal.astype(spikes.dtype)]) if rows == 2 else spikes
+        if not self._one_delay_per_synapse():
+            sent, out = self.line.step(sent, x, dt)
+            out = out.reshape(rows, self.n_pre)
         else:
             # each synapse's presynaptic neuron (exact as a float below 2**24 neurons)
-            index = self.conn.spread(jnp.arange(self.n_pre, dtype=dtype)).astype(jnp.int32)
-            sent, pre = self.line.step_at(sent, spikes, dt, index)
-        post = self.conn.spread_post(post_spikes.astype(dtype))
+            index = self.conn.spread(jnp.arange(self.n_pre, dtype=spikes.dtype))
+            index = index.astype(jnp.int32)
+            index = jnp.stack([index + r * self.n_pre for r in range(rows)])
+            sent, out = self.line.step_at(sent, x, dt, index)
+        return sent, out[0], out[-1].astype(signal.dtype)
+
+    def _learn(self, state: ProjectionState, events, post_spikes, modulator, dt):
+        """The plasticity rule's step on the pre events as they arrive at the synapses and
+        the post group's spikes of this step. Returns `(w, rule state)`."""
+        dtype = state.w.dtype
+        post_spikes = post_spikes.astype(dtype)
+        if self._learns_by_events():
+            rule, w = self.conn.learn(self.plasticity, state.rule, state.w, events, post_spikes, dt)
+            return w, rule
+        pre = events if self._one_delay_per_synapse() else self.conn.spread(events)
+        post = self.conn.spread_post(post_spikes)
         if modulator is not None:
             modulator = jnp.asarray(modulator, dtype)
             if modulator.shape == (self.n_post,):
@@ -427,7 +484,7 @@ class Projection(AbstractSystem):
                     f"({self.n_post},), one per postsynaptic neuron (got {modulator.shape})."
                 )
         rule, w = self.plasticity.step(state.rule, state.w, pre, post, dt, modulator)
-        return w, rule, sent
+        return w, rule
 
     def _summed_step(self, state: ProjectionState, signal, dt):
         """Linear kinetics per postsynaptic neuron, the drive delivered into the state."""

@@ -10,10 +10,11 @@ from .base import AbstractTraceRule, _same, amplitude_checks, time_checks
 
 class STDPState(eqx.Module):
     """State of `STDP`: the presynaptic trace `a_pre` and the postsynaptic trace `a_post`
-    of each synapse (dimensionless, counts of recent spikes)."""
+    (dimensionless, counts of recent spikes), one per synapse or, on an event-driven
+    `jsyn.Sparse` projection, one per presynaptic and one per postsynaptic neuron."""
 
-    a_pre: Float[Array, "*syn"]
-    a_post: Float[Array, "*syn"]
+    a_pre: Float[Array, "*pre"]
+    a_post: Float[Array, "*post"]
 
 
 def pair_update(rule, state: STDPState, w, pre, post, dt):

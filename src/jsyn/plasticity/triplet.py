@@ -9,12 +9,13 @@ from .base import AbstractTraceRule, _same, amplitude_checks, time_checks
 
 class TripletSTDPState(eqx.Module):
     """State of `TripletSTDP`: the presynaptic traces `r1`, `r2` and the postsynaptic
-    traces `o1`, `o2` of each synapse (dimensionless)."""
+    traces `o1`, `o2` (dimensionless), one per synapse or, on an event-driven `jsyn.Sparse`
+    projection, one per presynaptic and one per postsynaptic neuron."""
 
-    r1: Float[Array, "*syn"]
-    r2: Float[Array, "*syn"]
-    o1: Float[Array, "*syn"]
-    o2: Float[Array, "*syn"]
+    r1: Float[Array, "*pre"]
+    r2: Float[Array, "*pre"]
+    o1: Float[Array, "*post"]
+    o2: Float[Array, "*post"]
 
 
 class TripletSTDP(AbstractTraceRule):

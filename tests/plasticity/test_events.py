@@ -1,0 +1,118 @@
+"""Event-driven plasticity on `jsyn.Sparse` (`Sparse.learn`): equal to the rule's dense step
+on per-synapse traces, whatever the tier, with the dense step's gradients."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jsyn
+
+N_PRE, N_POST, N_SYN, N_STEPS = 40, 30, 300, 24
+TIERS = (2, 8, N_PRE)  # presynaptic tiers; postsynaptic ones are default_tiers(30): 16, 30
+RULES = {
+    "additive": jsyn.STDP(A_plus=0.1, A_minus=0.12),
+    "multiplicative": jsyn.STDP(A_plus=0.3, A_minus=0.3, multiplicative=True),
+    "triplet": jsyn.TripletSTDP(A2_plus=0.05, A3_plus=0.1, A2_minus=0.1, A3_minus=0.05),
+}
+
+
+def wiring(seed=0):
+    rng = np.random.default_rng(seed)
+    pre, post = rng.integers(0, N_PRE, N_SYN), rng.integers(0, N_POST, N_SYN)
+    return jsyn.Sparse(pre, post, N_PRE, N_POST, rng.uniform(0.2, 0.8, N_SYN), tiers=TIERS)
+
+
+def events(seed=1):
+    """Pre events and post spikes whose counts cycle through every tier of both sides (the
+    exact fallback included), some of the pre events fractional (a delay between steps)."""
+    rng = np.random.default_rng(seed)
+    pre, post = np.zeros((N_STEPS, N_PRE)), np.zeros((N_STEPS, N_POST))
+    for t in range(N_STEPS):
+        pre[t, rng.choice(N_PRE, (1, 5, 20, N_PRE)[t % 4], replace=False)] = 1.0
+        post[t, rng.choice(N_POST, (0, 3, 10, 25)[t % 4], replace=False)] = 1.0
+    pre[::5] *= 0.3
+    return jnp.asarray(pre), jnp.asarray(post)
+
+
+def run_events(conn, rule, w, pre, post, dt=0.5):
+    def step(carry, x):
+        state, w = conn.learn(rule, *carry, *x, dt)
+        return (state, w), None
+
+    (_, w), _ = jax.lax.scan(step, (rule.init_neuron_state(N_PRE, N_POST), w), (pre, post))
+    return w
+
+
+def run_dense(conn, rule, w, pre, post, dt=0.5):
+    def step(carry, x):
+        state, w = rule.step(*carry, conn.spread(x[0]), conn.spread_post(x[1]), dt)
+        return (state, w), None
+
+    (_, w), _ = jax.lax.scan(step, (rule.init_state(conn.syn_shape), w), (pre, post))
+    return w
+
+
+def test_events_exercise_every_tier():
+    pre, post = events()
+    n_pre, n_post = (np.count_nonzero(np.asarray(x), axis=1) for x in (pre, post))
+    assert {int(np.sum(n_pre > c)) for c in n_pre} and set(np.searchsorted(TIERS, n_pre)) == {
+        0,
+        1,
+        2,
+    }
+    assert set(np.searchsorted(jsyn.connectivity.sparse.default_tiers(N_POST), n_post)) == {0, 1}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "additive",
+        pytest.param("multiplicative", marks=pytest.mark.slow),
+        pytest.param("triplet", marks=pytest.mark.slow),
+    ],
+)
+def test_event_driven_equals_dense(name):
+    rule, conn = RULES[name], wiring()
+    pre, post = events()
+    w0 = jnp.asarray(conn.w)
+    w_events = eqx.filter_jit(run_events)(conn, rule, w0, pre, post)
+    w_dense = eqx.filter_jit(run_dense)(conn, rule, w0, pre, post)
+    np.testing.assert_allclose(w_events, w_dense, rtol=1e-12, atol=1e-14)
+    assert np.abs(np.asarray(w_events) - np.asarray(w0)).max() > 0.05  # the weights moved
+    assert np.any(np.asarray(w_events) == 0.0)  # and the bounds were reached
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["multiplicative", "triplet"])
+def test_gradients_match_finite_differences(name):
+    # small amplitudes: no weight reaches a bound (where the clip has a kink)
+    small = {
+        "multiplicative": jsyn.STDP(A_plus=0.02, A_minus=0.02, multiplicative=True),
+        "triplet": jsyn.TripletSTDP(A2_plus=0.004, A3_plus=0.004, A2_minus=0.004, A3_minus=0.004),
+    }[name]
+    conn = wiring()
+    pre, post = events()
+    c = jnp.asarray(np.random.default_rng(2).normal(size=N_SYN))
+    names = ("A_plus", "tau_pre") if name == "multiplicative" else ("A3_plus", "tau_x")
+
+    def loss(params, w0, run):
+        rule = eqx.tree_at(lambda r: [getattr(r, n) for n in names], small, list(params))
+        return jnp.sum(c * run(conn, rule, w0, pre, post))
+
+    params = [jnp.asarray(float(getattr(small, n))) for n in names]
+    w0 = jnp.asarray(conn.w)
+    g_params, g_w = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)(
+        params, w0, run_events
+    )
+    h = 1e-6
+    for k in range(len(names)):
+        up = [p + h * (i == k) for i, p in enumerate(params)]
+        down = [p - h * (i == k) for i, p in enumerate(params)]
+        fd = (loss(up, w0, run_dense) - loss(down, w0, run_dense)) / (2 * h)
+        np.testing.assert_allclose(g_params[k], fd, rtol=1e-6)
+    dw = jnp.asarray(np.random.default_rng(3).normal(size=N_SYN))
+    fd = (loss(params, w0 + h * dw, run_dense) - loss(params, w0 - h * dw, run_dense)) / (2 * h)
+    np.testing.assert_allclose(jnp.dot(g_w, dw), fd, rtol=1e-6)
+    assert abs(float(g_params[0])) > 0
