@@ -103,8 +103,9 @@ class ProjectionState(eqx.Module):
     - `stp`: the short-term plasticity state (per presynaptic neuron), or `None`.
     - `delay`: without a delay `None`; otherwise the ring buffer (`jsyn.DelayState`) of the
       delay: with summed kinetics the drive arriving at the postsynaptic neurons in the
-      coming steps, shape `(slots, n_post)`; with per-synapse kinetics the past outputs,
-      shape `(slots, n_post)` for one delay, `(slots, *syn_shape)` for one per synapse.
+      coming steps, shape `(slots, n_post)` (`None` with a plasticity rule, whose spikes
+      wait in `sent`); with per-synapse kinetics the past outputs, shape `(slots, n_post)`
+      for one delay, `(slots, *syn_shape)` for one per synapse or with a plasticity rule.
     - `synapse`: the kinetics state, per postsynaptic neuron (summed kinetics) or per
       synapse.
     - `g`: the projection's output at the end of the last step, per postsynaptic neuron:
@@ -112,10 +113,12 @@ class ProjectionState(eqx.Module):
       (mV).
     - `w`: with a long-term plasticity rule, the weights at the end of the last step, one
       per synapse (shape `conn.syn_shape`); `None` without one (the connection's weights).
-    - `rule`: the rule's traces (e.g. `jsyn.STDPState`), or `None`.
+    - `rule`: the rule's traces (e.g. `jsyn.STDPState`), or `None`. Per synapse, or per
+      neuron when the update is event-driven (see `Projection`).
     - `sent`: with a rule and a delay, the presynaptic spikes of the last steps (a
-      `jsyn.DelayState` of shape `(slots, n_pre)`), read when they arrive at each synapse;
-      otherwise `None`.
+      `jsyn.DelayState` of shape `(slots, n_pre)`; with STP and summed kinetics
+      `(slots, 2 n_pre)`, the spikes then the transmitted signal), read when they arrive
+      at each synapse; otherwise `None`.
     """
 
     stp: Any
@@ -167,7 +170,8 @@ class Projection(AbstractSystem):
     one delay or per synapse for per-synapse delays: kinetics do not change with time, so
     this is the same shift, and for nonlinear kinetics it is the one that keeps the size
     of a response (splitting a spike over two steps would drive them with two smaller
-    events). The buffer is sized once, from `max_delay`.
+    events). The buffer is sized once, from `max_delay`. A plastic projection buffers the
+    presynaptic spikes instead (see *The weight a spike carries* below).
 
     **Arguments:**
     - `conn`: the connection (`jsyn.Dense` or `jsyn.Sparse`), holding the weights.
@@ -193,16 +197,35 @@ class Projection(AbstractSystem):
 
     **Long-term plasticity** (`plasticity=`: `jsyn.STDP`, `jsyn.TripletSTDP`,
     `jsyn.RewardSTDP`, `jsyn.SynapticScaling`): the weights live in the state, one per
-    synapse (`state.w`, starting from the connection's), and the rule changes them each
-    step (see `jsyn.AbstractLongTermPlasticity` for the order within a step). The step's
-    transmission uses the weights at the start of the step: summed kinetics take the
-    weight of a spike when it is delivered (with a delay, when it is sent), per-synapse
-    kinetics weight their output at every step (a change of weight rescales the ongoing
-    response of that synapse). The rule's presynaptic events
-    are the spikes as they arrive at each synapse, after the delay (STP scales the
+    synapse (`state.w`, starting from the connection's, clipped to the rule's
+    `[w_min, w_max]`), and the rule changes them each step (see
+    `jsyn.AbstractLongTermPlasticity` for the order within a step). The rule's presynaptic
+    events are the spikes as they arrive at each synapse, after the delay (STP scales the
     transmitted drive, not the events); its postsynaptic spikes are those of the post
     group in the same step, which a `jsyn.Network` passes (`step(..., post_spikes=...)`).
-    The update is a dense pass over every synapse each step (not event-driven).
+
+    *The weight a spike carries* is the weight of its synapse at the start of the step in
+    which it **arrives** at the synapse (after its delay), as Brian2 runs `on_pre` and NEST
+    a synapse's `send` when the spike is delivered: a change of weight while a spike is in
+    flight applies to it. Summed kinetics deliver the arriving spikes (the presynaptic
+    spikes of `delay` ms ago, kept in `state.sent`) with the current weights, event-driven
+    with `jsyn.Sparse` for no delay or one delay; with one delay per synapse the arrivals
+    are per synapse and are summed over every synapse each step (as the rule's update is
+    then). Per-synapse kinetics weight their delayed output by the current weights at
+    every step (a change of weight rescales the ongoing response of that synapse; their
+    output buffer is then per synapse, `(slots, *syn_shape)`, even for one delay).
+
+    *Event-driven updates.* With `jsyn.STDP` or `jsyn.TripletSTDP` (scalar time
+    constants) on an event-driven `jsyn.Sparse` with no delay or one delay, the traces are
+    kept per neuron (`state.rule` has shapes `(n_pre,)` and `(n_post,)`) and a step
+    touches only the synapses of the presynaptic neurons whose spikes arrive in it and
+    those onto the postsynaptic neurons that spiked (`jsyn.Sparse.learn`), with the
+    result and the gradients of the dense update. Otherwise the update is a dense pass
+    over every synapse each step: on `jsyn.Dense`; with one delay per synapse (each
+    synapse then sees its own presynaptic trace); with time constants per synapse;
+    `jsyn.RewardSTDP` (its eligibility decays, and its weights move with the
+    neuromodulator, at every synapse in every step); `jsyn.SynapticScaling` (it scales
+    every synapse each step).
 
     **Attributes:** `line`, the `jsyn.Delay` (or `None`); `delay`, its delay (a property,
     so `eqx.tree_at(lambda p: p.delay, proj, d)` sets it); `per_synapse`, whether the
@@ -453,14 +476,14 @@ class Projection(AbstractSystem):
         x = jnp.concatenate([spikes, signal.astype(spikes.dtype)]) if rows == 2 else spikes
         if not self._one_delay_per_synapse():
             sent, out = self.line.step(sent, x, dt)
-            out = out.reshape(rows, self.n_pre)
-        else:
-            # each synapse's presynaptic neuron (exact as a float below 2**24 neurons)
-            index = self.conn.spread(jnp.arange(self.n_pre, dtype=spikes.dtype))
-            index = index.astype(jnp.int32)
-            index = jnp.stack([index + r * self.n_pre for r in range(rows)])
-            sent, out = self.line.step_at(sent, x, dt, index)
-        return sent, out[0], out[-1].astype(signal.dtype)
+            return sent, out[: self.n_pre], out[-self.n_pre :].astype(signal.dtype)
+        # each synapse's presynaptic neuron (exact as a float below 2**24 neurons)
+        index = self.conn.spread(jnp.arange(self.n_pre, dtype=spikes.dtype)).astype(jnp.int32)
+        new, events = self.line.step_at(sent, x, dt, index)
+        if rows == 1:
+            return new, events, events.astype(signal.dtype)
+        _, arrived = self.line.step_at(sent, x, dt, index + self.n_pre)  # the same push
+        return new, events, arrived.astype(signal.dtype)
 
     def _learn(self, state: ProjectionState, events, post_spikes, modulator, dt):
         """The plasticity rule's step on the pre events as they arrive at the synapses and
