@@ -30,7 +30,7 @@ def trace(plastic, kinetics, delay, stp):
         plasticity=jsyn.STDP() if plastic else None,  # no post spike: w changes only by hand
     )
     state, out = proj.init_state(), []
-    for n in range(12):
+    for n in range(9):
         if plastic and n == 2:
             state = eqx.tree_at(lambda s: s.w, state, jnp.array([W_ARRIVED]))
         post = jnp.zeros(1) if plastic else None
@@ -39,9 +39,22 @@ def trace(plastic, kinetics, delay, stp):
     return np.array(out)
 
 
-@pytest.mark.parametrize("kinetics", ["summed", "synapse"])
-@pytest.mark.parametrize("delay", [0.5, 0.55, jnp.array([0.55])], ids=["one", "off-grid", "per-syn"])
-@pytest.mark.parametrize("stp", [None, jsyn.STD(U=0.5)], ids=["no-stp", "stp"])
+STD = jsyn.STD(U=0.5)
+PER_SYNAPSE = jnp.array([0.55])
+slow = pytest.mark.slow
+CASES = [  # (kinetics, delay, stp): summed kinetics with STP buffer two signals
+    ("summed", 0.55, STD),
+    ("summed", PER_SYNAPSE, STD),
+    ("synapse", 0.5, None),
+    ("synapse", PER_SYNAPSE, None),
+    pytest.param("summed", 0.5, None, marks=slow),
+    pytest.param("summed", PER_SYNAPSE, None, marks=slow),
+    pytest.param("synapse", 0.55, STD, marks=slow),
+    pytest.param("synapse", PER_SYNAPSE, STD, marks=slow),
+]
+
+
+@pytest.mark.parametrize("kinetics, delay, stp", CASES)
 def test_a_delayed_spike_carries_the_weight_at_its_arrival(kinetics, delay, stp):
     plastic, static = trace(True, kinetics, delay, stp), trace(False, kinetics, delay, stp)
     assert static[:5].max() == 0 and static[6:].min() > 0  # the spike arrives in flight
