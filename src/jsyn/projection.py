@@ -421,16 +421,19 @@ class Projection(AbstractSystem):
             return new, g
         post_spikes = self._post_spikes(post_spikes)
         sent, events, arrived = self._arrivals(state.sent, spikes.astype(state.w.dtype), signal, dt)
+        transmit = None if self.per_synapse else arrived
+        w, rule, drive = self._learn(state, events, post_spikes, modulator, dt, transmit)
         if self.per_synapse:
             synapse, delay, g = self._per_synapse_step(state, signal, dt)
         else:  # the arriving spikes, weighted by the weights at the start of this step
-            if self._one_delay_per_synapse():
+            if drive is not None:  # delivered by the rule's event-driven pass
+                delivery = Drive(drive.astype(signal.dtype))
+            elif self._one_delay_per_synapse():
                 delivery = Drive(self.conn.collect(arrived, weights=state.w))
             else:
                 delivery = _Spikes(self.conn, arrived, state.w)
             delay = None
             synapse, g = self.synapse.step_with_delivery(state.synapse, delivery, dt)
-        w, rule = self._learn(state, events, post_spikes, modulator, dt)
         new = ProjectionState(stp=stp, delay=delay, synapse=synapse, g=g, w=w, rule=rule, sent=sent)
         return new, g
 
@@ -485,14 +488,19 @@ class Projection(AbstractSystem):
         _, arrived = self.line.step_at(sent, x, dt, index + self.n_pre)  # the same push
         return new, events, arrived.astype(signal.dtype)
 
-    def _learn(self, state: ProjectionState, events, post_spikes, modulator, dt):
+    def _learn(self, state: ProjectionState, events, post_spikes, modulator, dt, signal):
         """The plasticity rule's step on the pre events as they arrive at the synapses and
-        the post group's spikes of this step. Returns `(w, rule state)`."""
+        the post group's spikes of this step. Returns `(w, rule state, drive)`: when the
+        step is event-driven, `drive` is the transmission of `signal` (per presynaptic
+        neuron, or `None`) through the weights at the start of the step, delivered in the
+        same pass; otherwise `None`."""
         dtype = state.w.dtype
         post_spikes = post_spikes.astype(dtype)
         if self._learns_by_events():
-            rule, w = self.conn.learn(self.plasticity, state.rule, state.w, events, post_spikes, dt)
-            return w, rule
+            rule, w, drive = self.conn.learn(
+                self.plasticity, state.rule, state.w, events, post_spikes, dt, signal
+            )
+            return w, rule, drive
         pre = events if self._one_delay_per_synapse() else self.conn.spread(events)
         post = self.conn.spread_post(post_spikes)
         if modulator is not None:
@@ -507,7 +515,7 @@ class Projection(AbstractSystem):
                     f"({self.n_post},), one per postsynaptic neuron (got {modulator.shape})."
                 )
         rule, w = self.plasticity.step(state.rule, state.w, pre, post, dt, modulator)
-        return w, rule
+        return w, rule, None
 
     def _summed_step(self, state: ProjectionState, signal, dt):
         """Linear kinetics per postsynaptic neuron, the drive delivered into the state."""

@@ -10,7 +10,7 @@ import pytest
 import jsyn
 
 N_PRE, N_POST, N_SYN, N_STEPS = 40, 30, 300, 24
-TIERS = (2, 8, N_PRE)  # presynaptic tiers; postsynaptic ones are default_tiers(30): 16, 30
+TIERS = (2, 8, N_PRE)  # the first tier, 2, is the number of neurons per pass of `learn`
 RULES = {
     "additive": jsyn.STDP(A_plus=0.1, A_minus=0.12),
     "multiplicative": jsyn.STDP(A_plus=0.3, A_minus=0.3, multiplicative=True),
@@ -25,20 +25,20 @@ def wiring(seed=0):
 
 
 def events(seed=1):
-    """Pre events and post spikes whose counts cycle through every tier of both sides (the
-    exact fallback included), some of the pre events fractional (a delay between steps)."""
+    """Pre events and post spikes whose counts cycle through none, one pass of `learn`,
+    several, and every neuron, some of the pre events fractional (a delay between steps)."""
     rng = np.random.default_rng(seed)
     pre, post = np.zeros((N_STEPS, N_PRE)), np.zeros((N_STEPS, N_POST))
     for t in range(N_STEPS):
-        pre[t, rng.choice(N_PRE, (1, 5, 20, N_PRE)[t % 4], replace=False)] = 1.0
-        post[t, rng.choice(N_POST, (0, 3, 10, 25)[t % 4], replace=False)] = 1.0
-    pre[::5] *= 0.3
+        pre[t, rng.choice(N_PRE, (1, 5, 20, N_PRE, 0)[t % 5], replace=False)] = 1.0
+        post[t, rng.choice(N_POST, (0, 2, 10, 25, N_POST)[t % 5], replace=False)] = 1.0
+    pre[::7] *= 0.3
     return jnp.asarray(pre), jnp.asarray(post)
 
 
 def run_events(conn, rule, w, pre, post, dt=0.5):
     def step(carry, x):
-        state, w = conn.learn(rule, *carry, *x, dt)
+        state, w, _ = conn.learn(rule, *carry, *x, dt)
         return (state, w), None
 
     (_, w), _ = jax.lax.scan(step, (rule.init_neuron_state(N_PRE, N_POST), w), (pre, post))
@@ -54,13 +54,13 @@ def run_dense(conn, rule, w, pre, post, dt=0.5):
     return w
 
 
-def test_events_exercise_every_tier():
+def test_events_exercise_every_case():
     pre, post = events()
-    post_tiers = jsyn.connectivity.sparse.default_tiers(N_POST)
-    for x, tiers in ((pre, TIERS), (post, post_tiers)):
-        n = np.count_nonzero(np.asarray(x), axis=1)
-        branch = np.sum(n[:, None] > np.asarray(tiers[:-1])[None, :], axis=1)
-        assert set(branch) == set(range(len(tiers)))  # the exact fallback included
+    for x, n in ((pre, N_PRE), (post, N_POST)):
+        count = np.count_nonzero(np.asarray(x), axis=1)
+        passes = -(-count // TIERS[0])
+        assert {0, 1}.issubset(passes) and passes.max() == n // TIERS[0]  # every neuron
+        assert len(set(passes)) == 5
 
 
 @pytest.mark.parametrize(

@@ -214,7 +214,7 @@ class Sparse(AbstractConnection):
         w = jnp.broadcast_to(self.weights(), self.syn_shape)
         return jnp.zeros((self.n_pre, self.n_post), w.dtype).at[self.pre_idx, self.post_idx].add(w)
 
-    def learn(self, rule, state, w, pre, post, dt):
+    def learn(self, rule, state, w, pre, post, dt, signal=None):
         r"""One event-driven step of an all-to-all trace rule (`jsyn.STDP`,
         `jsyn.TripletSTDP`) with its traces kept per neuron (`rule.init_neuron_state`).
 
@@ -223,23 +223,29 @@ class Sparse(AbstractConnection):
         postsynaptic neurons. The traces decay, then the depression of the pre events
         touches only the synapses of the neurons with an event (their rows in `targets`),
         then the potentiation of the post spikes only the synapses onto the neurons that
-        spiked (their rows in `sources`), each side picking its neurons with the capacity
-        tiers of delivery (`tiers` for the presynaptic side, `default_tiers(n_post)` for
-        the postsynaptic one, the last of each every neuron: no event is dropped). Each
-        touched synapse is clipped to `[w_min, w_max]` once, after both sides; the others
-        keep their weights, which must lie within the bounds. Returns `(state, w)`, equal
-        to the rule's `step` on per-synapse traces.
+        spiked (their rows in `sources`). Each side picks its neurons with an event as
+        delivery does (`jax.lax.top_k`), `tiers[0]` at a time, in as many passes as it
+        takes: none in a step without events, every neuron if every one spikes (no event is
+        dropped). Each touched synapse is clipped to `[w_min, w_max]` once, after both
+        sides; the others keep their weights, which must lie within the bounds. Returns
+        `(state, w, drive)`: the traces and weights equal to the rule's `step` on
+        per-synapse traces, and, with a `signal` (shape `(n_pre,)`, nonzero only where `pre`
+        is: the transmitted spikes, e.g. scaled by STP), its drive through the weights at
+        the start of the step, $\sum_i s_i w_{ij}$ (shape `(n_post,)`; `None` without a
+        signal), delivered in the same pass over the synapses. With `event_driven=False`,
+        one pass over every synapse.
 
         Gradients are those of that dense step (over every synapse, silent neurons
         included), as for `deliver`.
         """
         pre = check_signal("Sparse.learn", pre, self.n_pre).astype(w.dtype)
         post = check_signal("Sparse.learn", post, self.n_post, side="post").astype(w.dtype)
-        tiers = self.tiers if self.event_driven else (self.n_pre,)
-        post_tiers = default_tiers(self.n_post) if self.event_driven else (self.n_post,)
-        spec = LearnSpec(tiers, post_tiers, self.width, self.width_in, _select)
+        chunk = self.tiers[0] if self.event_driven else 0
+        spec = LearnSpec(chunk, self.width, self.width_in, _select)
         tables = (self.targets, self.indptr, self.sources, self.pre_idx, self.post_idx)
-        return learn_events(spec, rule, tables, state, w, pre, post, dt)
+        if signal is not None:
+            signal = check_signal("Sparse.learn", signal, self.n_pre).astype(w.dtype)
+        return learn_events(spec, rule, tables, state, w, pre, post, dt, signal)
 
 
 def _incoming(post: np.ndarray, n_post: int) -> tuple[np.ndarray, int]:
