@@ -106,9 +106,10 @@ def test_gradients_match_finite_differences(name):
     )
     h = 1e-6
     for k in range(len(names)):
-        up = [p + h * (i == k) for i, p in enumerate(params)]
-        down = [p - h * (i == k) for i, p in enumerate(params)]
-        fd = (loss(up, w0, run_dense) - loss(down, w0, run_dense)) / (2 * h)
+        step = h * max(1.0, abs(float(params[k])))  # relative to the parameter (tau ~ 100)
+        up = [p + step * (i == k) for i, p in enumerate(params)]
+        down = [p - step * (i == k) for i, p in enumerate(params)]
+        fd = (loss(up, w0, run_dense) - loss(down, w0, run_dense)) / (2 * step)
         np.testing.assert_allclose(g_params[k], fd, rtol=1e-6)
     dw = jnp.asarray(np.random.default_rng(3).normal(size=N_SYN))
     fd = (loss(params, w0 + h * dw, run_dense) - loss(params, w0 - h * dw, run_dense)) / (2 * h)
