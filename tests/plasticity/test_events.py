@@ -36,22 +36,29 @@ def events(seed=1):
     return jnp.asarray(pre), jnp.asarray(post)
 
 
-def run_events(conn, rule, w, pre, post, dt=0.5):
+def run_events(conn, rule, w, pre, post, dt=0.5, drives=False):
+    """The weights after the steps (and the drive of each step, delivered by `learn`)."""
+
     def step(carry, x):
-        state, w, _ = conn.learn(rule, *carry, *x, dt)
-        return (state, w), None
+        state, w, drive = conn.learn(rule, *carry, *x, dt, signal=2.0 * x[0])
+        return (state, w), drive
 
-    (_, w), _ = jax.lax.scan(step, (rule.init_neuron_state(N_PRE, N_POST), w), (pre, post))
-    return w
+    init = (rule.init_neuron_state(N_PRE, N_POST), w)
+    (_, w), drive = jax.lax.scan(step, init, (pre, post))
+    return (w, drive) if drives else w
 
 
-def run_dense(conn, rule, w, pre, post, dt=0.5):
+def run_dense(conn, rule, w, pre, post, dt=0.5, drives=False):
+    """The same with the rule's own step and `deliver` (the weights at the start of each
+    step)."""
+
     def step(carry, x):
+        drive = conn.deliver(2.0 * x[0], jnp.zeros(N_POST), weights=carry[1])
         state, w = rule.step(*carry, conn.spread(x[0]), conn.spread_post(x[1]), dt)
-        return (state, w), None
+        return (state, w), drive
 
-    (_, w), _ = jax.lax.scan(step, (rule.init_state(conn.syn_shape), w), (pre, post))
-    return w
+    (_, w), drive = jax.lax.scan(step, (rule.init_state(conn.syn_shape), w), (pre, post))
+    return (w, drive) if drives else w
 
 
 def test_events_exercise_every_case():
@@ -75,9 +82,10 @@ def test_event_driven_equals_dense(name):
     rule, conn = RULES[name], wiring()
     pre, post = events()
     w0 = jnp.asarray(conn.w)
-    w_events = eqx.filter_jit(run_events)(conn, rule, w0, pre, post)
-    w_dense = eqx.filter_jit(run_dense)(conn, rule, w0, pre, post)
+    w_events, g_events = eqx.filter_jit(run_events)(conn, rule, w0, pre, post, drives=True)
+    w_dense, g_dense = eqx.filter_jit(run_dense)(conn, rule, w0, pre, post, drives=True)
     np.testing.assert_allclose(w_events, w_dense, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g_events, g_dense, rtol=1e-12, atol=1e-14)  # the transmission
     assert np.abs(np.asarray(w_events) - np.asarray(w0)).max() > 0.05  # the weights moved
     assert np.any(np.asarray(w_events) == 0.0)  # and the bounds were reached
 
@@ -115,3 +123,37 @@ def test_gradients_match_finite_differences(name):
     fd = (loss(params, w0 + h * dw, run_dense) - loss(params, w0 - h * dw, run_dense)) / (2 * h)
     np.testing.assert_allclose(jnp.dot(g_w, dw), fd, rtol=1e-6)
     assert abs(float(g_params[0])) > 0
+
+
+def test_projection_keeps_traces_per_neuron_only_where_exact():
+    conn = wiring()
+    traces = {
+        "events": jsyn.Projection(conn, jsyn.Expon(), plasticity=jsyn.STDP(), delay=0.35, dt=0.1),
+        "per-synapse delays": jsyn.Projection(
+            conn, jsyn.Expon(), plasticity=jsyn.STDP(), delay=jnp.full(N_SYN, 0.35), dt=0.1
+        ),
+        "per-synapse tau": jsyn.Projection(
+            conn, jsyn.Expon(), plasticity=jsyn.STDP(tau_pre=jnp.full(N_SYN, 16.8))
+        ),
+        "Dense": jsyn.Projection(jsyn.Dense(conn.matrix()), jsyn.Expon(), plasticity=jsyn.STDP()),
+        "not event-driven": jsyn.Projection(
+            jsyn.Sparse(conn.pre_idx, conn.post_idx, N_PRE, N_POST, event_driven=False),
+            jsyn.Expon(),
+            plasticity=jsyn.STDP(),
+        ),
+    }
+    shapes = {
+        k: (p.init_state().rule.a_pre.shape, p.init_state().rule.a_post.shape)
+        for k, p in traces.items()
+    }
+    assert shapes["events"] == ((N_PRE,), (N_POST,))
+    for name in ("per-synapse delays", "per-synapse tau", "not event-driven"):
+        assert shapes[name] == ((N_SYN,), (N_SYN,))
+    assert shapes["Dense"] == ((N_PRE, N_POST), (N_PRE, N_POST))
+
+
+def test_initial_weights_are_clipped_into_the_bounds():
+    # untouched synapses keep their weights, so the state starts within [w_min, w_max]
+    conn = jsyn.Sparse([0, 0, 1], [0, 1, 1], 2, 2, jnp.array([-0.5, 0.5, 1.5]))
+    proj = jsyn.Projection(conn, jsyn.Expon(), plasticity=jsyn.STDP())
+    np.testing.assert_array_equal(proj.init_state().w, [0.0, 0.5, 1.0])

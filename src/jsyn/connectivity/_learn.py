@@ -79,17 +79,18 @@ def _events(spec: LearnSpec, side: str, events, rule, tables, state, w, drive, *
     if spec.chunk == 0:
         return _side(spec, side, None, rule, tables, state, w, drive, *rest)
     n = events.shape[0]
+    chunk = min(spec.chunk, n)
 
     def one_pass(carry):
         k, w, drive, left = carry
-        idx = spec.select(left, spec.chunk)
+        idx = spec.select(left, chunk)
         idx = jnp.where(left[idx] != 0, idx, n)  # slots beyond the events: padding
         w, drive = _side(spec, side, idx, rule, tables, state, w, drive, *rest)
         return k + 1, w, drive, left.at[idx].set(0, mode="drop")
 
     count = jnp.count_nonzero(events)
     _, w, drive, _ = jax.lax.while_loop(
-        lambda c: c[0] * spec.chunk < count, one_pass, (0, w, drive, events)
+        lambda c: c[0] * chunk < count, one_pass, (0, w, drive, events)
     )
     return w, drive
 
