@@ -142,10 +142,8 @@ def test_projection_keeps_traces_per_neuron_only_where_exact():
             plasticity=jsyn.STDP(),
         ),
     }
-    shapes = {
-        k: (p.init_state().rule.a_pre.shape, p.init_state().rule.a_post.shape)
-        for k, p in traces.items()
-    }
+    rules = {name: proj.init_state().rule for name, proj in traces.items()}
+    shapes = {name: (r.a_pre.shape, r.a_post.shape) for name, r in rules.items()}
     assert shapes["events"] == ((N_PRE,), (N_POST,))
     for name in ("per-synapse delays", "per-synapse tau", "not event-driven"):
         assert shapes[name] == ((N_SYN,), (N_SYN,))
