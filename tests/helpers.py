@@ -109,9 +109,10 @@ def pre_and_post_spikes(n_steps=300, n=6, seed=0, dtype=jnp.float64):
     return spike_train(n_steps=n_steps, n=n, seed=seed, rate=0.06, dtype=dtype)
 
 
-def plastic_pair(rule, n_syn=6, sparse=False) -> PlasticPair:
+def plastic_pair(rule, n_syn=6, sparse=False, delay=None) -> PlasticPair:
     """3 -> 3 cells: dense wiring (kept cheap for the eager runs of the suite), or
-    event-driven sparse wiring with per-synapse delays off the grid."""
+    event-driven sparse wiring with per-synapse delays off the grid (or one `delay`, the
+    event-driven update of `jsyn.Sparse.learn`)."""
     if not sparse:
         w = jnp.linspace(0.3, 0.7, 9).reshape(3, 3)
         return PlasticPair(jsyn.Projection(jsyn.Dense(w), jsyn.Expon(tau=4.0), plasticity=rule))
@@ -121,7 +122,7 @@ def plastic_pair(rule, n_syn=6, sparse=False) -> PlasticPair:
             jsyn.Sparse(pre, post, 3, 3, jnp.linspace(0.3, 0.7, n_syn), tiers=(1, 2, 3)),
             jsyn.Expon(tau=4.0),
             jsyn.CUBA(),
-            delay=jnp.linspace(0.05, 0.87, n_syn),
+            delay=jnp.linspace(0.05, 0.87, n_syn) if delay is None else delay,
             dt=DT,
             max_delay=1.0,
             plasticity=rule,
@@ -261,6 +262,13 @@ ALL_SYSTEMS = [
         ("A_plus", "tau_pre"),
         fixed_size=True,
         slow=True,  # tests/plasticity/test_stdp.py
+    ),
+    Case(
+        "TripletSTDP-Sparse-events",
+        plastic_pair(jsyn.TripletSTDP(A2_plus=5e-3), sparse=True, delay=0.37),
+        pre_and_post_spikes,
+        ("A3_plus", "tau_x"),
+        fixed_size=True,
     ),
     Case(
         "TripletSTDP-Dense",

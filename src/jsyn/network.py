@@ -362,10 +362,12 @@ _ACROSS_SLICES = 8192
 
 def _shares_selection(proj: Projection) -> bool:
     """Whether `proj` takes its group's shared selection: event-driven `jsyn.Sparse` with
-    its default tiers, delivering into summed kinetics."""
+    its default tiers, delivering into summed kinetics the spikes of this step (a plastic
+    projection delivers the spikes arriving in it, and selects them itself)."""
     conn = proj.conn
     return (
-        isinstance(conn, Sparse)
+        proj.plasticity is None
+        and isinstance(conn, Sparse)
         and conn.event_driven
         and conn.width > 0
         and conn.tiers == default_tiers(conn.n_pre)

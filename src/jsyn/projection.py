@@ -16,12 +16,13 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from ._component import AbstractSystem, as_shape
 from ._custom_types import ScalarLike, Shape
 from ._params import AbstractParam, as_param, resolve
-from .connectivity import AbstractConnection
+from .connectivity import AbstractConnection, Sparse
 from .delays import Delay, DelayState
 from .modulation import ModulatedGain
 from .noise.release import ReleaseEvents, StochasticRelease
 from .outputs import AbstractOutput
 from .plasticity import AbstractLongTermPlasticity, AbstractShortTermPlasticity
+from .plasticity.base import AbstractTraceRule
 from .synapses import AbstractDelivery, AbstractLinearSynapse, AbstractSynapse, Drive
 
 _LAYOUTS = ("post", "synapse")
@@ -116,8 +117,9 @@ class ProjectionState(eqx.Module):
     - `stp`: the short-term plasticity state (per presynaptic neuron), or `None`.
     - `delay`: without a delay `None`; otherwise the ring buffer (`jsyn.DelayState`) of the
       delay: with summed kinetics the drive arriving at the postsynaptic neurons in the
-      coming steps, shape `(slots, n_post)`; with per-synapse kinetics the past outputs,
-      shape `(slots, n_post)` for one delay, `(slots, *syn_shape)` for one per synapse.
+      coming steps, shape `(slots, n_post)` (`None` with a plasticity rule, whose spikes
+      wait in `sent`); with per-synapse kinetics the past outputs, shape `(slots, n_post)`
+      for one delay, `(slots, *syn_shape)` for one per synapse or with a plasticity rule.
     - `synapse`: the kinetics state, per postsynaptic neuron (summed kinetics) or per
       synapse.
     - `g`: the projection's output at the end of the last step, per postsynaptic neuron:
@@ -125,10 +127,12 @@ class ProjectionState(eqx.Module):
       (mV).
     - `w`: with a long-term plasticity rule, the weights at the end of the last step, one
       per synapse (shape `conn.syn_shape`); `None` without one (the connection's weights).
-    - `rule`: the rule's traces (e.g. `jsyn.STDPState`), or `None`.
+    - `rule`: the rule's traces (e.g. `jsyn.STDPState`), or `None`. Per synapse, or per
+      neuron when the update is event-driven (see `Projection`).
     - `sent`: with a rule and a delay, the presynaptic spikes of the last steps (a
-      `jsyn.DelayState` of shape `(slots, n_pre)`), read when they arrive at each synapse;
-      otherwise `None`.
+      `jsyn.DelayState` of shape `(slots, n_pre)`; with STP and summed kinetics
+      `(slots, 2 n_pre)`, the spikes then the transmitted signal), read when they arrive
+      at each synapse; otherwise `None`.
     - `key`: with stochastic release, the PRNG key of the next step (split once per step);
       otherwise `None`.
     """
@@ -183,7 +187,8 @@ class Projection(AbstractSystem):
     one delay or per synapse for per-synapse delays: kinetics do not change with time, so
     this is the same shift, and for nonlinear kinetics it is the one that keeps the size
     of a response (splitting a spike over two steps would drive them with two smaller
-    events). The buffer is sized once, from `max_delay`.
+    events). The buffer is sized once, from `max_delay`. A plastic projection buffers the
+    presynaptic spikes instead (see *The weight a spike carries* below).
 
     **Arguments:**
     - `conn`: the connection (`jsyn.Dense` or `jsyn.Sparse`), holding the weights.
@@ -210,22 +215,42 @@ class Projection(AbstractSystem):
       (see there), or `None` (every spike transmits). Its `p` is a scalar or one per
       synapse. The projection then keeps a PRNG key in its state: pass
       `key=` to `init_state` (or `jsyn.simulate(..., key=...)`; a `jsyn.Network` hands
-      one out).
+      one out). With a `plasticity` rule it needs per-synapse kinetics
+      (`synapse_params="synapse"`).
     - `modulation`: `jsyn.ModulatedGain`, a neuromodulator's gain on the output, or `None`.
       Inside a `Network`, which passes the concentration of its group each step.
 
     **Long-term plasticity** (`plasticity=`: `jsyn.STDP`, `jsyn.TripletSTDP`,
     `jsyn.RewardSTDP`, `jsyn.SynapticScaling`): the weights live in the state, one per
-    synapse (`state.w`, starting from the connection's), and the rule changes them each
-    step (see `jsyn.AbstractLongTermPlasticity` for the order within a step). The step's
-    transmission uses the weights at the start of the step: summed kinetics take the
-    weight of a spike when it is delivered (with a delay, when it is sent), per-synapse
-    kinetics weight their output at every step (a change of weight rescales the ongoing
-    response of that synapse). The rule's presynaptic events
-    are the spikes as they arrive at each synapse, after the delay (STP scales the
+    synapse (`state.w`, starting from the connection's, clipped to the rule's
+    `[w_min, w_max]`), and the rule changes them each step (see
+    `jsyn.AbstractLongTermPlasticity` for the order within a step). The rule's presynaptic
+    events are the spikes as they arrive at each synapse, after the delay (STP scales the
     transmitted drive, not the events); its postsynaptic spikes are those of the post
     group in the same step, which a `jsyn.Network` passes (`step(..., post_spikes=...)`).
-    The update is a dense pass over every synapse each step (not event-driven).
+
+    *The weight a spike carries* is the weight of its synapse at the start of the step in
+    which it **arrives** at the synapse (after its delay), as Brian2 runs `on_pre` and NEST
+    a synapse's `send` when the spike is delivered: a change of weight while a spike is in
+    flight applies to it. Summed kinetics deliver the arriving spikes (the presynaptic
+    spikes of `delay` ms ago, kept in `state.sent`) with the current weights, event-driven
+    with `jsyn.Sparse` for no delay or one delay; with one delay per synapse the arrivals
+    are per synapse and are summed over every synapse each step (as the rule's update is
+    then). Per-synapse kinetics weight their delayed output by the current weights at
+    every step (a change of weight rescales the ongoing response of that synapse; their
+    output buffer is then per synapse, `(slots, *syn_shape)`, even for one delay).
+
+    *Event-driven updates.* With `jsyn.STDP` or `jsyn.TripletSTDP` (scalar time
+    constants) on an event-driven `jsyn.Sparse` with no delay or one delay, the traces are
+    kept per neuron (`state.rule` has shapes `(n_pre,)` and `(n_post,)`) and a step
+    touches only the synapses of the presynaptic neurons whose spikes arrive in it and
+    those onto the postsynaptic neurons that spiked (`jsyn.Sparse.learn`), with the
+    result and the gradients of the dense update. Otherwise the update is a dense pass
+    over every synapse each step: on `jsyn.Dense`; with one delay per synapse (each
+    synapse then sees its own presynaptic trace); with time constants per synapse;
+    `jsyn.RewardSTDP` (its eligibility decays, and its weights move with the
+    neuromodulator, at every synapse in every step); `jsyn.SynapticScaling` (it scales
+    every synapse each step).
 
     **Attributes:** `line`, the `jsyn.Delay` (or `None`); `delay`, its delay (a property,
     so `eqx.tree_at(lambda p: p.delay, proj, d)` sets it); `per_synapse`, whether the
@@ -325,6 +350,12 @@ class Projection(AbstractSystem):
         self.release, self.modulation = release, modulation
         self.synapse_params = _layout(synapse, conn, synapse_params)
         self.conn, self.synapse, self.output, self.stp = conn, synapse, output, stp
+        if release is not None and plasticity is not None and not self.per_synapse:
+            raise ValueError(
+                "Projection: stochastic release together with a plasticity rule needs one "
+                "state per synapse (the released spikes drive each synapse's kinetics); pass "
+                "synapse_params='synapse', or drop release or plasticity."
+            )
         self.pre, self.post = pre, post
         self.pre_slice = _range("Projection", "pre_slice", pre_slice)
         self.post_slice = _range("Projection", "post_slice", post_slice)
@@ -371,10 +402,15 @@ class Projection(AbstractSystem):
         linear = isinstance(self.synapse, AbstractLinearSynapse)
         return self.synapse_params == "synapse" or not linear
 
+    def _one_delay_per_synapse(self) -> bool:
+        """Whether the delay is given per synapse (not one for all, not none)."""
+        return self.line is not None and jnp.ndim(resolve(self.line.delay)) > 0
+
     def _delays_per_synapse(self) -> bool:
         """Whether per-synapse kinetics delay their output per synapse (one delay per
-        synapse), not per postsynaptic neuron (one delay)."""
-        return self.per_synapse and jnp.ndim(resolve(self.line.delay)) > 0
+        synapse, or plastic weights that weight each synapse's output as it arrives), not
+        per postsynaptic neuron."""
+        return self.per_synapse and (self._one_delay_per_synapse() or self.plasticity is not None)
 
     @property
     def needs_key(self) -> bool:
@@ -408,15 +444,19 @@ class Projection(AbstractSystem):
         stp = None if self.stp is None else self.stp.init_state(self.n_pre, dtype=dtype, **stp_key)
         shape = self.conn.syn_shape if self.per_synapse else (self.n_post,)
         delay = None
-        if self.line is not None:
+        if self.line is not None and (self.plasticity is None or self.per_synapse):
             held = self.conn.syn_shape if self._delays_per_synapse() else (self.n_post,)
             delay = self.line.init_arrivals(held, dtype=dtype)
         w = rule = sent = None
         if self.plasticity is not None:
             w = jnp.broadcast_to(self.conn.weights(jnp.zeros((), dtype)), self.conn.syn_shape)
-            rule = self.plasticity.init_state(self.conn.syn_shape, dtype=dtype)
+            w = self.plasticity.clip(w)
+            if self._learns_by_events():
+                rule = self.plasticity.init_neuron_state(self.n_pre, self.n_post, dtype=dtype)
+            else:
+                rule = self.plasticity.init_state(self.conn.syn_shape, dtype=dtype)
             if self.line is not None:
-                sent = self.line.init_arrivals((self.n_pre,), dtype=dtype)
+                sent = self.line.init_arrivals((self._sent_rows() * self.n_pre,), dtype=dtype)
         return ProjectionState(
             stp=stp,
             delay=delay,
@@ -471,19 +511,41 @@ class Projection(AbstractSystem):
         if self.release is not None:
             key, sub = jax.random.split(key)
             hook = ReleaseEvents(self.release, sub, p_pre)
-        if self.per_synapse:
+        w = rule = sent = None
+        if self.plasticity is not None:
+            synapse, delay, g, w, rule, sent = self._plastic_step(
+                state, spikes, signal, post_spikes, modulator, dt, hook
+            )
+        elif self.per_synapse:
             synapse, delay, g = self._per_synapse_step(state, signal, dt, hook)
         else:
             synapse, delay, g = self._summed_step(state, signal, dt, hook, selection)
         if self.modulation is not None:
             g = g * self._gain(gain_modulator, g.dtype)
-        w = rule = sent = None
-        if self.plasticity is not None:
-            w, rule, sent = self._learn(state, spikes, post_spikes, modulator, dt)
         new = ProjectionState(
             stp=stp, delay=delay, synapse=synapse, g=g, w=w, rule=rule, sent=sent, key=key
         )
         return new, g
+
+    def _plastic_step(self, state, spikes, signal, post_spikes, modulator, dt, hook):
+        """A plastic projection's step: `(synapse, delay, g, w, rule, sent)`. The rule
+        learns from the pre events as they arrive; the arriving spikes are weighted by the
+        weights at the start of this step."""
+        post_spikes = self._post_spikes(post_spikes)
+        sent, events, arrived = self._arrivals(state.sent, spikes.astype(state.w.dtype), signal, dt)
+        transmit = None if self.per_synapse else arrived
+        w, rule, drive = self._learn(state, events, post_spikes, modulator, dt, transmit)
+        if self.per_synapse:
+            synapse, delay, g = self._per_synapse_step(state, signal, dt, hook)
+            return synapse, delay, g, w, rule, sent
+        if drive is not None:  # delivered by the rule's event-driven pass
+            delivery = Drive(drive.astype(signal.dtype))
+        elif self._one_delay_per_synapse():
+            delivery = Drive(self.conn.collect(arrived, weights=state.w))
+        else:
+            delivery = _Spikes(self.conn, arrived, state.w)
+        synapse, g = self.synapse.step_with_delivery(state.synapse, delivery, dt)
+        return synapse, None, g, w, rule, sent
 
     def _gain(self, d, dtype):
         """The modulation's gain for the concentration `d` of this step, shape `(n_post,)`
@@ -502,9 +564,24 @@ class Projection(AbstractSystem):
             )
         return self.modulation.gain(d[0] if d.shape == (1,) else d)
 
-    def _learn(self, state: ProjectionState, spikes, post_spikes, modulator, dt):
-        """The plasticity rule's step: pre events as they arrive at each synapse, the post
-        group's spikes of this step. Returns `(w, rule state, sent spikes)`."""
+    def _learns_by_events(self) -> bool:
+        """Whether the rule's step is event-driven: an all-to-all trace rule with scalar
+        time constants on an event-driven `jsyn.Sparse`, with no delay or one delay."""
+        return (
+            isinstance(self.plasticity, AbstractTraceRule)
+            and self.plasticity.per_neuron
+            and isinstance(self.conn, Sparse)
+            and self.conn.event_driven
+            and not self._one_delay_per_synapse()
+        )
+
+    def _sent_rows(self) -> int:
+        """What a plastic projection's delay buffer holds per presynaptic neuron: the
+        spikes (the rule's events), and with STP and summed kinetics also the transmitted
+        signal (the spikes scaled by their efficacy)."""
+        return 2 if self.stp is not None and not self.per_synapse else 1
+
+    def _post_spikes(self, post_spikes):
         if post_spikes is None:
             raise ValueError(
                 "Projection with plasticity needs the spikes of its postsynaptic group in "
@@ -516,18 +593,43 @@ class Projection(AbstractSystem):
                 f"Projection.step needs post_spikes of shape ({self.n_post},) (got shape "
                 f"{post_spikes.shape})."
             )
-        dtype = state.w.dtype
-        spikes, sent = spikes.astype(dtype), state.sent
+        return post_spikes
+
+    def _arrivals(self, sent, spikes, signal, dt):
+        """What arrives at the synapses of a plastic projection in this step: `(sent,
+        events, arrived)`, the delay buffer, the spikes (the rule's pre events) and the
+        transmitted signal, per presynaptic neuron without a delay or with one delay, per
+        synapse (shape `syn_shape`) with one delay per synapse."""
         if self.line is None:
-            pre = self.conn.spread(spikes)
-        elif jnp.ndim(resolve(self.line.delay)) == 0:
-            sent, arrived = self.line.step(sent, spikes, dt)
-            pre = self.conn.spread(arrived)
-        else:
-            # each synapse's presynaptic neuron (exact as a float below 2**24 neurons)
-            index = self.conn.spread(jnp.arange(self.n_pre, dtype=dtype)).astype(jnp.int32)
-            sent, pre = self.line.step_at(sent, spikes, dt, index)
-        post = self.conn.spread_post(post_spikes.astype(dtype))
+            return sent, spikes, signal
+        rows = self._sent_rows()
+        x = jnp.concatenate([spikes, signal.astype(spikes.dtype)]) if rows == 2 else spikes
+        if not self._one_delay_per_synapse():
+            sent, out = self.line.step(sent, x, dt)
+            return sent, out[: self.n_pre], out[-self.n_pre :].astype(signal.dtype)
+        # each synapse's presynaptic neuron (exact as a float below 2**24 neurons)
+        index = self.conn.spread(jnp.arange(self.n_pre, dtype=spikes.dtype)).astype(jnp.int32)
+        new, events = self.line.step_at(sent, x, dt, index)
+        if rows == 1:
+            return new, events, events.astype(signal.dtype)
+        _, arrived = self.line.step_at(sent, x, dt, index + self.n_pre)  # the same push
+        return new, events, arrived.astype(signal.dtype)
+
+    def _learn(self, state: ProjectionState, events, post_spikes, modulator, dt, signal):
+        """The plasticity rule's step on the pre events as they arrive at the synapses and
+        the post group's spikes of this step. Returns `(w, rule state, drive)`: when the
+        step is event-driven, `drive` is the transmission of `signal` (per presynaptic
+        neuron, or `None`) through the weights at the start of the step, delivered in the
+        same pass; otherwise `None`."""
+        dtype = state.w.dtype
+        post_spikes = post_spikes.astype(dtype)
+        if self._learns_by_events():
+            rule, w, drive = self.conn.learn(
+                self.plasticity, state.rule, state.w, events, post_spikes, dt, signal
+            )
+            return w, rule, drive
+        pre = events if self._one_delay_per_synapse() else self.conn.spread(events)
+        post = self.conn.spread_post(post_spikes)
         if modulator is not None:
             modulator = jnp.asarray(modulator, dtype)
             if modulator.shape == (self.n_post,):
@@ -540,7 +642,7 @@ class Projection(AbstractSystem):
                     f"({self.n_post},), one per postsynaptic neuron (got {modulator.shape})."
                 )
         rule, w = self.plasticity.step(state.rule, state.w, pre, post, dt, modulator)
-        return w, rule, sent
+        return w, rule, None
 
     def _summed_step(self, state: ProjectionState, signal, dt, hook, selection=None):
         """Linear kinetics per postsynaptic neuron, the drive delivered into the state."""

@@ -189,6 +189,18 @@ def test_errors():
         fan_out(jsyn.StochasticRelease(None))
     with pytest.raises(ValueError, match=r"one per synapse, shape \(4000,\)"):
         fan_out(jsyn.StochasticRelease(jnp.full(3, 0.5)))
+    conn = jsyn.Sparse([0, 1], [1, 0], 2, 2, 0.5)
+    with pytest.raises(ValueError, match="synapse_params='synapse'"):
+        jsyn.Projection(
+            conn, jsyn.Expon(5.0), release=jsyn.StochasticRelease(0.5), plasticity=jsyn.STDP()
+        )
+    jsyn.Projection(  # per-synapse kinetics: released spikes drive each synapse
+        conn,
+        jsyn.Expon(5.0),
+        synapse_params="synapse",
+        release=jsyn.StochasticRelease(0.5),
+        plasticity=jsyn.STDP(),
+    )
     proj = fan_out(jsyn.StochasticRelease(0.5))
     with pytest.raises(TypeError, match="stochastic: pass simulate"):
         jsyn.simulate(proj, jnp.ones((3, 1)), DT)

@@ -12,6 +12,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from .. import _validation as val
 from .._params import AbstractParam, Param, as_param, resolve
+from ._learn import LearnSpec, learn_events
 from .base import AbstractConnection, check_signal
 
 _FIRST_TIER = 16
@@ -56,7 +57,9 @@ class Sparse(AbstractConnection):
     `jax.lax.top_k` and scatter-adds their weights. The last tier is every neuron, so **no
     spike is ever dropped**, whatever the activity; the result equals the dense product
     for any signal (not only 0/1). Work per step follows the number of spikes times
-    `width`.
+    `width`. A second table lists the synapses onto each postsynaptic neuron (`sources`,
+    padded to the largest in-degree `width_in`), so that plasticity touches only the
+    synapses of the neurons that spiked as well (`learn`).
 
     Gradients are those of the dense product: w.r.t. the weights, the delays, and the
     signal of **every** presynaptic neuron, silent ones included (for surrogate-gradient
@@ -86,9 +89,11 @@ class Sparse(AbstractConnection):
     post_idx: Int[Array, " syn"]
     indptr: Int[Array, " n_pre_plus_1"]
     targets: Int[Array, "n_pre width"]
+    sources: Int[Array, "n_post width_in"]
     n_pre: int = eqx.field(static=True)
     n_post: int = eqx.field(static=True)
     width: int = eqx.field(static=True)
+    width_in: int = eqx.field(static=True)
     tiers: tuple[int, ...] = eqx.field(static=True)
     event_driven: bool = eqx.field(static=True)
 
@@ -137,6 +142,7 @@ class Sparse(AbstractConnection):
         slot = np.arange(pre.size) - indptr[pre]
         targets = np.full((n_pre, width), n_post, dtype=np.int32)
         targets[pre, slot] = post
+        sources, width_in = _incoming(post, n_post)
         tiers = default_tiers(n_pre) if tiers is None else tuple(int(c) for c in tiers)
         if (
             not tiers
@@ -153,9 +159,11 @@ class Sparse(AbstractConnection):
         self.post_idx = jnp.asarray(post, dtype=jnp.int32)
         self.indptr = jnp.asarray(indptr, dtype=jnp.int32)
         self.targets = jnp.asarray(targets)
+        self.sources = jnp.asarray(sources)
         self.n_pre = n_pre
         self.n_post = n_post
         self.width = width
+        self.width_in = width_in
         self.tiers = tiers
         self.event_driven = bool(event_driven)
 
@@ -227,6 +235,53 @@ class Sparse(AbstractConnection):
     def matrix(self) -> Float[Array, "n_pre n_post"]:
         w = jnp.broadcast_to(self.weights(), self.syn_shape)
         return jnp.zeros((self.n_pre, self.n_post), w.dtype).at[self.pre_idx, self.post_idx].add(w)
+
+    def learn(self, rule, state, w, pre, post, dt, signal=None):
+        r"""One event-driven step of an all-to-all trace rule (`jsyn.STDP`,
+        `jsyn.TripletSTDP`) with its traces kept per neuron (`rule.init_neuron_state`).
+
+        `pre` (shape `(n_pre,)`) holds the presynaptic events that arrive at the synapses in
+        this step (one delay for all, or none), `post` (shape `(n_post,)`) the spikes of the
+        postsynaptic neurons. The traces decay, then the depression of the pre events
+        touches only the synapses of the neurons with an event (their rows in `targets`),
+        then the potentiation of the post spikes only the synapses onto the neurons that
+        spiked (their rows in `sources`). Each side picks its neurons with an event as
+        delivery does (`jax.lax.top_k`), `tiers[0]` at a time, in as many passes as it
+        takes: none in a step without events, every neuron if every one spikes (no event is
+        dropped). Each touched synapse is clipped to `[w_min, w_max]` once, after both
+        sides; the others keep their weights, which must lie within the bounds. Returns
+        `(state, w, drive)`: the traces and weights equal to the rule's `step` on
+        per-synapse traces, and, with a `signal` (shape `(n_pre,)`, nonzero only where `pre`
+        is: the transmitted spikes, e.g. scaled by STP), its drive through the weights at
+        the start of the step, $\sum_i s_i w_{ij}$ (shape `(n_post,)`; `None` without a
+        signal), delivered in the same pass over the synapses. With `event_driven=False`,
+        one pass over every synapse.
+
+        Gradients are those of that dense step (over every synapse, silent neurons
+        included), as for `deliver`.
+        """
+        pre = check_signal("Sparse.learn", pre, self.n_pre).astype(w.dtype)
+        post = check_signal("Sparse.learn", post, self.n_post, side="post").astype(w.dtype)
+        chunk = self.tiers[0] if self.event_driven else 0
+        spec = LearnSpec(chunk, self.width, self.width_in, select)
+        tables = (self.targets, self.indptr, self.sources, self.pre_idx, self.post_idx)
+        if signal is not None:
+            signal = check_signal("Sparse.learn", signal, self.n_pre).astype(w.dtype)
+        return learn_events(spec, rule, tables, state, w, pre, post, dt, signal)
+
+
+def _incoming(post: np.ndarray, n_post: int) -> tuple[np.ndarray, int]:
+    """The incoming-synapse table: row `j` lists the synapses onto postsynaptic neuron `j`
+    (indices into the stored order, ascending), padded with `n_syn` to the largest in-degree;
+    and that in-degree."""
+    counts = np.bincount(post, minlength=n_post)
+    width_in = int(counts.max()) if post.size else 0
+    order = np.argsort(post, kind="stable")
+    start = np.concatenate([[0], np.cumsum(counts)])
+    slot = np.arange(post.size) - start[post[order]]
+    sources = np.full((n_post, width_in), post.size, dtype=np.int32)
+    sources[post[order], slot] = order
+    return sources, width_in
 
 
 class _Spec(NamedTuple):

@@ -1,13 +1,14 @@
 """The protocol of long-term plasticity rules, whose weights live in the network state."""
 
 import abc
+import dataclasses
 
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .. import _validation as val
-from .._component import AbstractComponent
+from .. import _kinetics as kin, _validation as val
+from .._component import AbstractComponent, zeros
 from .._custom_types import Shape
 from .._params import Param, resolve
 
@@ -72,6 +73,101 @@ class AbstractLongTermPlasticity(AbstractComponent):
                 "swap or fix the weight bounds",
             ),
         )
+
+
+def _same(x):
+    return x
+
+
+class AbstractTraceRule(AbstractLongTermPlasticity):
+    r"""An all-to-all spike-timing rule whose traces each follow the spike train of one side
+    of the synapse: presynaptic traces jump at the pre events, postsynaptic traces at the
+    post spikes, each decays with its own time constant, and the weight changes only at
+    events (`depress` at a pre event, `potentiate` at a post spike).
+
+    Every synapse of a presynaptic neuron then sees the same presynaptic traces (when its
+    events reach every synapse at once: no delay or one delay for all) and every synapse
+    onto a postsynaptic neuron the same postsynaptic traces, so the traces can be kept per
+    neuron and a step need touch only the synapses of the neurons with an event in it:
+    `jsyn.Sparse` does so (`Sparse.learn`). This is exact when the time constants are
+    scalars (`per_neuron`); the amplitudes and bounds may be per synapse.
+
+    `state_type` is the class of the state, `pre_taus` and `post_taus` map each trace (a
+    field of the state) to the name of its time constant; `depress(w, pre, traces, at)`
+    and `potentiate(w, post, traces, at)` give the weights after the events of one side,
+    unclipped, with `traces` the traces each synapse sees and `at` the function that reads
+    a per-synapse parameter at those synapses.
+    """
+
+    state_type: eqx.AbstractClassVar[type]
+    pre_taus: eqx.AbstractClassVar[dict[str, str]]
+    post_taus: eqx.AbstractClassVar[dict[str, str]]
+
+    @abc.abstractmethod
+    def depress(self, w, pre, traces, at=_same):
+        """The weights after the pre events `pre` (unclipped)."""
+
+    @abc.abstractmethod
+    def potentiate(self, w, post, traces, at=_same):
+        """The weights after the post spikes `post` (unclipped)."""
+
+    def init_state(self, shape: Shape, *, dtype=None):
+        z = zeros(shape, dtype)
+        return self.state_type(**{name: z for name in (*self.pre_taus, *self.post_taus)})
+
+    def init_neuron_state(self, n_pre: int, n_post: int, *, dtype=None):
+        """The rested traces kept per neuron: presynaptic ones of shape `(n_pre,)`,
+        postsynaptic ones of shape `(n_post,)` (see `per_neuron`)."""
+        pre, post = zeros(n_pre, dtype), zeros(n_post, dtype)
+        return self.state_type(
+            **{name: pre for name in self.pre_taus}, **{name: post for name in self.post_taus}
+        )
+
+    @property
+    def per_neuron(self) -> bool:
+        """Whether traces kept per neuron are exact: every time constant a scalar."""
+        taus = (*self.pre_taus.values(), *self.post_taus.values())
+        return all(jnp.ndim(resolve(getattr(self, tau))) == 0 for tau in taus)
+
+    def decay(self, state, dt, like):
+        """Every trace decayed exactly over a step of `dt` ms."""
+        dt = jnp.asarray(dt, jnp.result_type(like))
+        taus = {**self.pre_taus, **self.post_taus}
+        return dataclasses.replace(
+            state,
+            **{
+                name: getattr(state, name) * kin.decay(dt, resolve(getattr(self, tau), like))
+                for name, tau in taus.items()
+            },
+        )
+
+    def jump(self, state, x, side: str):
+        """The traces of `side` (`"pre"` or `"post"`) after events `x`."""
+        names = self.pre_taus if side == "pre" else self.post_taus
+        return dataclasses.replace(state, **{name: getattr(state, name) + x for name in names})
+
+    def at_synapses(self, state, pre_index, post_index):
+        """The traces that synapses see, from traces kept per neuron: presynaptic ones read
+        at `pre_index`, postsynaptic ones at `post_index`."""
+        return dataclasses.replace(
+            state,
+            **{name: getattr(state, name)[pre_index] for name in self.pre_taus},
+            **{name: getattr(state, name)[post_index] for name in self.post_taus},
+        )
+
+    def update(self, state, w, pre, post, dt):
+        """One step on per-synapse traces (`pre`, `post` of shape `syn_shape`), unclipped:
+        decay, pre events, post spikes. Returns `(state, w)`."""
+        state = self.decay(state, dt, w)
+        pre, post = pre.astype(w.dtype), post.astype(w.dtype)
+        w = self.depress(w, pre, state)
+        state = self.jump(state, pre, "pre")
+        w = self.potentiate(w, post, state)
+        return self.jump(state, post, "post"), w
+
+    def step(self, state, w, pre, post, dt, modulator=None):
+        state, w = self.update(state, w, pre, post, dt)
+        return state, self.clip(w)
 
 
 def amplitude_checks(owner: str, **amplitudes) -> tuple:

@@ -2,45 +2,32 @@ r"""Pair-based spike-timing-dependent plasticity in the trace form (Song, Miller
 2000)."""
 
 import equinox as eqx
-import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .. import _kinetics as kin
-from .._component import zeros
-from .._custom_types import Shape
 from .._params import Param, param, resolve
-from .base import AbstractLongTermPlasticity, amplitude_checks, time_checks
+from .base import AbstractTraceRule, _same, amplitude_checks, time_checks
 
 
 class STDPState(eqx.Module):
     """State of `STDP`: the presynaptic trace `a_pre` and the postsynaptic trace `a_post`
-    of each synapse (dimensionless, counts of recent spikes)."""
+    (dimensionless, counts of recent spikes), one per synapse or, on an event-driven
+    `jsyn.Sparse` projection, one per presynaptic and one per postsynaptic neuron."""
 
-    a_pre: Float[Array, "*syn"]
-    a_post: Float[Array, "*syn"]
+    a_pre: Float[Array, "*pre"]
+    a_post: Float[Array, "*post"]
 
 
 def pair_update(rule, state: STDPState, w, pre, post, dt):
-    r"""The pair-STDP step of `rule` (which has `A_plus`, `A_minus`, `tau_pre`,
-    `tau_post`, `w_min`, `w_max` and `multiplicative`) applied to `w`, unclipped: decay,
-    pre events, post spikes (see `STDP`). Returns `(state, w)`."""
-    dt = jnp.asarray(dt, w.dtype)
-    a_pre = state.a_pre * kin.decay(dt, resolve(rule.tau_pre, w))
-    a_post = state.a_post * kin.decay(dt, resolve(rule.tau_post, w))
-    pre, post = pre.astype(w.dtype), post.astype(w.dtype)
-    depress = resolve(rule.A_minus, w) * a_post * pre
-    if rule.multiplicative:
-        depress = depress * (w - resolve(rule.w_min, w))
-    w = w - depress
-    a_pre = a_pre + pre
-    potentiate = resolve(rule.A_plus, w) * a_pre * post
-    if rule.multiplicative:
-        potentiate = potentiate * (resolve(rule.w_max, w) - w)
-    w = w + potentiate
-    return STDPState(a_pre=a_pre, a_post=a_post + post), w
+    r"""The pair-STDP step with the amplitudes and time constants of `rule` (`A_plus`,
+    `A_minus`, `tau_pre`, `tau_post`), additive, applied to `w`, unclipped: decay, pre
+    events, post spikes (see `STDP`). Returns `(state, w)`."""
+    pair = STDP(
+        A_plus=rule.A_plus, A_minus=rule.A_minus, tau_pre=rule.tau_pre, tau_post=rule.tau_post
+    )
+    return pair.update(state, w, pre, post, dt)
 
 
-class STDP(AbstractLongTermPlasticity):
+class STDP(AbstractTraceRule):
     r"""Pair-based STDP, trace form (all-to-all pairs).
 
     Each synapse keeps a presynaptic trace $a_{pre}$ and a postsynaptic trace $a_{post}$,
@@ -93,9 +80,18 @@ class STDP(AbstractLongTermPlasticity):
             *self.bound_checks(),
         )
 
-    def init_state(self, shape: Shape, *, dtype=None) -> STDPState:
-        return STDPState(a_pre=zeros(shape, dtype), a_post=zeros(shape, dtype))
+    state_type = STDPState
+    pre_taus = {"a_pre": "tau_pre"}
+    post_taus = {"a_post": "tau_post"}
 
-    def step(self, state: STDPState, w, pre, post, dt, modulator=None):
-        state, w = pair_update(self, state, w, pre, post, dt)
-        return state, self.clip(w)
+    def depress(self, w, pre, traces: STDPState, at=_same):
+        change = at(resolve(self.A_minus, w)) * traces.a_post * pre
+        if self.multiplicative:
+            change = change * (w - at(resolve(self.w_min, w)))
+        return w - change
+
+    def potentiate(self, w, post, traces: STDPState, at=_same):
+        change = at(resolve(self.A_plus, w)) * traces.a_pre * post
+        if self.multiplicative:
+            change = change * (at(resolve(self.w_max, w)) - w)
+        return w + change

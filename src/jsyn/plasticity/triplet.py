@@ -1,27 +1,24 @@
 r"""Triplet spike-timing-dependent plasticity (Pfister & Gerstner 2006), all-to-all."""
 
 import equinox as eqx
-import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .. import _kinetics as kin
-from .._component import zeros
-from .._custom_types import Shape
 from .._params import Param, param, resolve
-from .base import AbstractLongTermPlasticity, amplitude_checks, time_checks
+from .base import AbstractTraceRule, _same, amplitude_checks, time_checks
 
 
 class TripletSTDPState(eqx.Module):
     """State of `TripletSTDP`: the presynaptic traces `r1`, `r2` and the postsynaptic
-    traces `o1`, `o2` of each synapse (dimensionless)."""
+    traces `o1`, `o2` (dimensionless), one per synapse or, on an event-driven `jsyn.Sparse`
+    projection, one per presynaptic and one per postsynaptic neuron."""
 
-    r1: Float[Array, "*syn"]
-    r2: Float[Array, "*syn"]
-    o1: Float[Array, "*syn"]
-    o2: Float[Array, "*syn"]
+    r1: Float[Array, "*pre"]
+    r2: Float[Array, "*pre"]
+    o1: Float[Array, "*post"]
+    o2: Float[Array, "*post"]
 
 
-class TripletSTDP(AbstractLongTermPlasticity):
+class TripletSTDP(AbstractTraceRule):
     r"""Triplet STDP, all-to-all interactions (minimal and full models share this form).
 
     Two presynaptic traces $r_1$ ($\tau_+$), $r_2$ ($\tau_x$) and two postsynaptic traces
@@ -89,21 +86,14 @@ class TripletSTDP(AbstractLongTermPlasticity):
             *self.bound_checks(),
         )
 
-    def init_state(self, shape: Shape, *, dtype=None) -> TripletSTDPState:
-        z = zeros(shape, dtype)
-        return TripletSTDPState(r1=z, r2=z, o1=z, o2=z)
+    state_type = TripletSTDPState
+    pre_taus = {"r1": "tau_plus", "r2": "tau_x"}
+    post_taus = {"o1": "tau_minus", "o2": "tau_y"}
 
-    def step(self, state: TripletSTDPState, w, pre, post, dt, modulator=None):
-        dt = jnp.asarray(dt, w.dtype)
-        p = {name: resolve(getattr(self, name), w) for name in ("A2_plus", "A3_plus")}
-        m = {name: resolve(getattr(self, name), w) for name in ("A2_minus", "A3_minus")}
-        r1 = state.r1 * kin.decay(dt, resolve(self.tau_plus, w))
-        r2 = state.r2 * kin.decay(dt, resolve(self.tau_x, w))
-        o1 = state.o1 * kin.decay(dt, resolve(self.tau_minus, w))
-        o2 = state.o2 * kin.decay(dt, resolve(self.tau_y, w))
-        pre, post = pre.astype(w.dtype), post.astype(w.dtype)
-        w = w - pre * o1 * (m["A2_minus"] + m["A3_minus"] * r2)
-        r1, r2 = r1 + pre, r2 + pre
-        w = w + post * r1 * (p["A2_plus"] + p["A3_plus"] * o2)
-        o1, o2 = o1 + post, o2 + post
-        return TripletSTDPState(r1=r1, r2=r2, o1=o1, o2=o2), self.clip(w)
+    def depress(self, w, pre, traces: TripletSTDPState, at=_same):
+        a2, a3 = (at(resolve(a, w)) for a in (self.A2_minus, self.A3_minus))
+        return w - pre * traces.o1 * (a2 + a3 * traces.r2)
+
+    def potentiate(self, w, post, traces: TripletSTDPState, at=_same):
+        a2, a3 = (at(resolve(a, w)) for a in (self.A2_plus, self.A3_plus))
+        return w + post * traces.r1 * (a2 + a3 * traces.o2)
