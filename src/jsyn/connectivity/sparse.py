@@ -65,8 +65,8 @@ class Sparse(AbstractConnection):
     signal of **every** presynaptic neuron, silent ones included (for surrogate-gradient
     training). Under `jax.grad`/`jax.jvp` the tangent is computed over all synapses.
     Under `jax.vmap` the tier switch runs every branch (JAX's rule for a batched
-    `switch`); to batch trials of a large event-driven network, concatenate them into
-    one population instead.
+    `switch`); to batch trials of a large event-driven network, lay them side by side as
+    one population with `jsyn.trials` instead.
 
     Per-synapse arrays (weights, delays, states) have shape `(n_syn,)` and follow the
     stored order, `pre_idx` then `post_idx` as given within one presynaptic neuron.
