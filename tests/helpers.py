@@ -60,9 +60,11 @@ class Case:
     makes the drive of a run, shape (time, n); `record` picks the smooth trace that
     gradients are checked on (default: the step output). `constraints` maps a parameter
     to the parametrisation a fit would give it, where `fit_parametrisation`'s default
-    does not suit it. `slow` moves the case's conformance tests to the slow lane (`-m slow`,
-    which CI runs too): for systems whose eager and finite-difference runs take seconds
-    and that their own test module already checks in the default run.
+    does not suit it. `bursts=False` says the system refuses more than one spike of a
+    neuron per step (its inputs are 0/1 events). `slow` moves the case's conformance tests
+    to the slow lane (`-m slow`, which CI runs too): for systems whose eager and
+    finite-difference runs take seconds and that their own test module already checks in
+    the default run.
     """
 
     name: str
@@ -73,6 +75,7 @@ class Case:
     fixed_size: bool = False
     constraints: dict[str, Callable] = dataclasses.field(default_factory=dict)
     slow: bool = False
+    bursts: bool = True  # takes several spikes of one neuron in one step
 
     def __repr__(self):
         return self.name
@@ -440,6 +443,7 @@ NOISE_SYSTEMS = [
         Keyed(jsyn.QuantalSTP(n_sites=5, U=0.4, tau_f=20.0, tau_d=30.0)),
         _spikes01,
         (),
+        bursts=False,
     ),
     Case(
         "ModulatedGain",
