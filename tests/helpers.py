@@ -272,6 +272,7 @@ ALL_SYSTEMS = [
         pre_and_post_spikes,
         ("A3_plus", "tau_x"),
         fixed_size=True,
+        slow=True,  # tests/plasticity/test_events.py (event-driven == dense)
     ),
     Case(
         "TripletSTDP-Dense",
@@ -279,7 +280,6 @@ ALL_SYSTEMS = [
         lambda **kw: pre_and_post_spikes(**{"n": 9, **kw}),
         ("A3_plus", "tau_y"),
         fixed_size=True,
-        slow=True,  # tests/plasticity/test_triplet.py
     ),
     Case(
         "RewardSTDP-Dense",
@@ -287,6 +287,7 @@ ALL_SYSTEMS = [
         lambda **kw: pre_and_post_spikes(**{"n": 9, **kw}),
         ("A_plus", "tau_c"),
         fixed_size=True,
+        slow=True,  # tests/plasticity/test_reward.py
     ),
     Case(
         "SynapticScaling-Dense",
@@ -420,6 +421,7 @@ NOISE_SYSTEMS = [
         spike_train,
         (),
         fixed_size=True,
+        slow=True,  # tests/noise/test_release.py
     ),
     Case(
         "StochasticRelease-relaxed",
@@ -430,6 +432,7 @@ NOISE_SYSTEMS = [
         ("p", "temperature"),
         fixed_size=True,
         constraints={"p": lambda p: jsyn.Bounded(p, 0.0, 1.0)},
+        slow=True,  # tests/noise/test_release.py
     ),
     Case(
         "OUNoise",
@@ -458,6 +461,7 @@ NOISE_SYSTEMS = [
         ("k",),
         fixed_size=True,
         constraints={"k": jsyn.SoftplusPositive},
+        slow=True,  # tests/test_modulation.py
     ),
 ]
 ALL_SYSTEMS += NOISE_SYSTEMS

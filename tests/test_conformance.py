@@ -48,9 +48,10 @@ def test_scan_equals_manual_step_loop(case):
     x = case.inputs(n_steps=60)
     final, rec = jsyn.simulate(case.system, x, DT)
     state = case.system.init_state(x.shape[1:])
+    step = jax.jit(lambda state, x_t: case.system.step(state, x_t, DT))  # one step, compiled
     outs = []
     for t in range(x.shape[0]):
-        state, out = case.system.step(state, x[t], DT)
+        state, out = step(state, x[t])
         outs.append(out)
     assert tree_allclose(final, state)
     assert tree_allclose(rec, jnp.stack(outs))
