@@ -193,6 +193,7 @@ def test_one_key_is_shared_and_a_batch_of_keys_is_one_per_member():
         jsyn.sweep(models, x, DT, key=rbg)
 
 
+@pytest.mark.slow  # 5-11 s; CI runs the slow lane too
 def test_gradients_through_a_sweep_match_single_runs_and_finite_differences():
     x = spike_train(n_steps=150, n=2)
     psc = jsyn.PSC(jsyn.DualExpon(1.0, jsyn.LogPositive(6.0)), jsyn.COBA(1.0, 0.0))
@@ -263,6 +264,7 @@ def check_against_one_device(got):
     np.testing.assert_allclose(got["grad_g_max"], grad.output.g_max.raw, rtol=1e-12)
 
 
+@pytest.mark.slow  # 5-11 s; CI runs the slow lane too
 def test_four_devices_give_the_one_device_result_sharded(tmp_path):
     (got,) = run_workers(tmp_path, n_devices=4)
     check_against_one_device(got)

@@ -43,6 +43,7 @@ def test_record_and_sources_without_inputs():
     assert tree_allclose(a, b)
 
 
+@pytest.mark.slow  # 5-11 s; CI runs the slow lane too
 def test_gradient_memory_does_not_grow_with_steps():
     """Compiled temporary memory of the gradient (XLA's own accounting) for 64 synapses,
     recording one number per step: the plain scan stores every step's state (2 x 64

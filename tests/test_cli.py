@@ -13,6 +13,7 @@ EXAMPLES += ("ampa", "gaba_a", "bio_nmda", "nmda", "gaba_b", "stp", "std", "gap_
 EXAMPLES += ("additive_coupling", "diffusive_coupling", "stdp_window", "triplet_frequency")
 
 
+@pytest.mark.slow  # 5-11 s; CI runs the slow lane too
 def test_demo_writes_pngs_and_summary(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "new" / "folder")]) == 0
     out = tmp_path / "new" / "folder"

@@ -145,6 +145,7 @@ def test_grad_wrt_delays_matches_finite_differences(coupling):
         np.testing.assert_allclose(grad[idx], fd, rtol=1e-5, atol=1e-6, err_msg=str(idx))
 
 
+@pytest.mark.slow  # 5-11 s; CI runs the slow lane too
 def test_coupling_jit_equals_eager_and_vmap_equals_loop():
     coupling = coupled(jsyn.DiffusiveCoupling, random_conn(16), FRACTIONAL)
     xs = jnp.stack([spike_train(n_steps=30, n=4, seed=s, rate=0.2) for s in range(3)])

@@ -478,6 +478,7 @@ def test_recurrent_network_equals_the_hand_stepped_group(sparse):
     assert not np.allclose(V0, V)
 
 
+@pytest.mark.slow  # 5-11 s; CI runs the slow lane too
 def test_network_jit_equals_eager_and_vmap_equals_loop():
     inputs = jnp.stack([current_steps(n_steps=40, n=2, seed=s, low=20, high=40) for s in range(3)])
     run = jax.jit(lambda net, x: run_seed_network(net, x))

@@ -222,6 +222,7 @@ jsyn.save(sys.argv[2], jsyn.simulate(net, None, DT, n_steps=N_REST, state=state,
 """
 
 
+@pytest.mark.slow  # 5-11 s; CI runs the slow lane too
 def test_run_continued_in_a_fresh_process_equals_the_whole_run(tmp_path, runs):
     net, whole, (state, first) = runs
     jsyn.save(tmp_path / "stopped.jsyn", (net, state))
