@@ -65,16 +65,14 @@ def pinned() -> str:
 # -- jsyn ---------------------------------------------------------------------------------
 
 
-def jsyn_run(model: Model, n: int, duration: float, repeats: int, seed: int = 0) -> dict:
-    """Build, compile and run the network in jsyn; times in s, rate in Hz."""
-    t_import = time.perf_counter()
-    import equinox as eqx
+def network(model: Model, n: int, seed: int = 0, *, e=None, i=None):
+    """The network in jsyn, `(net, number of synapses)`: one group "cells" (80 % excitatory
+    first), projections "E" and "I" on fixed-probability wiring drawn from `seed`; `e` and
+    `i` are extra `jsyn.Projection` arguments of each (e.g. `{"plasticity": jsyn.STDP()}`)."""
     import jax
-    import jax.numpy as jnp
 
     import jsyn
 
-    t_build = time.perf_counter()
     n_e = int(0.8 * n)
     p = probability(n)
     key_e, key_i = jax.random.split(jax.random.key(seed))
@@ -88,17 +86,32 @@ def jsyn_run(model: Model, n: int, duration: float, repeats: int, seed: int = 0)
     lif = jsyn.LIF(
         V_rest=model.V_rest + model.background, V_th=-50.0, V_reset=-60.0, tau=20.0, tau_ref=5.0
     )
+    common = dict(pre="cells", post="cells")
     net = jsyn.Network(
         {"cells": (lif, n)},
         {
             "E": jsyn.Projection(
-                exc, jsyn.Expon(tau=5.0), out_e, pre="cells", post="cells", pre_slice=(0, n_e)
+                exc, jsyn.Expon(tau=5.0), out_e, pre_slice=(0, n_e), **common, **(e or {})
             ),
             "I": jsyn.Projection(
-                inh, jsyn.Expon(tau=10.0), out_i, pre="cells", post="cells", pre_slice=(n_e, n)
+                inh, jsyn.Expon(tau=10.0), out_i, pre_slice=(n_e, n), **common, **(i or {})
             ),
         },
     )
+    return net, exc.n_syn + inh.n_syn
+
+
+def jsyn_run(model: Model, n: int, duration: float, repeats: int, seed: int = 0) -> dict:
+    """Build, compile and run the network in jsyn; times in s, rate in Hz."""
+    t_import = time.perf_counter()
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    import jsyn
+
+    t_build = time.perf_counter()
+    net, n_syn = network(model, n, seed)
     state = net.init_state()
     V0 = jax.random.uniform(jax.random.key(seed + 1), (n,), minval=-60.0, maxval=-50.0)
     state = eqx.tree_at(lambda s: s.groups["cells"].V, state, V0)
@@ -138,7 +151,7 @@ def jsyn_run(model: Model, n: int, duration: float, repeats: int, seed: int = 0)
         "first": t_end - t_import,
         "rate": statistics.mean(rates) / n / (duration / 1000.0),
         "rates": [r / n / (duration / 1000.0) for r in rates],
-        "synapses": exc.n_syn + inh.n_syn,
+        "synapses": n_syn,
     }
 
 

@@ -89,30 +89,10 @@ def vmap_exact(impl: str) -> bool:
 
 
 def coba_network(n: int = 4000, seed: int = 0):
-    """The COBA network of `coba.py` (`_ei_network.jsyn_run` builds the same)."""
+    """The COBA network of `coba.py`, `(net, number of synapses)`."""
     import _ei_network as ei
 
-    model, n_e = ei.COBA, int(0.8 * n)
-    key_e, key_i = jax.random.split(jax.random.key(seed))
-    exc = jsyn.fixed_prob(n_e, n, ei.probability(n), key=key_e, w=model.w_e)
-    inh = jsyn.fixed_prob(n - n_e, n, ei.probability(n), key=key_i, w=model.w_i)
-    lif = jsyn.LIF(
-        V_rest=model.V_rest + model.background, V_th=-50.0, V_reset=-60.0, tau=20.0, tau_ref=5.0
-    )
-    projections = {
-        "E": jsyn.Projection(
-            exc, jsyn.Expon(5.0), jsyn.COBA(E=0.0), pre="cells", post="cells", pre_slice=(0, n_e)
-        ),
-        "I": jsyn.Projection(
-            inh,
-            jsyn.Expon(10.0),
-            jsyn.COBA(E=-80.0),
-            pre="cells",
-            post="cells",
-            pre_slice=(n_e, n),
-        ),
-    }
-    return jsyn.Network({"cells": (lif, n)}, projections), exc.n_syn + inh.n_syn
+    return ei.network(ei.COBA, n, seed)
 
 
 def initial_states(net, B: int, seed: int = 1):

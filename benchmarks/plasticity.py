@@ -43,40 +43,10 @@ def jsyn_run(n: int, duration: float, repeats: int, seed: int = 0) -> dict:
 
     import jsyn
 
-    model = ei.COBA
-    n_e = int(0.8 * n)
-    p = ei.probability(n)
-    key_e, key_i = jax.random.split(jax.random.key(seed))
-    exc = jsyn.fixed_prob(n_e, n, p, key=key_e, w=model.w_e)
-    inh = jsyn.fixed_prob(n - n_e, n, p, key=key_i, w=model.w_i)
     stdp = jsyn.STDP(
         A_plus=A_PLUS, A_minus=A_MINUS, tau_pre=TAU_PRE, tau_post=TAU_POST, w_max=W_MAX
     )
-    lif = jsyn.LIF(
-        V_rest=model.V_rest + model.background, V_th=-50.0, V_reset=-60.0, tau=20.0, tau_ref=5.0
-    )
-    net = jsyn.Network(
-        {"cells": (lif, n)},
-        {
-            "E": jsyn.Projection(
-                exc,
-                jsyn.Expon(tau=5.0),
-                jsyn.COBA(E=0.0),
-                pre="cells",
-                post="cells",
-                pre_slice=(0, n_e),
-                plasticity=stdp,
-            ),
-            "I": jsyn.Projection(
-                inh,
-                jsyn.Expon(tau=10.0),
-                jsyn.COBA(E=-80.0),
-                pre="cells",
-                post="cells",
-                pre_slice=(n_e, n),
-            ),
-        },
-    )
+    net, n_syn = ei.network(ei.COBA, n, seed, e={"plasticity": stdp})
     state = net.init_state()
     n_steps = int(round(duration / ei.DT))
     params, static = eqx.partition(net, eqx.is_array)
@@ -113,7 +83,7 @@ def jsyn_run(n: int, duration: float, repeats: int, seed: int = 0) -> dict:
         runs=runs,
         rate=statistics.mean(spikes) / n / (duration / 1000.0),
         w_mean=statistics.mean(w_mean),
-        synapses=exc.n_syn + inh.n_syn,
+        synapses=n_syn,
     )
 
 

@@ -20,37 +20,8 @@ import _ei_network as ei
 
 def build(n: int, release, seed: int = 0):
     """The COBA network of `_ei_network.jsyn_run`, with `release` on both projections."""
-    import jax
-
-    import jsyn
-
-    m = ei.COBA
-    n_e = int(0.8 * n)
-    key_e, key_i = jax.random.split(jax.random.key(seed))
-    exc = jsyn.fixed_prob(n_e, n, ei.probability(n), key=key_e, w=m.w_e)
-    inh = jsyn.fixed_prob(n - n_e, n, ei.probability(n), key=key_i, w=m.w_i)
-    lif = jsyn.LIF(V_rest=m.V_rest + m.background, V_th=-50.0, V_reset=-60.0, tau=20.0, tau_ref=5.0)
-    projections = {
-        "E": jsyn.Projection(
-            exc,
-            jsyn.Expon(tau=5.0),
-            jsyn.COBA(E=0.0),
-            pre="cells",
-            post="cells",
-            pre_slice=(0, n_e),
-            release=release,
-        ),
-        "I": jsyn.Projection(
-            inh,
-            jsyn.Expon(tau=10.0),
-            jsyn.COBA(E=-80.0),
-            pre="cells",
-            post="cells",
-            pre_slice=(n_e, n),
-            release=release,
-        ),
-    }
-    return jsyn.Network({"cells": (lif, n)}, projections), exc.n_syn + inh.n_syn
+    extra = {"release": release}
+    return ei.network(ei.COBA, n, seed, e=extra, i=extra)
 
 
 def compiled_run(net, n: int, duration: float):
