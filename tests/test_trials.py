@@ -224,3 +224,40 @@ def test_trials_split_over_four_devices_equal_the_one_device_run():
     code = ON_DEVICES.replace("{tests!r}", repr(str(here))).replace("N)", f"{N})")
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_a_plastic_projection_with_stp_and_a_delay_batches_its_sent_spikes_and_traces():
+    """Event-driven STDP on summed kinetics with STP and a delay: per-neuron traces and a
+    buffer of the sent spikes and efficacies (two rows per neuron) in the batch."""
+    net = network()
+    plastic = eqx.tree_at(
+        lambda n: n.projections["E"],
+        net,
+        jsyn.Projection(
+            jsyn.fixed_prob(N_E, N, 0.3, key=jax.random.key(1), w=0.8),
+            jsyn.Expon(5.0),
+            jsyn.COBA(E=0.0),
+            stp=jsyn.STD(tau=100.0, U=0.3),
+            pre="cells",
+            post="cells",
+            pre_slice=(0, N_E),
+            delay=1.5,
+            dt=DT,
+            plasticity=jsyn.STDP(A_plus=0.05, w_max=2.0),
+        ),
+    )
+    keys = jax.random.split(jax.random.key(5), 2)
+    check_trials(jsyn.trials(plastic, 2), lambda b: plastic, keys, n_steps=150)
+
+
+def test_stochastic_release_and_modulated_gain_are_refused_not_dropped():
+    net = network()
+    noisy = eqx.tree_at(
+        lambda n: n.projections["I"].release,
+        net,
+        jsyn.StochasticRelease(0.5),
+        is_leaf=lambda x: x is None,
+    )
+    with pytest.raises(ValueError, match="does not batch stochastic release"):
+        jsyn.trials(noisy, 2)

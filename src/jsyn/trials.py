@@ -269,6 +269,11 @@ class TrialBatch:
                 f"jsyn.trials batches jsyn.Sparse and jsyn.Dense connections (projection "
                 f"{pname!r} has {type(conn).__name__})."
             )
+        if p.release is not None or p.modulation is not None:
+            raise ValueError(
+                f"jsyn.trials does not batch stochastic release or a modulated gain yet "
+                f"(projection {pname!r}); run these trials with jax.vmap or one by one."
+            )
         trial = np.arange(B)[:, None]
         pre_b = (pre[None, :] * B + trial).reshape(-1)  # trial-major: b * n_syn + s
         post_b = (post[None, :] * B + trial).reshape(-1)
@@ -285,7 +290,8 @@ class TrialBatch:
             p.n_pre * B,
             p.n_post * B,
             w,
-            event_driven=getattr(conn, "event_driven", True),
+            # a plastic Dense projection keeps its per-synapse traces (its single run's)
+            event_driven=getattr(conn, "event_driven", p.plasticity is None),
         )
         layout = syn_kind if p.synapse_params == "synapse" else post_kind
         delay = None
@@ -330,14 +336,23 @@ class TrialBatch:
     def _state_kinds(self, pname: str, p: Projection) -> dict[str, _Kind | None]:
         pre, post, syn = (self._kinds[(pname, k)] for k in ("pre", "post", "syn"))
         held = syn if p.line is not None and p._delays_per_synapse() else post
+        rule = syn
+        if p.plasticity is not None and p._learns_by_events():  # traces per neuron
+            rule = {name: pre for name in p.plasticity.pre_taus}
+            rule |= {name: post for name in p.plasticity.post_taus}
+        sent = pre
+        if p.plasticity is not None and p._sent_rows() == 2:  # the spikes, then the signal
+            b, i = np.divmod(pre.perm, p.n_pre)
+            halves = [b * 2 * p.n_pre + h * p.n_pre + i for h in range(2)]
+            sent = _Kind((2 * p.n_pre,), np.concatenate(halves))
         return {
             "stp": pre,
             "delay": held,
             "synapse": syn if p.per_synapse else post,
             "g": post,
             "w": syn,
-            "rule": syn,
-            "sent": pre,
+            "rule": rule,
+            "sent": sent,
         }
 
     def _map_state(self, state: NetworkState, leaf_fn, poisson) -> NetworkState:
@@ -345,6 +360,13 @@ class TrialBatch:
         the scalars the trials share); `poisson(keys, spikes)` builds a Poisson group's."""
 
         def each(tree, kind):
+            if isinstance(kind, dict):  # one kind per field (a rule's per-neuron traces)
+                fields = list(kind)
+                return eqx.tree_at(
+                    lambda t: [getattr(t, f) for f in fields],
+                    tree,
+                    [each(getattr(tree, f), kind[f]) for f in fields],
+                )
             return jax.tree.map(lambda x: leaf_fn(x, kind), tree)
 
         groups = {}
