@@ -71,6 +71,10 @@ def trials(net: Network, B: int | None = None) -> "TrialBatch":
     ```
     Trial $b$ of `per_trial` equals
     `jsyn.simulate(net, None, 0.1, key=key_b, n_steps=5000)[1]["E"]`.
+
+    Not batched yet (refused with an error, never dropped): gap junctions, a one-cell
+    `jsyn.Neuromodulator` group, projections with stochastic release or a modulated gain;
+    run those trials with `jax.vmap` or one by one.
     """
     if not isinstance(net, Network):
         raise TypeError(
