@@ -188,12 +188,14 @@ def brainpy_run(model: Model, n: int, duration: float, repeats: int, seed: int =
     return _reference(references.run_brainpy, model, n, duration, repeats, seed)
 
 
-def run_isolated(func: str, model: str, n: int, duration: float, repeats: int) -> dict | None:
-    """Run `func` in a fresh interpreter (clean imports and devices); `None` if it fails."""
+def run_isolated(func: str, args: str, module: str = "_ei_network") -> dict | None:
+    """`module.func(*args)` in a fresh interpreter (clean imports and devices), `args` the
+    call's argument list as source, names looked up in `module` (e.g. `"m.COBA, 4000,
+    1000.0, 3"`); its JSON result, or `None` if it fails."""
     here = os.path.dirname(os.path.abspath(__file__))
     code = (
-        f"import json, sys; sys.path.insert(0, {here!r}); import _ei_network as m; "
-        f"print('RESULT', json.dumps(m.{func}(m.{model}, {n}, {duration!r}, {repeats})))"
+        f"import json, sys; sys.path.insert(0, {here!r}); import {module} as m; "
+        f"print('RESULT', json.dumps(m.{func}({args})))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     for line in proc.stdout.splitlines():
@@ -201,7 +203,7 @@ def run_isolated(func: str, model: str, n: int, duration: float, repeats: int) -
             import json
 
             return json.loads(line[7:])
-    sys.stderr.write(f"{func} at N={n} failed:\n{proc.stderr[-3000:]}\n")
+    sys.stderr.write(f"{func}({args}) failed:\n{proc.stderr[-3000:]}\n")
     return None
 
 
@@ -238,7 +240,7 @@ def main(model: Model, argv=None) -> dict:
             print(f"{name}: not installed (pip install 'jsyn[bench]'); skipped")
             continue
         for n in sizes:
-            res = run_isolated(func, model.name, n, args.duration, args.repeats)
+            res = run_isolated(func, f"m.{model.name}, {n}, {args.duration!r}, {args.repeats}")
             if res is None:
                 continue
             results.setdefault(name, {})[n] = res

@@ -185,24 +185,6 @@ def brian2_run(n: int, duration: float, repeats: int, seed: int = 0) -> dict:
     )
 
 
-def _isolated(func: str, n: int, duration: float, repeats: int) -> dict | None:
-    """`func` in a fresh interpreter (clean imports, one network per process)."""
-    import json
-    import subprocess
-
-    here = os.path.dirname(os.path.abspath(__file__))
-    code = (
-        f"import json, sys; sys.path.insert(0, {here!r}); import plasticity as m; "
-        f"print('RESULT', json.dumps(m.{func}({n}, {duration!r}, {repeats})))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    sys.stderr.write(f"{func} at N={n} failed:\n{proc.stderr[-3000:]}\n")
-    return None
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="4000,16000", help="network sizes N")
@@ -219,7 +201,7 @@ def main(argv=None) -> dict:
     results: dict = {}
     for n in sizes:
         for name, func in runs:
-            res = _isolated(func, n, args.duration, args.repeats)
+            res = ei.run_isolated(func, f"{n}, {args.duration!r}, {args.repeats}", "plasticity")
             if res is not None:
                 results.setdefault(name, {})[n] = res
                 print(
@@ -230,7 +212,9 @@ def main(argv=None) -> dict:
                     flush=True,
                 )
             if args.static:
-                static = ei.run_isolated(f"{name}_run", "COBA", n, args.duration, args.repeats)
+                static = ei.run_isolated(
+                    f"{name}_run", f"m.COBA, {n}, {args.duration!r}, {args.repeats}"
+                )
                 if static is not None:
                     results.setdefault(f"{name}-static", {})[n] = static
                     print(
