@@ -185,16 +185,23 @@ def test_all_spike_step_with_small_tiers_drops_nothing():
     )
 
 
-@pytest.mark.parametrize("n, cap", [(300, 16), (300, 64), (1000, 16), (1000, 40), (70, 3)])
+@pytest.mark.parametrize(
+    "n, cap", [(300, 16), (300, 64), (1000, 16), (1000, 40), (70, 3), (5000, 16), (70001, 64)]
+)
 def test_select_finds_every_active_neuron_in_order(n, cap):
-    """One level (cap * 32 >= n) and two levels (block flags, then their neurons)."""
+    """One level (at most `cap` words of 32 neurons) and two levels (the words that hold an
+    active neuron, then their neurons); beyond `cap` active neurons, the first `cap`."""
     rng = np.random.default_rng(n + cap)
-    for n_active in (0, 1, cap // 2, cap):
+    for n_active in (0, 1, cap // 2, cap, cap + 5):
         s = np.zeros(n)
-        s[rng.choice(n, n_active, replace=False)] = rng.normal(size=n_active) + 3.0
+        active = rng.choice(n, n_active, replace=False)
+        if n_active > 1:
+            active[:2] = 0, n - 1  # the first and last neuron
+        s[active] = rng.normal(size=n_active) + 3.0
         got = np.asarray(select(jnp.asarray(s), cap))
         want = np.full(cap, n)
-        want[:n_active] = np.flatnonzero(s)
+        first = np.flatnonzero(s)[:cap]
+        want[: first.size] = first
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(jax.jit(select, static_argnums=1)(jnp.asarray(s), cap), want)
 

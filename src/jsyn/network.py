@@ -50,7 +50,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ._component import AbstractSystem, as_count
 from ._custom_types import Shape
 from .connectivity import ALL, Sparse, default_tiers, select
-from .connectivity.sparse import tier_index
+from .connectivity.sparse import active_words, tier_index
 from .gap_junction import GapJunction
 from .neurons import AbstractNeuron
 from .plasticity import Neuromodulator
@@ -335,9 +335,11 @@ class Network(AbstractSystem):
         tiers = default_tiers(signal.shape[0])
         start = 0 if rng is None else rng[0]
 
+        words = None if len(tiers) == 1 else active_words(signal)
+
         def branch(cap):
             def run():
-                idx = ALL if cap == tiers[-1] else select(signal, cap)
+                idx = ALL if cap == tiers[-1] else select(signal, cap, words=words)
                 out = {}
                 for name in names:
                     proj = self.projections[name]
@@ -351,7 +353,8 @@ class Network(AbstractSystem):
 
         if len(tiers) == 1:
             return branch(tiers[0])()
-        return jax.lax.switch(tier_index(signal, tiers), [branch(c) for c in tiers])
+        index = tier_index(signal, tiers, words=words)
+        return jax.lax.switch(index, [branch(c) for c in tiers])
 
 
 # Slices of a group up to this size share one switch and one selection (a step's fixed

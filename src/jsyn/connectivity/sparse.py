@@ -8,7 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int, UInt32
 
 from .. import _validation as val
 from .._params import AbstractParam, Param, as_param, resolve
@@ -359,33 +359,67 @@ def _gathered(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, in
     return into.at[rows_next, post].add(frac * v, mode="drop")
 
 
-_BLOCK = 32  # neurons per block flag of the two-level selection
+_WORD = 32  # neurons per word of the bit mask of active neurons
 
 
-def select(signal, cap: int) -> Int[Array, " cap"]:
+def _pack(flags) -> UInt32[Array, " words"]:
+    """Boolean flags (shape `(n,)`) as words of 32 bits: bit `j` of word `b` is flag
+    `32 b + j` (the last word padded with zeros)."""
+    n_words = -(-flags.shape[0] // _WORD)
+    flags = jnp.pad(flags, (0, n_words * _WORD - flags.shape[0])).reshape(n_words, _WORD)
+    bits = jnp.uint32(1) << jnp.arange(_WORD, dtype=jnp.uint32)[None, :]
+    return jnp.sum(jnp.where(flags, bits, jnp.uint32(0)), axis=1, dtype=jnp.uint32)
+
+
+def active_words(signal) -> UInt32[Array, " words"]:
+    """The nonzero entries of `signal` (shape `(n,)`) as a bit mask: bit `j` of word `b`
+    is set where `signal[32 b + j] != 0`."""
+    return _pack(signal != 0)
+
+
+def _compact(words, first, cap: int, fill: int) -> Int[Array, " cap"]:
+    """The set bits of `words`, bit `j` of word `b` standing for the item
+    `32 first[b] + j`, as the first `cap` items in ascending order (`first` ascending),
+    padded with `fill`. Each set bit's slot is the number of set bits before it: those of
+    the earlier words (a prefix sum) and those below it in its own word (a popcount)."""
+    j = jnp.arange(_WORD, dtype=jnp.uint32)[None, :]
+    count = jax.lax.population_count(words).astype(jnp.int32)
+    before = jnp.cumsum(count) - count
+    words = words[:, None]
+    below = jax.lax.population_count(words & ((jnp.uint32(1) << j) - 1)).astype(jnp.int32)
+    slot = jnp.where((words >> j) & 1 != 0, before[:, None] + below, cap)
+    item = first[:, None] * _WORD + j.astype(jnp.int32)
+    out = jnp.full((cap,), fill, jnp.int32)
+    return out.at[slot.reshape(-1)].set(item.reshape(-1), mode="drop")
+
+
+def select(signal, cap: int, *, words=None) -> Int[Array, " cap"]:
     """The indices of the nonzero entries of `signal` (shape `(n,)`), ascending, in `cap`
     slots padded with `n` (out of range); all of them when there are at most `cap`.
 
-    Each active neuron $i$ gets the key $n - i$, the others 0, and `jax.lax.top_k` keeps
-    the `cap` largest keys, which are the indices themselves (no second lookup). At large
-    `n` in two levels: the largest key of each block of 32 neurons, the `cap` first blocks
-    that hold an active neuron, then the keys of those blocks only (every active neuron
-    lies in one of them when there are at most `cap`)."""
+    From the bit mask of the active neurons (`words`, `active_words(signal)` unless
+    given), in two levels: the first `cap` words that hold an active neuron, found from a
+    bit mask of the nonzero words, then the neurons of those words. Each level places
+    every set bit at its rank, a prefix sum over the words plus a popcount within its
+    word, and scatters it there: no sort, no `top_k`, and work in proportion to
+    `n / 32 + 32 cap`."""
     n = signal.shape[0]
-    dtype = jnp.float32 if n <= 2**24 else jnp.int32  # keys exact below 2**24 in float32
-    key = jnp.where(signal != 0, n - jnp.arange(n, dtype=dtype), jnp.zeros((), dtype))
-    if cap * _BLOCK < n:
-        n_blocks = -(-n // _BLOCK)
-        blocks = jnp.pad(key, (0, n_blocks * _BLOCK - n)).reshape(n_blocks, _BLOCK)
-        _, chosen = jax.lax.top_k(jnp.max(blocks, axis=1), cap)
-        key = blocks[chosen].reshape(-1)
-    return (n - jax.lax.top_k(key, cap)[0]).astype(jnp.int32)
+    words = active_words(signal) if words is None else words
+    n_words = words.shape[0]
+    if n_words <= cap:
+        return _compact(words, jnp.arange(n_words, dtype=jnp.int32), cap, n)
+    groups = _pack(words != 0)  # bit b: word b holds an active neuron
+    chosen = _compact(groups, jnp.arange(groups.shape[0], dtype=jnp.int32), cap, n_words)
+    return _compact(words.at[chosen].get(mode="fill", fill_value=0), chosen, cap, n)
 
 
-def tier_index(signal, tiers: tuple[int, ...]):
+def tier_index(signal, tiers: tuple[int, ...], *, words=None):
     """The index of the smallest capacity in `tiers` that holds the nonzero entries of
-    `signal` (the last tier holds every neuron)."""
-    n_active = jnp.count_nonzero(signal)
+    `signal` (the last tier holds every neuron); from its bit mask `words` if given."""
+    if words is None:
+        n_active = jnp.count_nonzero(signal)
+    else:
+        n_active = jnp.sum(jax.lax.population_count(words).astype(jnp.int32))
     return jnp.sum(n_active > jnp.asarray(tiers[:-1], n_active.dtype)).astype(jnp.int32)
 
 
@@ -395,12 +429,13 @@ def _branches(spec: _Spec) -> tuple:
 
     def tier(cap):
         def run(*args):
-            return _gathered(spec, *args, idx=select(args[2], cap))
+            *args, words = args
+            return _gathered(spec, *args, idx=select(args[2], cap, words=words))
 
         return run
 
     def everything(*args):
-        return _gathered(spec, *args, idx=None)
+        return _gathered(spec, *args[:-1], idx=None)
 
     return (*(tier(cap) for cap in spec.tiers[:-1]), everything)
 
@@ -412,7 +447,9 @@ def _deliver(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, int
         return _gathered(spec, *args, idx=idx)
     if len(spec.tiers) == 1:
         return _gathered(spec, *args, idx=None)
-    return jax.lax.switch(tier_index(signal, spec.tiers), _branches(spec), *args)
+    words = active_words(signal)
+    index = tier_index(signal, spec.tiers, words=words)
+    return jax.lax.switch(index, _branches(spec), *args, words)
 
 
 @_deliver.defjvp
