@@ -207,6 +207,26 @@ def run_isolated(func: str, args: str, module: str = "_ei_network") -> dict | No
     return None
 
 
+def floor_run(script: str, n: int, repeats: int) -> dict | None:
+    """An external pure-JAX reference of the COBA network (`--floor SCRIPT`): a script
+    written for measurement only, not part of this repository, run in a fresh interpreter
+    with its fastest settings (tiers 16, 64, ... below N, two-level `top_k`, E and I in one
+    scatter, `unroll=2`) and read from the `RESULT {json}` line it prints (its run time,
+    compile time and rate). `None` if it fails."""
+    tiers = ",".join(str(c) for c in (16, 64, 256, 1024, 4096, 16384) if c < n)
+    cmd = [sys.executable, script, "--N", str(n), "--repeats", str(repeats), "--prop"]
+    cmd += ["inplace", "--compact", "topk2", "--tiers", tiers, "--unroll", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            import json
+
+            res = json.loads(line[7:])
+            return {"run": res["run_median_s"], "compile": res["compile_s"], "rate": res["rate_hz"]}
+    sys.stderr.write(f"floor {script} N={n} failed:\n{proc.stderr[-3000:]}\n")
+    return None
+
+
 def _available(module: str) -> bool:
     import importlib.util
 
@@ -223,6 +243,12 @@ def main(model: Model, argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per simulator")
     parser.add_argument("--only", default="jsyn,brian2,brainpy", help="simulators to run")
     parser.add_argument("--json", default=None, help="write the results to this file")
+    parser.add_argument(
+        "--floor",
+        default=None,
+        metavar="SCRIPT",
+        help="an external pure-JAX COBA reference script to run beside (see floor_run)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     wanted = args.only.split(",")
@@ -249,6 +275,17 @@ def main(model: Model, argv=None) -> dict:
                 f"  compile {res['compile']:6.2f} s  run {res['run']:7.3f} s (median of "
                 f"{len(res['runs'])})  end-to-end {res['first']:6.2f} s  rate {res['rate']:6.2f} Hz"
             )
+    if args.floor and model.coba:
+        for n in sizes:
+            res = floor_run(args.floor, n, args.repeats)
+            if res is not None:
+                results.setdefault("floor", {})[n] = res
+                print(
+                    f"floor    N={n:6d}  compile {res['compile']:6.2f} s  run {res['run']:7.3f} s"
+                    f" (median of {args.repeats})  rate {res['rate']:6.2f} Hz"
+                )
+    elif args.floor:
+        print("floor: a COBA reference only; skipped")
     print("\nratios (jsyn / other; below 1 means jsyn is faster):")
     for other in ("brian2", "brainpy"):
         for n in sizes:
@@ -258,6 +295,11 @@ def main(model: Model, argv=None) -> dict:
                     f"  vs {other:8s} N={n:6d}: run {a['run'] / b['run']:5.2f}x, end-to-end "
                     f"{a['first'] / b['first']:5.2f}x, rate {a['rate'] / b['rate']:5.3f}"
                 )
+    for n in sizes:
+        a, f, b = (results.get(k, {}).get(n) for k in ("jsyn", "floor", "brian2"))
+        if a and f:
+            also = f", floor / Brian2 {f['run'] / b['run']:5.2f}x" if b else ""
+            print(f"  vs floor    N={n:6d}: run {a['run'] / f['run']:5.2f}x{also}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"model": model.name, "results": results}, f, indent=1)

@@ -157,10 +157,10 @@ def _signal(n, n_active, seed=0, counts=False):
 def test_event_driven_equals_dense_for_any_activity(per_synapse):
     """Every tier, its boundaries, and a step in which every neuron spikes."""
     conn = _random_sparse(per_synapse=per_synapse)
-    assert conn.tiers == (16, 64, 256, 300)
+    assert conn.tiers == (8, 16, 32, 64, 128, 256, 300)
     into = jnp.asarray(np.random.default_rng(1).normal(size=200))
     deliver = jax.jit(lambda c, s, i: c.deliver(s, i))
-    for n_active in [0, 1, 15, 16, 17, 64, 65, 200, 256, 257, 299, 300]:
+    for n_active in [0, 1, 7, 8, 9, 16, 17, 33, 64, 65, 200, 256, 257, 299, 300]:
         s = _signal(300, n_active, seed=n_active, counts=True)
         expected = np.asarray(into) + np.asarray(s) @ _matrix(conn)
         got = deliver(conn, s, into)
@@ -346,9 +346,10 @@ def test_spread_post_and_collect_pre_are_the_transposed_product(sparse):
 
 
 def test_default_tiers():
-    assert default_tiers(4000) == (16, 64, 256, 1024, 4000)
-    assert default_tiers(10) == (10,)
-    assert default_tiers(16) == (16,)
+    assert default_tiers(4000) == (8, 16, 32, 64, 128, 256, 512, 1024, 4000)
+    assert default_tiers(64000) == (8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 64000)
+    assert default_tiers(10) == (8, 10)
+    assert default_tiers(8) == (8,)
 
 
 # -- errors ------------------------------------------------------------------------------------

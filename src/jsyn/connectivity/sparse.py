@@ -15,16 +15,19 @@ from .._params import AbstractParam, Param, as_param, resolve
 from ._learn import LearnSpec, learn_events
 from .base import AbstractConnection, check_signal
 
-_FIRST_TIER = 16
-_TIER_GROWTH = 4
+_FIRST_TIER = 8
+_DOUBLE_UP_TO = 1024  # tiers double up to here (the work of a step follows its tier), then x4
+_LEARN_CHUNK = 16  # neurons per pass of an event-driven weight update
 
 
 def default_tiers(n_pre: int) -> tuple[int, ...]:
-    """Capacities 16, 64, 256, ... below `n_pre`, then `n_pre` itself (the exact fallback)."""
+    """Capacities 8, 16, 32, ..., 1024, 4096, 16384, ... below `n_pre`, then `n_pre`
+    itself (the exact fallback): doubling while the work of a step (which follows the
+    tier, not the count of spikes in it) matters most, then growing by 4."""
     tiers, cap = [], _FIRST_TIER
     while cap < n_pre:
         tiers.append(cap)
-        cap *= _TIER_GROWTH
+        cap *= 2 if cap < _DOUBLE_UP_TO else 4
     return (*tiers, n_pre)
 
 
@@ -52,9 +55,9 @@ class Sparse(AbstractConnection):
     are stored sorted by presynaptic neuron, with a table of each neuron's targets (its
     row padded to the largest out-degree `width`), so a step touches only the synapses of
     the neurons that spiked: it counts the nonzero entries of the signal, picks the
-    smallest capacity tier that holds them (`tiers`, by default 16, 64, 256, ... and
-    `n_pre`, chosen per step with `jax.lax.switch`), gathers those neurons with
-    `jax.lax.top_k` and scatter-adds their weights. The last tier is every neuron, so **no
+    smallest capacity tier that holds them (`tiers`, by default 8, 16, 32, ... and
+    `n_pre`, chosen per step with `jax.lax.switch`), gathers those neurons (`select`) and
+    scatter-adds their weights. The last tier is every neuron, so **no
     spike is ever dropped**, whatever the activity; the result equals the dense product
     for any signal (not only 0/1). Work per step follows the number of spikes times
     `width`. A second table lists the synapses onto each postsynaptic neuron (`sources`,
@@ -246,8 +249,7 @@ class Sparse(AbstractConnection):
         touches only the synapses of the neurons with an event (their rows in `targets`),
         then the potentiation of the post spikes only the synapses onto the neurons that
         spiked (their rows in `sources`). Each side picks its neurons with an event as
-        delivery does (`jax.lax.top_k`), `tiers[0]` at a time, in as many passes as it
-        takes: none in a step without events, every neuron if every one spikes (no event is
+        delivery does (`select`), 16 at a time, in as many passes as it takes: none in a step without events, every neuron if every one spikes (no event is
         dropped). Each touched synapse is clipped to `[w_min, w_max]` once, after both
         sides; the others keep their weights, which must lie within the bounds. Returns
         `(state, w, drive)`: the traces and weights equal to the rule's `step` on
@@ -262,7 +264,7 @@ class Sparse(AbstractConnection):
         """
         pre = check_signal("Sparse.learn", pre, self.n_pre).astype(w.dtype)
         post = check_signal("Sparse.learn", post, self.n_post, side="post").astype(w.dtype)
-        chunk = self.tiers[0] if self.event_driven else 0
+        chunk = _LEARN_CHUNK if self.event_driven else 0
         spec = LearnSpec(chunk, self.width, self.width_in, select)
         tables = (self.targets, self.indptr, self.sources, self.pre_idx, self.post_idx)
         if signal is not None:
