@@ -249,9 +249,10 @@ class Sparse(AbstractConnection):
         touches only the synapses of the neurons with an event (their rows in `targets`),
         then the potentiation of the post spikes only the synapses onto the neurons that
         spiked (their rows in `sources`). Each side picks its neurons with an event as
-        delivery does (`select`), 16 at a time, in as many passes as it takes: none in a step without events, every neuron if every one spikes (no event is
-        dropped). Each touched synapse is clipped to `[w_min, w_max]` once, after both
-        sides; the others keep their weights, which must lie within the bounds. Returns
+        delivery does (`select`), 16 at a time, in as many passes as it takes: none in a
+        step without events, every neuron if every one spikes (no event is dropped). Each
+        touched synapse is clipped to `[w_min, w_max]` once, after both sides; the others
+        keep their weights, which must lie within the bounds. Returns
         `(state, w, drive)`: the traces and weights equal to the rule's `step` on
         per-synapse traces, and, with a `signal` (shape `(n_pre,)`, nonzero only where `pre`
         is: the transmitted spikes, e.g. scaled by STP), its drive through the weights at
