@@ -155,10 +155,12 @@ def _moments_many(rebuild, dt_static, cfg, n, in_batched, *args):
     state, other = eqx.partition(leading(state, state_b), eqx.is_inexact_array)
     axes = lambda batched: jax.tree.map(lambda b: 0 if b else None, batched)  # noqa: E731
     inputs = jax.tree.map(time_major, inputs, inputs_b)
-    target = time_major(target, target_b).reshape(cfg.T, -1, columns)  # (T, n or 1, columns)
+    # (T, n or 1 times columns): flat per step, so that XLA lays out the scan's blocks of
+    # two steps without a copy of the target at every evaluation.
+    target = time_major(target, target_b).reshape(cfg.T, -1)
     sqrt_w = None
     if weights is not None:
-        sqrt_w = time_major(jnp.sqrt(weights), weights_b).reshape(cfg.T, -1, columns)
+        sqrt_w = time_major(jnp.sqrt(weights), weights_b).reshape(cfg.T, -1)
 
     step = jax.vmap(
         _step(rebuild, dt_static, cfg.record, dtype, columns),
@@ -172,6 +174,7 @@ def _moments_many(rebuild, dt_static, cfg, n, in_batched, *args):
     def body(carry, xs):
         s, other, ts, acc = carry
         x, y, sw = xs
+        y, sw = (None if a is None else a.reshape(-1, columns) for a in (y, sw))
 
         def tangent(t_theta, t_state):
             return jax.jvp(
@@ -192,7 +195,11 @@ def _moments_many(rebuild, dt_static, cfg, n, in_batched, *args):
     tangents = jax.tree.map(lambda leaf: jnp.zeros((p, *jnp.shape(leaf)), leaf.dtype), state)
     acc = jnp.zeros((len(pairs), n), dtype)
     carry = (state, other, tangents, acc)
-    (*_, acc), _ = jax.lax.scan(body, carry, (inputs, target, sqrt_w), length=cfg.T)
+    # Two steps per iteration of XLA's loop: 18.8 ms against 21.2 for 1000 recordings of
+    # 2000 samples and 3 parameters in float64 (8.9 against 11.5 in float32); four, the
+    # same as two; eight, slower.
+    xs = (inputs, target, sqrt_w)
+    (*_, acc), _ = jax.lax.scan(body, carry, xs, length=cfg.T, unroll=2)
     gram = jnp.zeros((n, p + 1, p + 1), dtype).at[:, rows, cols].set(acc.T)
     gram = gram + jnp.swapaxes(jnp.triu(gram, 1), 1, 2)
     return _Moments(f=gram[:, 0, 0], g=gram[:, 0, 1:], A=gram[:, 1:, 1:])
