@@ -134,7 +134,12 @@ def _moments_many(rebuild, dt_static, cfg, n, in_batched, *args):
     $(p, n, \ldots)$), and the sums are the upper triangle of the Gram matrix of
     $[r, J]$, $(p + 1)(p + 2)/2$ rows of $n$, one update per step. The same products are
     added in the same order, so the sums equal those of `_moments`, recording by
-    recording, to rounding. Unbatched arguments are shared by all recordings."""
+    recording, to rounding. Unbatched arguments are shared by all recordings.
+
+    The scan reads the recordings' data time-major. `custom_vmap` hands them over with
+    the recording axis first; `fit_many` vmaps over time-major copies (`in_axes=1`), so
+    that the transposition back here cancels that one and nothing is copied at each
+    evaluation inside the Levenberg–Marquardt loop."""
     theta, model, dt, state, inputs, target, weights = args
     theta_b, model_b, dt_b, state_b, inputs_b, target_b, weights_b = in_batched
     dtype = theta.dtype
@@ -153,14 +158,18 @@ def _moments_many(rebuild, dt_static, cfg, n, in_batched, *args):
 
     theta = leading(theta, theta_b)
     state, other = eqx.partition(leading(state, state_b), eqx.is_inexact_array)
-    axes = lambda batched: jax.tree.map(lambda b: 0 if b else None, batched)  # noqa: E731
-    inputs = jax.tree.map(time_major, inputs, inputs_b)
-    # (T, n or 1 times columns): flat per step, so that XLA lays out the scan's blocks of
-    # two steps without a copy of the target at every evaluation.
-    target = time_major(target, target_b).reshape(cfg.T, -1)
+
+    def axes(batched):  # vmap's in_axes of a (partly) batched argument
+        return jax.tree.map(lambda b: 0 if b else None, batched)
+
+    # Every time series flat per step, (T, numbers), so that XLA lays out the scan's blocks
+    # of two steps without a copy at every evaluation (a trailing axis of 1 made one).
+    shapes = jax.tree.map(lambda leaf, b: time_major(leaf, b).shape[1:], inputs, inputs_b)
+    inputs = jax.tree.map(lambda leaf, b: time_major(leaf, b).reshape(cfg.T, -1), inputs, inputs_b)
+    target = time_major(target, target_b).reshape(cfg.T, -1)  # (T, n or 1 times columns)
     sqrt_w = None
     if weights is not None:
-        sqrt_w = time_major(jnp.sqrt(weights), weights_b).reshape(cfg.T, -1)
+        sqrt_w = jnp.sqrt(time_major(weights, weights_b).reshape(cfg.T, -1))
 
     step = jax.vmap(
         _step(rebuild, dt_static, cfg.record, dtype, columns),
@@ -174,6 +183,7 @@ def _moments_many(rebuild, dt_static, cfg, n, in_batched, *args):
     def body(carry, xs):
         s, other, ts, acc = carry
         x, y, sw = xs
+        x = jax.tree.map(lambda leaf, shape: leaf.reshape(shape), x, shapes)
         y, sw = (None if a is None else a.reshape(-1, columns) for a in (y, sw))
 
         def tangent(t_theta, t_state):
