@@ -617,12 +617,14 @@ def test_a_fitted_delay_must_be_bounded_by_max_delay():
 
 
 @pytest.mark.slow  # 9-17 s of compiling each
-@pytest.mark.parametrize("sums_in_scan", [False, True])
+@pytest.mark.parametrize("sums_in_scan", [False, True, "batched"])
 def test_the_sums_of_one_forward_pass_equal_jacfwd_of_the_residual(sums_in_scan):
     """r'r, J'r and J'J that Levenberg-Marquardt takes from one pass (the tangents a batch
     axis of one jvp per step; summed in the scan for fit_many, after it for a single fit)
     equal those of `jax.jacfwd` through the whole simulation, to 1e-12 (float64): two
-    columns, weights, short-term plasticity and a delay (whose state holds an integer)."""
+    columns, weights, short-term plasticity and a delay (whose state holds an integer).
+    "batched": fit_many's rule for a batch (`jax.vmap` over two points), recording by
+    recording."""
     from jsyn import _fit_solve
     from jsyn.simulate import _initial_state
 
@@ -644,23 +646,26 @@ def test_the_sums_of_one_forward_pass_equal_jacfwd_of_the_residual(sums_in_scan)
         weights=weights, optimizer=None, max_steps=None, tol=None, record=None, n_starts=1,
         spread=0.5, level=0.95, checkpoint=None, convention=None,
     )  # fmt: skip
-    cfg = cfg._replace(sums_in_scan=sums_in_scan)
+    cfg = cfg._replace(sums_in_scan=bool(sums_in_scan))
     state = _initial_state(model, [spikes], None)
     theta0, _, predict, moments, *_ = _fit_solve._problem(
         model, spikes, target, weights, state, dt, cfg
     )
-    theta = theta0 + jnp.linspace(-0.2, 0.3, theta0.size)
+    thetas = jnp.stack([theta0 + jnp.linspace(-0.2, 0.3, theta0.size), theta0 + 0.1])
 
     def residual(theta):
         return ((predict(theta) - target) * jnp.sqrt(weights)).ravel()
 
-    r, J = residual(theta), jax.jacfwd(residual)(theta)
-    got = jax.jit(moments)(theta)
-    np.testing.assert_allclose(got.f, r @ r, rtol=1e-12)
-    scale = np.abs(J.T @ J).max()
-    np.testing.assert_allclose(got.g, J.T @ r, rtol=1e-12, atol=1e-12 * np.abs(J.T @ r).max())
-    np.testing.assert_allclose(got.A, J.T @ J, rtol=1e-12, atol=1e-12 * scale)
-    assert np.abs(J).max(axis=0).min() > 0 and len(names) == 6  # every parameter acts
+    many = jax.jit(jax.vmap(moments))(thetas) if sums_in_scan == "batched" else None
+    for i, theta in enumerate(thetas if many is not None else thetas[:1]):
+        r, J = residual(theta), jax.jacfwd(residual)(theta)
+        got = jax.jit(moments)(theta) if many is None else jax.tree.map(lambda x: x[i], many)
+        np.testing.assert_allclose(got.f, r @ r, rtol=1e-12)
+        scale = np.abs(J.T @ J).max()
+        atol = 1e-12 * np.abs(J.T @ r).max()
+        np.testing.assert_allclose(got.g, J.T @ r, rtol=1e-12, atol=atol)
+        np.testing.assert_allclose(got.A, J.T @ J, rtol=1e-12, atol=1e-12 * scale)
+        assert np.abs(J).max(axis=0).min() > 0 and len(names) == 6  # every parameter acts
 
 
 @pytest.mark.slow  # 7 s of compiling
@@ -679,3 +684,45 @@ def test_a_recording_that_converged_is_frozen_while_others_keep_iterating():
     np.testing.assert_allclose(many.value["tau"][0], alone.value["tau"], rtol=1e-12)
     np.testing.assert_allclose(many.stderr["tau"][0], alone.stderr["tau"], rtol=1e-8)
     assert list(many.status) == ["converged", "converged"]
+
+
+@pytest.mark.slow  # 5 s of compiling
+def test_the_batched_sums_equal_those_of_each_recording():
+    """fit_many's rule for a batch (the recordings laid out last, the upper triangle of
+    the Gram matrix of [r, J] summed in the scan) gives each recording the sums of its own
+    pass, to 1e-12 (float64): per-recording inputs, targets and weights, two columns; and
+    with one target shared by a batch of points (multi-start inside fit_many)."""
+    from jsyn import _fit_solve
+    from jsyn.simulate import _initial_state
+
+    fit_module = importlib.import_module("jsyn.fit")
+    dt, T, n = 0.1, 60, 3
+    rng = np.random.default_rng(2)
+    inputs = jnp.stack([raster([0.5 + i, 2.0, 3.5], T, dt, n=2) for i in range(n)])
+    targets = jnp.asarray(rng.normal(size=(n, T, 2)))
+    weights = jnp.asarray(rng.uniform(0.5, 2.0, size=(n, T, 2)))
+    model = dual_expon_psc(LP(1.0), LP(5.0), SP(1.0))
+    _, _, _, _, cfg = fit_module._prepare(
+        model, inputs, targets, dt, batched=True, shared_inputs=False,
+        params="tau_rise,tau_decay,g_max", loss="mse", weights=weights, optimizer=None,
+        max_steps=None, tol=None, record=None, n_starts=1, spread=0.5, level=0.95,
+        checkpoint=None, convention=None,
+    )  # fmt: skip
+    state = _initial_state(model, [inputs[0]], None)
+    thetas = jnp.log(jnp.array([[1.0, 5.0, 1.0], [0.8, 6.0, 1.5], [1.5, 4.0, 0.7]]))
+
+    def moments(sums_in_scan, x, y, w, theta):
+        c = cfg._replace(sums_in_scan=sums_in_scan)
+        return _fit_solve._problem(model, x, y, w, state, dt, c)[3](theta)
+
+    one = jax.jit(lambda *a: moments(False, *a))
+    many = jax.jit(jax.vmap(lambda *a: moments(True, *a)))(inputs, targets, weights, thetas)
+    shared = jax.jit(jax.vmap(lambda th: moments(True, inputs[0], targets[0], None, th)))(thetas)
+    for i in range(n):
+        pairs = (
+            (many, one(inputs[i], targets[i], weights[i], thetas[i])),
+            (shared, one(inputs[0], targets[0], None, thetas[i])),
+        )
+        for got, want in pairs:
+            for a, b in zip(jax.tree.map(lambda x: x[i], got), want):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())

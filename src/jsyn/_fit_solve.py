@@ -2,7 +2,6 @@
 Levenberg–Marquardt or an optax loop, then the diagnosis of the optimum (status,
 covariance, undetermined parameters). See `jsyn.fit` for the method."""
 
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -13,10 +12,11 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from . import _validation as val
+from ._fit_moments import _Moments, _moments_fn
 from ._fit_result import STATUSES
 from ._fit_select import _follow, _node_is_param, _where
 from ._params import resolve
-from .simulate import _recording_step, scan
+from .simulate import scan
 
 
 class _Config(NamedTuple):
@@ -40,9 +40,13 @@ def _problem(model, inputs, target, weights, state, dt, cfg: _Config):
     dtype = jnp.result_type(target)
     leaves0 = [jnp.asarray(leaf, dtype) for leaf in _where(cfg.paths)(model)]
     theta0, unravel = ravel_pytree(leaves0)
+    arrays, static = eqx.partition(model, eqx.is_array)
+
+    def rebuild_from(arrays, theta):
+        return eqx.tree_at(_where(cfg.paths), eqx.combine(arrays, static), unravel(theta))
 
     def rebuild(theta):
-        return eqx.tree_at(_where(cfg.paths), model, unravel(theta))
+        return rebuild_from(arrays, theta)
 
     def predict(theta):
         _, pred = scan(rebuild(theta), state, inputs, dt, cfg.record, cfg.T, cfg.lengths)
@@ -54,9 +58,12 @@ def _problem(model, inputs, target, weights, state, dt, cfg: _Config):
             )
         return pred.astype(dtype)
 
+    dt_array, dt_static = eqx.partition(dt, eqx.is_array)
+    moments_of = _moments_fn(rebuild_from, dt_static, cfg)
+
     def moments(theta):
         jax.eval_shape(predict, theta)  # the shape check, with its message
-        return _moments(rebuild, state, inputs, target, weights, dt, cfg, theta)
+        return moments_of(theta, arrays, dt_array, state, inputs, target, weights)
 
     def physical_list(theta):
         m = rebuild(theta)
@@ -67,84 +74,6 @@ def _problem(model, inputs, target, weights, state, dt, cfg: _Config):
 
     _, unravel_physical = ravel_pytree(physical_list(theta0))
     return theta0, rebuild, predict, moments, physical, unravel_physical
-
-
-class _Moments(NamedTuple):
-    """What least squares needs of the residuals $r$ (weighted, raveled) and their
-    Jacobian $J$ at one point."""
-
-    f: jax.Array  # r.r
-    g: jax.Array  # J^T r, (p,)
-    A: jax.Array  # J^T J, (p, p)
-
-
-def _moments(rebuild, state, inputs, target, weights, dt, cfg: _Config, theta) -> _Moments:
-    r"""$r^\top r$, $J^\top r$ and $J^\top J$ from one forward pass through the simulation.
-
-    Each step advances the state and its $p$ tangents (forward mode, the tangents a batch
-    axis of one `jax.jvp` of the step, the primal computed once). With
-    `cfg.sums_in_scan` each step adds its residuals and their derivatives to the sums, so
-    that the $(m, p)$ Jacobian is never stored (`jsyn.fit_many`: on a CPU, 27 ms for
-    1000 recordings of 2000 samples and 3 parameters in float64, against 118 ms for
-    `jax.jacfwd` and $J^\top J$ after it); otherwise the scan stores $r$ and $J$ and the
-    sums are formed after it (a single fit: 0.2 ms against 1.2 ms for the sums in the
-    scan, whose $p \times p$ update costs more than the step itself there)."""
-    dtype = theta.dtype
-    p = theta.size
-    basis = jnp.eye(p, dtype=dtype)
-    columns = int(math.prod(target.shape[1:]))
-    sqrt_w = None if weights is None else jnp.sqrt(weights)
-    # Only the floating leaves of the state carry tangents (a delay's index does not).
-    state, other = eqx.partition(state, eqx.is_inexact_array)
-
-    def step(th, s, other, x):
-        s, out = _recording_step(rebuild(th), dt, cfg.record)(eqx.combine(s, other), x)
-        s, other = eqx.partition(s, eqx.is_inexact_array)
-        return (s, jnp.asarray(out).astype(dtype).reshape(columns)), other
-
-    def body(carry, xs):
-        s, other, ts, acc = carry
-        x, y, sw = xs
-
-        def tangent(t_theta, t_state):
-            return jax.jvp(
-                lambda th, si: step(th, si, other, x), (theta, s), (t_theta, t_state), has_aux=True
-            )
-
-        (s, out), (ts, t_out), other = jax.vmap(tangent, out_axes=((None, None), 0, None))(
-            basis, ts
-        )
-        y = y.reshape(columns)
-        if weights is not None:
-            sw = sw.reshape(columns)
-            out, t_out, y = out * sw, t_out * sw[None], y * sw
-        if not cfg.sums_in_scan:
-            return (s, other, ts, acc), (out, t_out)
-        inc = _sums(out, t_out, y)
-        return (s, other, ts, jax.tree.map(jnp.add, acc, inc)), None
-
-    acc = None
-    if cfg.sums_in_scan:
-        zero = jnp.zeros((), dtype)
-        acc = _Moments(f=zero, g=jnp.zeros((p,), dtype), A=jnp.zeros((p, p), dtype))
-    tangents = jax.tree.map(lambda leaf: jnp.zeros((p, *jnp.shape(leaf)), leaf.dtype), state)
-    carry = (state, other, tangents, acc)
-    (*_, acc), stored = jax.lax.scan(body, carry, (inputs, target, sqrt_w), length=cfg.T)
-    if cfg.sums_in_scan:
-        return acc
-    out, t_out = stored  # (T, columns), (T, p, columns)
-    y = target.reshape(cfg.T, columns)
-    if weights is not None:
-        y = y * sqrt_w.reshape(cfg.T, columns)
-    return _sums(out, jnp.moveaxis(t_out, 1, 0), y)
-
-
-def _sums(out, t_out, y) -> _Moments:
-    """`_Moments` of the weighted prediction `out` and its tangents `t_out` (`p` rows, then
-    the shape of `out`) against the weighted target `y`."""
-    r = (out - y).reshape(-1)
-    t_out = t_out.reshape(t_out.shape[0], -1)
-    return _Moments(f=jnp.sum(r * r), g=t_out @ r, A=t_out @ t_out.T)
 
 
 def _tolerance(cfg: _Config, dtype) -> float:
@@ -318,7 +247,9 @@ def _column_signs(y):
     """Per column (all axes after time): +1 or -1 where the trace is clearly of one sign
     (|sum| at least half the sum of |y|), else 0."""
     y = y.reshape(y.shape[0], -1)
-    total, size = jnp.sum(y, axis=0), jnp.sum(jnp.abs(y), axis=0)
+    # |y| as a select: XLA's CPU reduction of jnp.abs(y) took 7.2 ms for 1000 x 2000
+    # samples in float64, 20 times the plain sum; the select, 1.5 ms.
+    total, size = jnp.sum(y, axis=0), jnp.sum(jnp.where(y < 0, -y, y), axis=0)
     return jnp.where((size > 0) & (jnp.abs(total) >= 0.5 * size), jnp.sign(total), 0.0)
 
 
@@ -330,9 +261,11 @@ def _status(finite, out_of_range, undetermined, done, optimal):
     return jnp.where(finite, code, STATUSES.index("non_finite")).astype(jnp.int32)
 
 
-def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config):
+def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config, scanned=None):
+    """The fit of one recording. `scanned`: the target and weights as the simulation's
+    scans take them (the same values; `fit_many` passes them laid out time-major)."""
     theta0, rebuild, predict, moments, physical, unravel_physical = _problem(
-        model, inputs, target, weights, state, dt, cfg
+        model, inputs, *(scanned or (target, weights)), state, dt, cfg
     )
     dtype = theta0.dtype
     capped = ravel_pytree(
@@ -420,10 +353,23 @@ def _solve_one(model, inputs, target, weights, state, dt, key, cfg):
 
 @eqx.filter_jit
 def _solve_many(model, inputs, targets, weights, state, dt, keys, cfg, axes):
-    in_inputs, in_weights = axes
     cfg = cfg._replace(sums_in_scan=True)
 
-    def one(inputs, target, weights, key):
-        return _solve(model, inputs, target, weights, state, dt, key, cfg)
+    def one(inputs, target, weights, key, scanned):
+        return _solve(model, inputs, target, weights, state, dt, key, cfg, scanned)
 
-    return jax.vmap(one, in_axes=(in_inputs, 0, in_weights, 0))(inputs, targets, weights, keys)
+    # The scans over time get the recordings' data time-major (the recordings the second
+    # axis), transposed once here: transposed inside the Levenberg-Marquardt loop, the
+    # target was copied again at every evaluation (2.4 ms for 1000 x 2000 samples in
+    # float64). The sums over a whole recording keep the recording-major layout.
+    def time_major(tree):
+        return jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), tree)
+
+    in_inputs, in_weights = axes
+    scanned = (time_major(targets), weights if in_weights is None else time_major(weights))
+    if in_inputs is not None:
+        in_inputs, inputs = 1, time_major(inputs)
+    scanned_axes = (1, None if in_weights is None else 1)
+    return jax.vmap(one, in_axes=(in_inputs, 0, in_weights, 0, scanned_axes))(
+        inputs, targets, weights, keys, scanned
+    )
