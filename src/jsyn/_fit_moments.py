@@ -36,6 +36,22 @@ def _step(rebuild, dt_static, record, dtype, columns: int):
     return step
 
 
+def _advance(step, theta, model, dt, basis, s, ts, other, x):
+    """One step of the state `s` and its tangents `ts` (one per row of `basis`, the
+    directions in the parameters `theta`): one `jax.jvp` of `step` with the tangents as a
+    batch axis, the primal computed once. Returns `((s, out), (ts, t_out), other)`."""
+
+    def tangent(t_theta, t_state):
+        return jax.jvp(
+            lambda th, si: step(th, model, dt, si, other, x),
+            (theta, s),
+            (t_theta, t_state),
+            has_aux=True,
+        )
+
+    return jax.vmap(tangent, out_axes=((None, None), 0, None))(basis, ts)
+
+
 def _moments_fn(rebuild, dt_static, cfg):
     r"""`moments(theta, model, dt, state, inputs, target, weights) -> _Moments` from one
     forward pass; `rebuild(model, theta)` puts the raw parameters `theta` into the model's
@@ -80,17 +96,7 @@ def _moments(rebuild, dt_static, cfg, theta, model, dt, state, inputs, target, w
         s, other, ts, acc = carry
         x, y, sw = xs
 
-        def tangent(t_theta, t_state):
-            return jax.jvp(
-                lambda th, si: step(th, model, dt, si, other, x),
-                (theta, s),
-                (t_theta, t_state),
-                has_aux=True,
-            )
-
-        (s, out), (ts, t_out), other = jax.vmap(tangent, out_axes=((None, None), 0, None))(
-            basis, ts
-        )
+        (s, out), (ts, t_out), other = _advance(step, theta, model, dt, basis, s, ts, other, x)
         y = y.reshape(columns)
         if weights is not None:
             sw = sw.reshape(columns)
@@ -186,17 +192,8 @@ def _moments_many(rebuild, dt_static, cfg, n, in_batched, *args):
         x = jax.tree.map(lambda leaf, shape: leaf.reshape(shape), x, shapes)
         y, sw = (None if a is None else a.reshape(-1, columns) for a in (y, sw))
 
-        def tangent(t_theta, t_state):
-            return jax.jvp(
-                lambda th, si: step(th, model, dt, si, other, x),
-                (theta, s),
-                (t_theta, t_state),
-                has_aux=True,
-            )
-
-        (s, out), (ts, t_out), other = jax.vmap(tangent, out_axes=((None, None), 0, None))(
-            basis, ts
-        )  # out (n, columns), t_out (p, n, columns)
+        (s, out), (ts, t_out), other = _advance(step, theta, model, dt, basis, s, ts, other, x)
+        # out (n, columns), t_out (p, n, columns)
         if sw is not None:
             out, t_out, y = out * sw, t_out * sw[None], y * sw
         m = jnp.concatenate([(out - y)[None], t_out])  # [r, J] of this step, (p + 1, n, columns)
