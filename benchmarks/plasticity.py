@@ -93,51 +93,21 @@ def brian2_run(n: int, duration: float, repeats: int, seed: int = 0) -> dict:
     c = ref._constants("coba")
     b2, _ = ref._import("brian2", ref._HINT)
     import numpy as np
-    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 
-    if isinstance(b2.get_device(), CPPStandaloneDevice):
-        b2.get_device().reinit()
-    b2.set_device("cpp_standalone", build_on_run=False)
-    dev = b2.get_device()
-    b2.prefs.devices.cpp_standalone.openmp_threads = 0
-    b2.defaultclock.dt = ei.DT * b2.ms
-    b2.seed(seed)
+    dev = ref.brian2_standalone(b2, ei.DT, seed)
     n_exc, _ = ref.split(n, c["frac_exc"])
-    mV, ms = b2.mV, b2.ms
-    ns = dict(
-        tau=c["tau"] * ms,
-        v_rest=c["v_rest"] * mV,
-        v_reset=c["v_reset"] * mV,
-        v_th=c["v_th"] * mV,
-        i_bg=c["i_bg"] * mV,
-        tau_e=c["tau_e"] * ms,
-        tau_i=c["tau_i"] * ms,
-        e_exc=c["e_exc"] * mV,
-        e_inh=c["e_inh"] * mV,
-        w_e=c["w_e"],
-        w_i=c["w_i"],
+    ms = b2.ms
+    P, ns = ref.brian2_neurons(
+        b2,
+        "coba",
+        n,
+        "euler",
         taupre=TAU_PRE * ms,
         taupost=TAU_POST * ms,
         Ap=A_PLUS,
         Am=A_MINUS,
         wmax=W_MAX,
     )
-    eqs = """
-    dv/dt = (v_rest - v + ge*(e_exc - v) + gi*(e_inh - v) + i_bg)/tau : volt (unless refractory)
-    dge/dt = -ge / tau_e : 1
-    dgi/dt = -gi / tau_i : 1
-    """
-    P = b2.NeuronGroup(
-        n,
-        eqs,
-        threshold="v >= v_th",
-        reset="v = v_reset",
-        refractory=c["t_ref"] * ms,
-        method="euler",
-        namespace=ns,
-        name="neurons",
-    )
-    P.v = "v_reset + rand() * (v_th - v_reset)"
     Ce = b2.Synapses(
         P[:n_exc],
         P,

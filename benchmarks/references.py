@@ -145,6 +145,65 @@ _HINT = "pip install -e '.[bench]'"
 # --------------------------------------------------------------------------------------------
 
 
+def brian2_standalone(b2, dt: float, seed: int, threads: int = 1):
+    """A fresh Brian2 `cpp_standalone` device (the previous network forgotten, so several
+    sizes run in one process) on `threads` OpenMP threads (one: no OpenMP), clock `dt` ms,
+    seed `seed`: the device."""
+    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+
+    if isinstance(b2.get_device(), CPPStandaloneDevice):
+        b2.get_device().reinit()
+    b2.set_device("cpp_standalone", build_on_run=False)
+    b2.prefs.devices.cpp_standalone.openmp_threads = 0 if threads <= 1 else int(threads)
+    b2.defaultclock.dt = dt * b2.ms
+    b2.seed(seed)
+    return b2.get_device()
+
+
+def brian2_neurons(b2, model: str, n: int, method: str, **extra):
+    """The benchmark's `n` LIF cells in Brian2 ("coba" or "cuba"), potentials drawn
+    uniformly between reset and threshold: `(group, namespace)`, the namespace holding the
+    model's constants (and `extra`) for the synapses too."""
+    c = _constants(model)
+    mV, ms = b2.mV, b2.ms
+    ns = dict(
+        tau=c["tau"] * ms,
+        v_rest=c["v_rest"] * mV,
+        v_reset=c["v_reset"] * mV,
+        v_th=c["v_th"] * mV,
+        i_bg=c["i_bg"] * mV,
+        tau_e=c["tau_e"] * ms,
+        tau_i=c["tau_i"] * ms,
+        **extra,
+    )
+    if model.lower() == "coba":
+        ns.update(e_exc=c["e_exc"] * mV, e_inh=c["e_inh"] * mV, w_e=c["w_e"], w_i=c["w_i"])
+        eqs = """
+        dv/dt = (v_rest - v + ge*(e_exc - v) + gi*(e_inh - v) + i_bg)/tau : volt (unless refractory)
+        dge/dt = -ge / tau_e : 1
+        dgi/dt = -gi / tau_i : 1
+        """
+    else:
+        ns.update(w_e=c["w_e"] * mV, w_i=c["w_i"] * mV)
+        eqs = """
+        dv/dt = (v_rest - v + ge + gi + i_bg) / tau : volt (unless refractory)
+        dge/dt = -ge / tau_e : volt
+        dgi/dt = -gi / tau_i : volt
+        """
+    group = b2.NeuronGroup(
+        n,
+        eqs,
+        threshold="v >= v_th",
+        reset="v = v_reset",
+        refractory=c["t_ref"] * ms,
+        method=method,
+        namespace=ns,
+        name="neurons",
+    )
+    group.v = "v_reset + rand() * (v_th - v_reset)"
+    return group, ns
+
+
 def run_brian2(
     model: str,
     n: int,
@@ -185,62 +244,19 @@ def run_brian2(
     if shutil.which("g++") is None and shutil.which("c++") is None:
         raise ReferenceUnavailable("Brian2 cpp_standalone needs a C++ compiler (g++)")
     import numpy as np
-    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 
     t0 = time.perf_counter()
-    dev = b2.get_device()
-    if isinstance(dev, CPPStandaloneDevice):
-        dev.reinit()  # forget the previous network, so several sizes run in one process
-    b2.set_device("cpp_standalone", build_on_run=False)
-    dev = b2.get_device()
-    b2.prefs.devices.cpp_standalone.openmp_threads = 0 if threads <= 1 else int(threads)
-    b2.defaultclock.dt = dt * b2.ms
-    b2.seed(seed)
-
+    dev = brian2_standalone(b2, dt, seed, threads)
     n_exc, n_inh = split(n, c["frac_exc"])
     p = connection_prob(n)
-    mV, ms = b2.mV, b2.ms
-    ns = dict(
-        tau=c["tau"] * ms,
-        v_rest=c["v_rest"] * mV,
-        v_reset=c["v_reset"] * mV,
-        v_th=c["v_th"] * mV,
-        i_bg=c["i_bg"] * mV,
-        tau_e=c["tau_e"] * ms,
-        tau_i=c["tau_i"] * ms,
-    )
-    if model.lower() == "coba":
-        ns.update(e_exc=c["e_exc"] * mV, e_inh=c["e_inh"] * mV, w_e=c["w_e"], w_i=c["w_i"])
-        eqs = """
-        dv/dt = (v_rest - v + ge*(e_exc - v) + gi*(e_inh - v) + i_bg)/tau : volt (unless refractory)
-        dge/dt = -ge / tau_e : 1
-        dgi/dt = -gi / tau_i : 1
-        """
-    else:
-        ns.update(w_e=c["w_e"] * mV, w_i=c["w_i"] * mV)
-        eqs = """
-        dv/dt = (v_rest - v + ge + gi + i_bg) / tau : volt (unless refractory)
-        dge/dt = -ge / tau_e : volt
-        dgi/dt = -gi / tau_i : volt
-        """
-    P = b2.NeuronGroup(
-        n,
-        eqs,
-        threshold="v >= v_th",
-        reset="v = v_reset",
-        refractory=c["t_ref"] * ms,
-        method=method,
-        namespace=ns,
-        name="neurons",
-    )
-    P.v = "v_reset + rand() * (v_th - v_reset)"
+    P, ns = brian2_neurons(b2, model, n, method)
     Ce = b2.Synapses(P[:n_exc], P, on_pre="ge += w_e", namespace=ns, name="exc_syn")
     Ce.connect(p=p)
     Ci = b2.Synapses(P[n_exc:], P, on_pre="gi += w_i", namespace=ns, name="inh_syn")
     Ci.connect(p=p)
     mon = b2.SpikeMonitor(P, record=False, name="spikes")  # counts only, no raster
     net = b2.Network(P, Ce, Ci, mon)
-    net.run(duration_ms * ms)
+    net.run(duration_ms * b2.ms)
     build_s = time.perf_counter() - t0
 
     directory = tempfile.mkdtemp(prefix=f"jsyn-brian2-{model}-{n}-")
