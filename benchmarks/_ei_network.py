@@ -101,20 +101,19 @@ def network(model: Model, n: int, seed: int = 0, *, e=None, i=None):
     return net, exc.n_syn + inh.n_syn
 
 
-def jsyn_run(model: Model, n: int, duration: float, repeats: int, seed: int = 0) -> dict:
-    """Build, compile and run the network in jsyn; times in s, rate in Hz."""
-    t_import = time.perf_counter()
+def timed_runs(net, n: int, duration: float, repeats: int, seed: int, summary=None):
+    """Compile `net`'s run ahead of time (the spike count of "cells" recorded per step) and
+    run it `repeats` times from potentials V0 ~ U(-60, -50) mV drawn from keys `seed + 1`,
+    `seed + 2`, ... (other initial states, same wiring: no recompilation). Returns
+    `(compile_s, run times, spike totals, summaries, end of the first run)`, `summary(final
+    state)` a float per run (none without `summary`)."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
 
     import jsyn
 
-    t_build = time.perf_counter()
-    net, n_syn = network(model, n, seed)
     state = net.init_state()
-    V0 = jax.random.uniform(jax.random.key(seed + 1), (n,), minval=-60.0, maxval=-50.0)
-    state = eqx.tree_at(lambda s: s.groups["cells"].V, state, V0)
     n_steps = int(round(duration / DT))
     params, static = eqx.partition(net, eqx.is_array)
 
@@ -125,32 +124,46 @@ def jsyn_run(model: Model, n: int, duration: float, repeats: int, seed: int = 0)
     def run(params, state):
         network = eqx.combine(params, static)
         final, counts = jsyn.simulate(network, None, DT, state=state, n_steps=n_steps, record=count)
-        return final, jnp.sum(counts)
+        return jnp.sum(counts), (0.0 if summary is None else summary(final))
 
-    jax.block_until_ready((params, state))
-    t_compile = time.perf_counter()
-    compiled = run.lower(params, state).compile()
-    t_run = time.perf_counter()
-    _, spikes = jax.block_until_ready(compiled(params, state))
-    t_end = time.perf_counter()
-    runs, rates = [t_end - t_run], [float(spikes)]
-    for r in range(repeats - 1):  # other initial potentials, same wiring: no recompilation
-        V0 = jax.random.uniform(jax.random.key(seed + 2 + r), (n,), minval=-60.0, maxval=-50.0)
-        state_r = eqx.tree_at(lambda s: s.groups["cells"].V, state, V0)
-        jax.block_until_ready(state_r)
+    def initial(r):
+        V0 = jax.random.uniform(jax.random.key(seed + 1 + r), (n,), minval=-60.0, maxval=-50.0)
+        return jax.block_until_ready(eqx.tree_at(lambda s: s.groups["cells"].V, state, V0))
+
+    t0 = time.perf_counter()
+    compiled = run.lower(jax.block_until_ready(params), initial(0)).compile()
+    compile_s = time.perf_counter() - t0
+    runs, spikes, summaries, first_end = [], [], [], None
+    for r in range(repeats):
+        s0 = initial(r)
         t = time.perf_counter()
-        _, spikes_r = jax.block_until_ready(compiled(params, state_r))
+        spikes_r, summary_r = jax.block_until_ready(compiled(params, s0))
         runs.append(time.perf_counter() - t)
-        rates.append(float(spikes_r))
+        first_end = first_end or time.perf_counter()
+        spikes.append(float(spikes_r))
+        summaries.append(float(summary_r))
+    return compile_s, runs, spikes, summaries if summary else [], first_end
+
+
+def jsyn_run(model: Model, n: int, duration: float, repeats: int, seed: int = 0) -> dict:
+    """Build, compile and run the network in jsyn; times in s, rate in Hz."""
+    t_import = time.perf_counter()
+    import jsyn  # noqa: F401  (the import is timed)
+
+    t_build = time.perf_counter()
+    net, n_syn = network(model, n, seed)
+    t_compile = time.perf_counter()
+    compile_s, runs, spikes, _, first_end = timed_runs(net, n, duration, repeats, seed)
+    rates = [c / n / (duration / 1000.0) for c in spikes]
     return {
         "import": t_build - t_import,
         "build": t_compile - t_build,
-        "compile": t_run - t_compile,
+        "compile": compile_s,
         "run": statistics.median(runs),
         "runs": runs,
-        "first": t_end - t_import,
-        "rate": statistics.mean(rates) / n / (duration / 1000.0),
-        "rates": [r / n / (duration / 1000.0) for r in rates],
+        "first": first_end - t_import,
+        "rate": statistics.mean(rates),
+        "rates": rates,
         "synapses": n_syn,
     }
 

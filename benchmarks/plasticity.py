@@ -37,8 +37,6 @@ W_MAX = 2.0 * ei.COBA.w_e
 
 def jsyn_run(n: int, duration: float, repeats: int, seed: int = 0) -> dict:
     """The COBA network with STDP on "E", built, compiled and run in jsyn; times in s."""
-    import equinox as eqx
-    import jax
     import jax.numpy as jnp
 
     import jsyn
@@ -47,36 +45,9 @@ def jsyn_run(n: int, duration: float, repeats: int, seed: int = 0) -> dict:
         A_plus=A_PLUS, A_minus=A_MINUS, tau_pre=TAU_PRE, tau_post=TAU_POST, w_max=W_MAX
     )
     net, n_syn = ei.network(ei.COBA, n, seed, e={"plasticity": stdp})
-    state = net.init_state()
-    n_steps = int(round(duration / ei.DT))
-    params, static = eqx.partition(net, eqx.is_array)
-
-    def count(state, spikes):
-        return jnp.sum(spikes["cells"])
-
-    @jax.jit
-    def run(params, state):
-        network = eqx.combine(params, static)
-        final, counts = jsyn.simulate(
-            network, None, ei.DT, state=state, n_steps=n_steps, record=count
-        )
-        return jnp.sum(counts), jnp.mean(final.projections["E"].w)
-
-    def initial(r):
-        V0 = jax.random.uniform(jax.random.key(seed + 1 + r), (n,), minval=-60.0, maxval=-50.0)
-        return jax.block_until_ready(eqx.tree_at(lambda s: s.groups["cells"].V, state, V0))
-
-    t0 = time.perf_counter()
-    compiled = run.lower(params, initial(0)).compile()
-    compile_s = time.perf_counter() - t0
-    runs, spikes, w_mean = [], [], []
-    for r in range(repeats):  # other initial potentials, same wiring: no recompilation
-        s0 = initial(r)
-        t = time.perf_counter()
-        count_r, w_r = jax.block_until_ready(compiled(params, s0))
-        runs.append(time.perf_counter() - t)
-        spikes.append(float(count_r))
-        w_mean.append(float(w_r))
+    compile_s, runs, spikes, w_mean, _ = ei.timed_runs(
+        net, n, duration, repeats, seed, summary=lambda final: jnp.mean(final.projections["E"].w)
+    )
     return dict(
         compile=compile_s,
         run=statistics.median(runs),

@@ -334,7 +334,6 @@ class Network(AbstractSystem):
         signal = _take(spikes[pre], rng)
         tiers = default_tiers(signal.shape[0])
         start = 0 if rng is None else rng[0]
-
         words = None if len(tiers) == 1 else active_words(signal)
 
         def branch(cap):

@@ -57,11 +57,11 @@ class Sparse(AbstractConnection):
     the neurons that spiked: it counts the nonzero entries of the signal, picks the
     smallest capacity tier that holds them (`tiers`, by default 8, 16, 32, ... and
     `n_pre`, chosen per step with `jax.lax.switch`), gathers those neurons (`select`) and
-    scatter-adds their weights. The last tier is every neuron, so **no
-    spike is ever dropped**, whatever the activity; the result equals the dense product
-    for any signal (not only 0/1). Work per step follows the number of spikes times
-    `width`. A second table lists the synapses onto each postsynaptic neuron (`sources`,
-    padded to the largest in-degree `width_in`), so that plasticity touches only the
+    scatter-adds their weights. The last tier is every neuron, so **no spike is ever
+    dropped**, whatever the activity; the result equals the dense product for any signal
+    (not only 0/1). Work per step follows the capacity of the tier that holds the step's
+    spikes times `width`. A second table lists the synapses onto each postsynaptic neuron
+    (`sources`, padded to the largest in-degree `width_in`), so that plasticity touches only the
     synapses of the neurons that spiked as well (`learn`).
 
     Gradients are those of the dense product: w.r.t. the weights, the delays, and the
