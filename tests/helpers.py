@@ -232,7 +232,7 @@ ALL_SYSTEMS = [
     # Projections: 3 -> 3 cells. Event-driven sparse wiring (tiers 1, 2, 3, so steps with
     # 0, 1, 2 and 3 spiking cells take different branches) with STD and per-synapse delays
     # off the grid (smooth in each). Dense wiring and per-synapse kinetics are checked in
-    # tests/test_network.py.
+    # tests/network/test_network.py.
     Case(
         "Projection-Sparse-STD-delays",
         jsyn.Projection(
@@ -421,7 +421,7 @@ NOISE_SYSTEMS = [
         spike_train,
         (),
         fixed_size=True,
-        slow=True,  # tests/noise/test_release.py
+        slow=True,  # tests/network/test_release.py
     ),
     Case(
         "StochasticRelease-relaxed",
@@ -432,7 +432,7 @@ NOISE_SYSTEMS = [
         ("p", "temperature"),
         fixed_size=True,
         constraints={"p": lambda p: jsyn.Bounded(p, 0.0, 1.0)},
-        slow=True,  # tests/noise/test_release.py
+        slow=True,  # tests/network/test_release.py
     ),
     Case(
         "OUNoise",
@@ -461,7 +461,7 @@ NOISE_SYSTEMS = [
         ("k",),
         fixed_size=True,
         constraints={"k": jsyn.SoftplusPositive},
-        slow=True,  # tests/test_modulation.py
+        slow=True,  # tests/network/test_modulation.py
     ),
 ]
 ALL_SYSTEMS += NOISE_SYSTEMS

@@ -32,20 +32,29 @@ from .connectivity import (
     from_pairs as from_pairs,
     one_to_one as one_to_one,
 )
-from .delays import Delay as Delay, DelayState as DelayState, split_steps as split_steps
-from .fit import FitResult as FitResult, fit as fit, fit_many as fit_many
-from .gap import (
+from .couplings import (
     AbstractCoupling as AbstractCoupling,
     AdditiveCoupling as AdditiveCoupling,
     DiffusiveCoupling as DiffusiveCoupling,
 )
+from .delays import Delay as Delay, DelayState as DelayState, split_steps as split_steps
+from .fitting import (
+    PSC as PSC,
+    FitResult as FitResult,
+    PSCState as PSCState,
+    fit as fit,
+    fit_many as fit_many,
+)
 from .gap_junction import GapJunction as GapJunction
-from .modulation import ModulatedGain as ModulatedGain
 from .network import (
+    ModulatedGain as ModulatedGain,
     Network as Network,
     NetworkState as NetworkState,
     Projection as Projection,
     ProjectionState as ProjectionState,
+    StochasticRelease as StochasticRelease,
+    TrialBatch as TrialBatch,
+    trials as trials,
 )
 from .neurons import (
     LIF as LIF,
@@ -53,18 +62,13 @@ from .neurons import (
     AbstractSurrogate as AbstractSurrogate,
     FastSigmoidSurrogate as FastSigmoidSurrogate,
     LIFState as LIFState,
+    Neuromodulator as Neuromodulator,
+    NeuromodulatorState as NeuromodulatorState,
     Poisson as Poisson,
     PoissonState as PoissonState,
     SigmoidSurrogate as SigmoidSurrogate,
     SpikeTimes as SpikeTimes,
     SpikeTimesState as SpikeTimesState,
-)
-from .noise import (
-    OUNoise as OUNoise,
-    OUNoiseState as OUNoiseState,
-    QuantalSTP as QuantalSTP,
-    QuantalSTPState as QuantalSTPState,
-    StochasticRelease as StochasticRelease,
 )
 from .outputs import (
     COBA as COBA,
@@ -78,8 +82,8 @@ from .plasticity import (
     STP as STP,
     AbstractLongTermPlasticity as AbstractLongTermPlasticity,
     AbstractShortTermPlasticity as AbstractShortTermPlasticity,
-    Neuromodulator as Neuromodulator,
-    NeuromodulatorState as NeuromodulatorState,
+    QuantalSTP as QuantalSTP,
+    QuantalSTPState as QuantalSTPState,
     RewardSTDP as RewardSTDP,
     RewardSTDPState as RewardSTDPState,
     STDPState as STDPState,
@@ -90,7 +94,6 @@ from .plasticity import (
     TripletSTDP as TripletSTDP,
     TripletSTDPState as TripletSTDPState,
 )
-from .psc import PSC as PSC, PSCState as PSCState
 from .simulate import simulate as simulate
 from .synapses import (
     AMPA as AMPA,
@@ -113,9 +116,10 @@ from .synapses import (
     GABAb as GABAb,
     GABAbState as GABAbState,
     NMDAState as NMDAState,
+    OUNoise as OUNoise,
+    OUNoiseState as OUNoiseState,
     VoltageJump as VoltageJump,
     VoltageJumpState as VoltageJumpState,
 )
-from .trials import TrialBatch as TrialBatch, trials as trials
 
 __version__ = _version("jsyn")

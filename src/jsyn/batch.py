@@ -29,7 +29,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import _validation as val
 from ._params import AbstractParam
-from .fit import _follow, select
+from .fitting import select
+from .fitting._select import _follow
 from .simulate import _input_checks, _step_checks, simulate
 
 _AXIS = "batch"

@@ -2,6 +2,10 @@
 
 from .base import AbstractNeuron as AbstractNeuron
 from .lif import LIF as LIF, LIFState as LIFState
+from .neuromodulator import (
+    Neuromodulator as Neuromodulator,
+    NeuromodulatorState as NeuromodulatorState,
+)
 from .sources import (
     Poisson as Poisson,
     PoissonState as PoissonState,

@@ -1,14 +1,13 @@
-"""Plasticity: short-term (presynaptic efficacy) and long-term rules, whose weights live
-in the network state (`jsyn.Projection(..., plasticity=rule)`)."""
+"""Plasticity: short-term (presynaptic efficacy: STD, STP, QuantalSTP) and long-term rules,
+whose weights live in the network state (`jsyn.Projection(..., plasticity=rule)`)."""
 
 from .base import AbstractLongTermPlasticity as AbstractLongTermPlasticity
 from .homeostatic import (
     SynapticScaling as SynapticScaling,
     SynapticScalingState as SynapticScalingState,
 )
+from .quantal import QuantalSTP as QuantalSTP, QuantalSTPState as QuantalSTPState
 from .reward import (
-    Neuromodulator as Neuromodulator,
-    NeuromodulatorState as NeuromodulatorState,
     RewardSTDP as RewardSTDP,
     RewardSTDPState as RewardSTDPState,
 )

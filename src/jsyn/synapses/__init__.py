@@ -30,3 +30,4 @@ from .nmda import (
     BioNMDAState as BioNMDAState,
     NMDAState as NMDAState,
 )
+from .ou import OUNoise as OUNoise, OUNoiseState as OUNoiseState

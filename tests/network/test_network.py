@@ -303,7 +303,7 @@ def test_shared_selection_equals_each_projection_selecting(monkeypatch, across, 
     """The group's spiking cells found once per step (one switch across the E and I slices,
     or, for large groups, one per slice) give bit for bit what each projection's own
     selection gives, at every tier (up to every cell spiking), jitted and eagerly."""
-    import jsyn.network as network
+    import jsyn.network.network as network
 
     net = _bursts_network(delays)
     record = lambda s, o: (o["src"], s.projections["exc"].g, s.projections["inh"].g)  # noqa: E731

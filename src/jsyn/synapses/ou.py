@@ -9,7 +9,7 @@ from .. import _kinetics as kin, _validation as val
 from .._component import zeros
 from .._custom_types import Shape
 from .._params import Param, param, resolve
-from ..synapses.base import AbstractDelivery, AbstractLinearSynapse
+from .base import AbstractDelivery, AbstractLinearSynapse
 
 
 class OUNoiseState(eqx.Module):

@@ -47,13 +47,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._component import AbstractSystem, as_count
-from ._custom_types import Shape
-from .connectivity import ALL, Sparse, default_tiers, select
-from .connectivity.sparse import active_words, tier_index
-from .gap_junction import GapJunction
-from .neurons import AbstractNeuron
-from .plasticity import Neuromodulator
+from .._component import AbstractSystem, as_count
+from .._custom_types import Shape
+from ..connectivity import ALL, Sparse, default_tiers, select
+from ..connectivity.sparse import active_words, tier_index
+from ..gap_junction import GapJunction
+from ..neurons import AbstractNeuron, Neuromodulator
 from .projection import Projection, ProjectionState
 
 __all__ = ["Network", "NetworkState", "Projection", "ProjectionState"]

@@ -45,13 +45,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import _validation as val
-from ._fit_result import STATUSES as STATUSES, FitResult as FitResult, _result
-from ._fit_select import _KEYS, _follow, _where, select as select
-from ._fit_solve import _Config, _solve_many, _solve_one
-from ._params import Bounded, resolve
+from .. import _validation as val
+from .._params import Bounded, resolve
+from ..simulate import _initial_state, _input_checks, _step_checks, checkpoint_lengths
+from ._result import STATUSES as STATUSES, FitResult as FitResult, _result
+from ._select import _KEYS, _follow, _where, select as select
+from ._solve import _Config, _solve_many, _solve_one
 from .psc import CONVENTIONS
-from .simulate import _initial_state, _input_checks, _step_checks, checkpoint_lengths
 
 
 def _concrete_finite(x, what: str, fix: str) -> np.ndarray:

@@ -6,7 +6,7 @@ import equinox as eqx
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from . import _validation as val
+from .. import _validation as val
 
 STATUSES = (
     "converged",

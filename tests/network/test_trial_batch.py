@@ -214,7 +214,7 @@ def test_trials_split_over_four_devices_equal_the_one_device_run():
     import sys
     from pathlib import Path
 
-    here = Path(__file__).parent
+    here = Path(__file__).parents[1]
     env = {
         **os.environ,
         "XLA_FLAGS": "--xla_force_host_platform_device_count=4",

@@ -3,9 +3,9 @@ r"""A neuromodulator's gain on a projection's transmission."""
 import equinox as eqx
 import jax.numpy as jnp
 
-from . import _validation as val
-from ._component import AbstractComponent
-from ._params import Param, param, resolve
+from .. import _validation as val
+from .._component import AbstractComponent
+from .._params import Param, param, resolve
 
 
 class ModulatedGain(AbstractComponent):

@@ -219,7 +219,7 @@ def test_the_per_synapse_numbers_are_uniform_independent_and_order_free():
     """The counter-based numbers: uniform (mean, variance, 20-bin chi-square), uncorrelated
     between neighbouring synapses, sites and step keys, and the same for a synapse in any
     block and order."""
-    from jsyn.noise.release import uniforms
+    from jsyn.network.release import uniforms
 
     n = 200_000
     syn = jnp.arange(n)

@@ -10,11 +10,11 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from . import _validation as val
-from ._component import AbstractSystem
-from ._custom_types import Shape
-from ._params import Param, param, resolve
-from .outputs import AbstractOutput
+from .. import _validation as val
+from .._component import AbstractSystem
+from .._custom_types import Shape
+from .._params import Param, param, resolve
+from ..outputs import AbstractOutput
 
 CONVENTIONS = ("into_cell", "clamp")
 """Sign conventions of a current: `"into_cell"`, jsyn's (positive depolarising), and

@@ -36,14 +36,13 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array
 
-from . import _validation as val
-from .batch import _batch_size
-from .connectivity import Dense, Sparse
+from .. import _validation as val
+from ..batch import _batch_size
+from ..connectivity import Dense, Sparse
+from ..neurons import AbstractNeuron, Neuromodulator, Poisson, PoissonState, SpikeTimes
+from ..simulate import simulate
 from .network import Network, NetworkState, _needs_key
-from .neurons import AbstractNeuron, Poisson, PoissonState, SpikeTimes
-from .plasticity import Neuromodulator
 from .projection import Projection
-from .simulate import simulate
 
 __all__ = ["TrialBatch", "trials"]
 

@@ -9,7 +9,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .simulate import _recording_step
+from ..simulate import _recording_step
 
 
 class _Moments(NamedTuple):

@@ -13,17 +13,17 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from ._component import AbstractSystem, as_shape
-from ._custom_types import ScalarLike, Shape
-from ._params import AbstractParam, as_param, resolve
-from .connectivity import AbstractConnection, Sparse
-from .delays import Delay, DelayState
+from .._component import AbstractSystem, as_shape
+from .._custom_types import ScalarLike, Shape
+from .._params import AbstractParam, as_param, resolve
+from ..connectivity import AbstractConnection, Sparse
+from ..delays import Delay, DelayState
+from ..outputs import AbstractOutput
+from ..plasticity import AbstractLongTermPlasticity, AbstractShortTermPlasticity
+from ..plasticity.base import AbstractTraceRule
+from ..synapses import AbstractDelivery, AbstractLinearSynapse, AbstractSynapse, Drive
 from .modulation import ModulatedGain
-from .noise.release import ReleaseEvents, StochasticRelease
-from .outputs import AbstractOutput
-from .plasticity import AbstractLongTermPlasticity, AbstractShortTermPlasticity
-from .plasticity.base import AbstractTraceRule
-from .synapses import AbstractDelivery, AbstractLinearSynapse, AbstractSynapse, Drive
+from .release import ReleaseEvents, StochasticRelease
 
 _LAYOUTS = ("post", "synapse")
 

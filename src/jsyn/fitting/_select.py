@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._params import AbstractParam
+from .._params import AbstractParam
 
 _KEYS = jax.tree_util
 

@@ -11,12 +11,12 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from . import _validation as val
-from ._fit_moments import _Moments, _moments_fn
-from ._fit_result import STATUSES
-from ._fit_select import _follow, _node_is_param, _where
-from ._params import resolve
-from .simulate import scan
+from .. import _validation as val
+from .._params import resolve
+from ..simulate import scan
+from ._moments import _Moments, _moments_fn
+from ._result import STATUSES
+from ._select import _follow, _node_is_param, _where
 
 
 class _Config(NamedTuple):

@@ -10,7 +10,7 @@ from .. import _kinetics as kin, _validation as val
 from .._component import zeros
 from .._custom_types import Shape
 from .._params import Param, param, resolve
-from ..plasticity.short_term import AbstractShortTermPlasticity, _check_U
+from .short_term import AbstractShortTermPlasticity, _check_U
 
 
 class QuantalSTPState(eqx.Module):
