@@ -33,6 +33,27 @@ def is_key(x) -> bool:
     return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
+def check_key(key, where: str, n: int | None = None) -> bool:
+    """Check that `key` is one PRNG key, or (with `n`) `n` of them along a leading axis;
+    return whether it holds `n` keys. Typed keys (`jax.random.key`, shape `()` for one)
+    and raw ones (`jax.random.PRNGKey`, uint32 of shape `(2,)` for one) both count.
+    `where` names the caller in the messages."""
+    typed = is_key(key)
+    if not typed and (jnp.result_type(key) != jnp.uint32 or jnp.ndim(key) < 1):
+        raise TypeError(
+            f"{where} needs a PRNG key (got {jnp.result_type(key)} of shape {jnp.shape(key)}); "
+            "pass jax.random.key(0), or jax.random.split(jax.random.key(0), n) for n keys."
+        )
+    many = jnp.ndim(key) > (0 if typed else 1)
+    if many and (n is None or jnp.shape(key)[:1] != (n,)):
+        wanted = "one key" if n is None else f"one key or {n} keys"
+        raise ValueError(
+            f"{where} needs {wanted} (got keys of shape {jnp.shape(key)}); pass one key"
+            + ("." if n is None else f", or jax.random.split(key, {n}).")
+        )
+    return many
+
+
 def concrete(x) -> np.ndarray | None:
     """`x` as a NumPy array, or `None` when it is traced (inside `jit`, `vmap`, `grad`)."""
     try:

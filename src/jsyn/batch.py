@@ -10,11 +10,12 @@ members. `sweep` runs every member through `jsyn.simulate`; member $b$'s result 
 
 **Sharding.** `sweep` splits the batch over the devices (default `jax.devices()`: every
 device of every process) with JAX's own sharding: a one-axis `jax.sharding.Mesh` named
-`"batch"` and `NamedSharding(mesh, PartitionSpec("batch"))` on every batched array, so
-each device runs $B/D$ members. $B$ is padded to a multiple of the device count $D$ with
-copies of the first member, and the padding is dropped from the results. The same call
-runs unchanged on 1 device, $N$ devices, or several hosts joined by
-`jax.distributed.initialize()` (see the "Batch runs" page of the documentation).
+`"batch"`, `NamedSharding(mesh, PartitionSpec("batch"))` on every batched array, and one
+`jax.shard_map`, so each device runs $B/D$ members. $B$ is padded to a multiple of the
+device count $D$ with copies of the first member, and the padding is dropped from the
+results. The same call runs unchanged on 1 device, $N$ devices, or several hosts joined
+by `jax.distributed.initialize()`, with raw or typed PRNG keys (see the "Batch runs"
+page of the documentation).
 """
 
 import dataclasses
@@ -25,15 +26,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import _validation as val
 from ._params import AbstractParam
+from ._sharding import shard_batch
 from .fitting import select
 from .fitting._select import _follow
 from .simulate import _input_checks, _step_checks, simulate
 
-_AXIS = "batch"
 _NOT_VMAP_EXACT = ("rbg", "unsafe_rbg")  # see the jax.random documentation
 
 
@@ -250,53 +250,34 @@ def sweep(
         _check_leading(inputs, B, "inputs", "or pass shared_inputs=True for one drive")
     if state is not None:
         _check_leading(state, B, "state", "pass per-member states, e.g. a sweep's final states")
-    key_axis = None
-    if key is not None:
-        typed = jax.dtypes.issubdtype(jnp.result_type(key), jax.dtypes.prng_key)
-        if jnp.ndim(key) > (0 if typed else 1):
-            key_axis = 0
-            _check_leading(key, B, "key", "pass one key, or jax.random.split(key, B)")
-            if typed and str(jax.random.key_impl(key)) in _NOT_VMAP_EXACT:
-                raise ValueError(
-                    f"jsyn.sweep: per-member keys of the {jax.random.key_impl(key)} generator "
-                    "are not exact under jax.vmap (it draws the batch from the first key), so "
-                    "members would not equal their own runs; use impl='threefry2x32' or "
-                    "'philox2x32' for per-member keys, or pass one key shared by all."
-                )
+    per_member_key = key is not None and val.check_key(key, "jsyn.sweep", B)
+    if per_member_key and val.is_key(key) and str(jax.random.key_impl(key)) in _NOT_VMAP_EXACT:
+        raise ValueError(
+            f"jsyn.sweep: per-member keys of the {jax.random.key_impl(key)} generator "
+            "are not exact under jax.vmap (it draws the batch from the first key), so "
+            "members would not equal their own runs; use impl='threefry2x32' or "
+            "'philox2x32' for per-member keys, or pass one key shared by all."
+        )
     # The value checks of jsyn.simulate, once for the whole batch while the values are
     # concrete (a bad member is named by its index); under jit they run with the batch.
     steps_first = inputs if shared_inputs else jax.tree.map(_time_first, inputs)
     val.raise_concrete(val.collect(models) + _step_checks(dt) + _input_checks(steps_first))
-    mesh = Mesh(np.asarray(list(jax.devices() if devices is None else devices)), (_AXIS,))
-    pad = -B % mesh.size
-    split, whole = NamedSharding(mesh, PartitionSpec(_AXIS)), NamedSharding(mesh, PartitionSpec())
-
-    batched = (models, None if shared_inputs else inputs, state, None if key_axis is None else key)
-    shared = (inputs if shared_inputs else None, None if key_axis is not None else key)
-    batched = _place(_pad(batched, pad), split)
-    shared = _place(shared, whole)
+    batched = (models, None if shared_inputs else inputs, state, key if per_member_key else None)
+    shared = (inputs if shared_inputs else None, None if per_member_key else key, dt)
     options = dict(record=record, n_steps=n_steps, checkpoint=checkpoint, record_every=record_every)
-    return _run(batched, shared, dt, options, split, B)
+    return shard_batch(_simulate_members, batched, (*shared, options), devices)
 
 
-@eqx.filter_jit
-def _run(batched, shared, dt, options, split, B):
-    whole = NamedSharding(split.mesh, PartitionSpec())
-    batched, shared = _constrain(batched, split), _constrain(shared, whole)
-    models, inputs, state, keys = batched
-    shared_inputs, shared_key = shared
+def _simulate_members(batched, shared):
+    """`jsyn.simulate` of every member of one device's block of a sweep."""
+    shared_inputs, shared_key, dt, options = shared
 
     def one(model, inputs, state, key):
         inputs = shared_inputs if inputs is None else inputs
         key = shared_key if key is None else key
         return simulate(model, inputs, dt, state=state, key=key, **options)
 
-    out = eqx.filter_vmap(one)(models, inputs, state, keys)
-    out = jax.lax.with_sharding_constraint(out, split)
-    if jax.tree.leaves(out)[0].shape[0] == B:
-        return out
-    # Uneven shardings do not exist: without the padding the results are gathered.
-    return jax.lax.with_sharding_constraint(jax.tree.map(lambda x: x[:B], out), whole)
+    return eqx.filter_vmap(one)(*batched)
 
 
 def _check_leading(tree, B: int, what: str, fix: str) -> None:
@@ -313,31 +294,3 @@ def _time_first(x):
     bad time step (a NumPy view; traced inputs stay as they are)."""
     concrete = val.concrete(x)
     return x if concrete is None else np.moveaxis(concrete, 0, 1)
-
-
-def _pad(tree, pad: int):
-    """Append `pad` copies of member 0 to every array of `tree` (to fill the last device)."""
-    if not pad:
-        return tree
-
-    def grow(x):
-        return jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad, *jnp.shape(x)[1:]))])
-
-    return jax.tree.map(lambda x: grow(x) if eqx.is_array(x) else x, tree)
-
-
-def _place(tree, sharding):
-    """Put the concrete arrays of `tree` on the devices of `sharding` (from this process's
-    memory, in every process). Traced ones (under `jit` or `grad`) are placed by
-    `_constrain` in the compiled run."""
-
-    def put(x):
-        concrete = eqx.is_array(x) and not isinstance(x, jax.core.Tracer)
-        return jax.device_put(x, sharding) if concrete else x
-
-    return jax.tree.map(put, tree)
-
-
-def _constrain(tree, sharding):
-    arrays, rest = eqx.partition(tree, eqx.is_array)
-    return eqx.combine(jax.lax.with_sharding_constraint(arrays, sharding), rest)

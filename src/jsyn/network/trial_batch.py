@@ -33,10 +33,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array
 
 from .. import _validation as val
+from .._sharding import shard_batch
 from ..batch import _batch_size
 from ..connectivity import Dense, Sparse
 from ..neurons import AbstractNeuron, Neuromodulator, Poisson, PoissonState, SpikeTimes
@@ -156,8 +156,7 @@ class _TrialPoisson(AbstractNeuron):
 
     def init_state(self, n=None, *, dtype=None, key: Array) -> _TrialPoissonState:
         """One key per trial: `key` of shape `(B,)`, or one key split into `B`."""
-        typed = jax.dtypes.issubdtype(jnp.result_type(key), jax.dtypes.prng_key)
-        if jnp.ndim(key) == (0 if typed else 1):
+        if not val.check_key(key, "jsyn.trials: a Poisson group", self.B):
             key = jax.random.split(key, self.B)
         spikes = jnp.zeros((self.n * self.B,), jnp.result_type(float) if dtype is None else dtype)
         return _TrialPoissonState(key=key, spikes=spikes)
@@ -438,14 +437,8 @@ class TrialBatch:
                     "TrialBatch.init_state: the network has stochastic groups; pass one key "
                     "per trial, key=jax.random.split(jax.random.key(0), B)."
                 )
-            typed = jax.dtypes.issubdtype(jnp.result_type(key), jax.dtypes.prng_key)
-            if jnp.ndim(key) == (0 if typed else 1):
+            if not val.check_key(key, "TrialBatch.init_state", self.B):
                 key = jax.random.split(key, self.B)
-            if jnp.shape(key)[0] != self.B:
-                raise ValueError(
-                    f"TrialBatch.init_state needs one key per trial, {self.B} (got "
-                    f"{jnp.shape(key)[0]})."
-                )
             states = jax.vmap(lambda k: self.single.init_state(dtype=dtype, key=k))(key)
         else:
             one = self.single.init_state(dtype=dtype)
@@ -493,23 +486,8 @@ class TrialBatch:
                 for g, x in inputs.items()
             }
             inputs = jax.vmap(shard.merge_inputs)(inputs)
-        mesh = Mesh(np.asarray(devices), ("trials",))
-        split, whole = PartitionSpec("trials"), PartitionSpec()
-        params, static = eqx.partition(shard.net, eqx.is_array)
-
-        def run(params, states, inputs):
-            net = eqx.combine(params, static)
-            state = jax.tree.map(lambda x: x[0], states)
-            x = None if inputs is None else jax.tree.map(lambda a: a[0], inputs)
-            out = simulate(net, x, dt, state=state, n_steps=n_steps, record=record)
-            return jax.tree.map(lambda a: a[None], out)
-
-        sharded = jax.shard_map(
-            run, mesh=mesh, in_specs=(whole, split, split), out_specs=split, check_vma=False
-        )
-        place = NamedSharding(mesh, split)
-        states, inputs = jax.device_put((states, inputs), place)
-        finals, recorded = eqx.filter_jit(sharded)(params, states, inputs)
+        shared = (shard.net, dt, n_steps, record)
+        finals, recorded = shard_batch(_simulate_shard, (states, inputs), shared, devices)
         finals = jax.vmap(shard.split_state)(finals)
         finals = jax.tree.map(lambda x: x.reshape(self.B, *x.shape[2:]), finals)
         return self.merge_state(finals), recorded
@@ -575,6 +553,14 @@ def _columns(tree, stacked) -> list:
 def _lead(tree):
     """`tree` as a batch of one (a leading axis of 1 on every array)."""
     return jax.tree.map(lambda x: x[None] if eqx.is_array(x) else x, tree)
+
+
+def _simulate_shard(batched, shared):
+    """`jsyn.simulate` of one device's shard of a trial batch (a block of one)."""
+    states, inputs = jax.tree.map(lambda x: x[0], batched)
+    net, dt, n_steps, record = shared
+    out = simulate(net, inputs, dt, state=states, n_steps=n_steps, record=record)
+    return jax.tree.map(lambda a: a[None], out)
 
 
 def _stacked_poisson_state(keys, spikes) -> PoissonState:
