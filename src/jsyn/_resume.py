@@ -118,8 +118,10 @@ def fingerprint(tree) -> dict:
             continue
         array = np.ascontiguousarray(array)
         digest = hashlib.sha256(array.tobytes()).hexdigest()[:32]
-        if array.size <= 6:
-            shown = np.array2string(array, precision=17)
+        if array.size == 1:
+            shown = repr(array.ravel()[0].item())
+        elif array.size <= 6:
+            shown = repr(array.tolist())
         else:
             mean = np.mean(array, dtype=np.complex128 if np.iscomplexobj(array) else np.float64)
             shown = f"{array.size} values of mean {mean:.6g} (SHA-256 {digest[:8]})"
@@ -132,17 +134,21 @@ def _first_difference(what: str, theirs: dict, ours: dict) -> str | None:
     for a, b in zip(theirs["structure"] + [None], ours["structure"] + [None]):
         if a != b:
             had, has = ("nothing" if e is None else f"{e[0] or '<root>'}: {e[1]}" for e in (a, b))
-            return f"{what} differs in structure: the checkpoint's has {had}, this one {has}"
+            return f"{what} in structure: the checkpoint's has {had}, this one {has}"
     for a, b in zip(theirs["values"], ours["values"]):
         if a != b:
             where = a[0] or "<root>"
-            return f"{what} differs at {where}: the checkpoint's holds {a[2]}, this one {b[2]}"
+            return f"{what} at {where}: the checkpoint's holds {a[2]}, this one {b[2]}"
     return None
 
 
 def _mismatch(info: dict, identity: dict) -> str | None:
     """The first way the run described by `identity` differs from the checkpoint's."""
-    names = {"system": "the system", "inputs": "the inputs", "start": "the initial state (or key)"}
+    names = {
+        "system": "the system differs",
+        "inputs": "the inputs differ",
+        "start": "the initial state (or key) differs",
+    }
     for name, ours in identity.items():
         theirs = info.get(name)
         if name in names:
@@ -175,22 +181,29 @@ class _Records:
         leaves, self.treedef = jax.tree.flatten(shapes)
         self.axis = axis
         self.files = [folder / f"{i}.npy" for i in range(len(leaves))]
+        rows_of = [s.shape[:axis] + s.shape[axis + 1 :] for s in leaves]
         if fresh:
             folder.mkdir(exist_ok=True)
-            for file, s in zip(self.files, leaves):
-                row = s.shape[:axis] + s.shape[axis + 1 :]
+            for file, s, row in zip(self.files, leaves, rows_of):
                 np.lib.format.open_memmap(file, "w+", np.dtype(s.dtype), (rows, *row))
         self.handles, self.offsets, self.row_bytes = [], [], []
-        for file, s in zip(self.files, leaves):
+        for file, s, row in zip(self.files, leaves, rows_of):
             if not file.is_file():
+                self.close()
                 raise ValueError(
                     f"the record file {file} beside the checkpoint is missing; restore it, "
                     "or delete the checkpoint to run again from the start."
                 )
-            array = np.load(file, mmap_mode="r")
-            self.offsets.append(array.offset)
-            self.row_bytes.append(array[0].nbytes if len(array) else 0)
-            self.handles.append(open(file, "r+b"))  # noqa: SIM115 (closed by close())
+            f = open(file, "r+b")  # noqa: SIM115 (closed by close())
+            self.handles.append(f)
+            if _npy_header(f) != ((rows, *row), np.dtype(s.dtype)):
+                self.close()
+                raise ValueError(
+                    f"the record file {file} beside the checkpoint is not the record of this "
+                    "run; restore it, or delete the checkpoint to run again from the start."
+                )
+            self.offsets.append(f.tell())
+            self.row_bytes.append(math.prod(row) * np.dtype(s.dtype).itemsize)
         self.chains = [""] * len(leaves)
 
     def append(self, rec, row: int) -> None:
@@ -237,6 +250,19 @@ class _Records:
         return jax.tree.unflatten(self.treedef, leaves)
 
 
+def _npy_header(f) -> tuple | None:
+    """The shape and dtype in the header of the `.npy` file `f` (left at its data), or
+    `None` when it has no readable header."""
+    fmt = np.lib.format
+    try:
+        major, _ = fmt.read_magic(f)
+        read = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+        shape, _, dtype = read(f)
+    except ValueError:
+        return None
+    return shape, dtype
+
+
 def _chain(chain: str, data: bytes) -> str:
     return hashlib.sha256(bytes.fromhex(chain) + data).hexdigest()
 
@@ -267,16 +293,21 @@ def run(
     keys `system`, `inputs`, `start`); a checkpoint of another run is refused.
 
     **Returns:** the final state and the record, memory-mapped from its files."""
+    if path is None:
+        raise ValueError(
+            "checkpoint_every and resume go with checkpoint_to=<file>; pass the file to "
+            "write the checkpoints to."
+        )
     path = Path(path)
     identity = {
         "kind": _KIND,
-        **identity,
         "dt": repr(float(dt)),
         "n_steps": T,
         "record_every": every,
         "chunk": chunk,
         "jsyn": version("jsyn"),
         "jax": jax.__version__,
+        **identity,
     }
     n0 = min(chunk, T)
     first = None if inputs is None else _slice(inputs, 0, n0, in_axis)
@@ -308,7 +339,11 @@ def run(
         state = load(path, {"state": _zeros(like)})["state"]
         step, rows = info["step"], info["rows"]
         records = _Records(folder, rec_shapes, T // every, rec_axis, fresh=False)
-        records.verify(rows, per_chunk, info["chains"])
+        try:
+            records.verify(rows, per_chunk, info["chains"])
+        except ValueError:
+            records.close()
+            raise
     else:
         records = _Records(folder, rec_shapes, T // every, rec_axis, fresh=True)
 
@@ -359,3 +394,106 @@ def _finish(state, rec, start, n, records, checkpoint, when, last, T, every, bar
         checkpoint(state, done)
         return time.monotonic()
     return last
+
+
+def _length(inputs, n_steps, axis: int, who: str) -> int:
+    """The number of steps of a run: the inputs' time axis, or `n_steps` without inputs."""
+    leaves = jax.tree.leaves(inputs)
+    if not leaves:
+        if n_steps is None:
+            raise ValueError(f"{who} got no inputs: pass n_steps=<number of steps>.")
+        return as_count(n_steps, f"{who}'s n_steps", minimum=1)
+    T = int(np.shape(leaves[0])[axis])
+    if n_steps is not None and n_steps != T:
+        raise ValueError(
+            f"{who} got n_steps={n_steps} but inputs with {T} time steps; drop n_steps or "
+            "make them agree."
+        )
+    return T
+
+
+def resumable_trials(batch, dt, state, inputs, n_steps, record, devices, path, every, resume):
+    """`TrialBatch.simulate(..., checkpoint_to=path)`: its run in chunks, each chunk one
+    call of `batch.simulate`; the record has its device axis first and time second."""
+    T = _length(inputs, n_steps, 0, "TrialBatch.simulate")
+    when = interval(every)
+    inputs = None if inputs is None else jax.tree.map(jnp.asarray, dict(inputs))
+    identity = {
+        "runner": "TrialBatch.simulate",
+        "system": fingerprint(batch.net),
+        "inputs": fingerprint(inputs),
+        "start": fingerprint(state),
+        "devices": len(jax.devices() if devices is None else devices),
+    }
+
+    @eqx.filter_jit  # one compiled chunk for the run (`batch.simulate` alone traces anew)
+    def advance(state, xs, n):
+        steps = n if xs is None else None
+        return batch.simulate(
+            dt, state=state, inputs=xs, n_steps=steps, record=record, devices=devices
+        )
+
+    chunk = chunk_length(T, 1, when, None)
+    return run(
+        advance,
+        state,
+        inputs,
+        dt,
+        T=T,
+        every=1,
+        chunk=chunk,
+        path=path,
+        when=when,
+        resume=resume,
+        identity=identity,
+        rec_axis=1,
+    )
+
+
+def resumable_sweep(sweep, models, inputs, dt, state, key, options, path, every, resume):
+    """`jsyn.sweep(..., checkpoint_to=path)`: its run in chunks, each chunk one call of
+    `sweep` (the first builds the members' states from `key`; later ones carry them); the
+    record has the members first and time second."""
+    if options.pop("checkpoint") is not None:
+        raise ValueError(
+            "jsyn.sweep takes checkpoint_to or checkpoint, not both: checkpoint nests scans "
+            "for gradient memory, checkpoint_to writes the run to disk; drop one of them."
+        )
+    shared = options["shared_inputs"]
+    in_axis = 0 if shared else 1
+    T = _length(inputs, options.pop("n_steps"), in_axis, "jsyn.sweep")
+    when = interval(every)
+    devices = options["devices"]
+    inputs = None if inputs is None else jax.tree.map(jnp.asarray, inputs)
+    identity = {
+        "runner": "jsyn.sweep",
+        "system": fingerprint(models),
+        "inputs": fingerprint(inputs),
+        "start": fingerprint((state, key)),
+        "shared_inputs": shared,
+        "devices": len(jax.devices() if devices is None else devices),
+    }
+
+    def advance(state, xs, n):
+        first = state is None
+        steps = n if xs is None else None
+        return sweep(
+            models, xs, dt, state=state, key=key if first else None, n_steps=steps, **options
+        )
+
+    chunk = chunk_length(T, options["record_every"], when, None)
+    return run(
+        advance,
+        state,
+        inputs,
+        dt,
+        T=T,
+        every=options["record_every"],
+        chunk=chunk,
+        path=path,
+        when=when,
+        resume=resume,
+        identity=identity,
+        in_axis=in_axis,
+        rec_axis=1,
+    )
