@@ -36,6 +36,7 @@ import json
 import os
 import re
 import struct
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def _describe(where: str, x) -> str:
     return f"{type(x).__module__}.{type(x).__qualname__} (not stored; taken from like)"
 
 
-def _entries(tree, path: str = "") -> list[tuple[str, str]]:
+def describe_leaves(tree, path: str = "") -> list[tuple[str, str]]:
     """`(path, description)` of every leaf, `None` and static field of `tree`, in
     flattening order."""
     found = []
@@ -101,13 +102,13 @@ def _entries(tree, path: str = "") -> list[tuple[str, str]]:
     for keys, x in jax.tree_util.tree_flatten_with_path(tree, is_leaf=stop)[0]:
         where = path + jax.tree_util.keystr(keys)
         if isinstance(x, eqx.Module):
-            found += _entries(x, where)
+            found += describe_leaves(x, where)
         else:
             found.append((where, _describe(where, x)))
     return found
 
 
-def _stored(x) -> np.ndarray | None:
+def stored_array(x) -> np.ndarray | None:
     """The array saved for a leaf, or `None` for leaves that are not stored."""
     if _is_key(x):
         return np.asarray(jax.random.key_data(x))
@@ -136,7 +137,7 @@ def _flatten(tree):
     return jax.tree_util.tree_flatten(tree, is_leaf=lambda x: x is None)
 
 
-def save(path, tree) -> Path:
+def save(path, tree, *, info: dict | None = None) -> Path:
     """Write the arrays of `tree` (a model, a state, a `jsyn.FitResult`, or any pytree of
     them) to `path`; read them back with `jsyn.load(path, like)`.
 
@@ -144,8 +145,13 @@ def save(path, tree) -> Path:
     pickle) and a SHA-256 checksum. Arrays keep their dtype, typed PRNG keys are stored as
     their key data, Python numbers as float64/int64/bool/complex128; leaves that are
     neither arrays nor numbers (functions, strings) are not stored. The file is written
-    next to `path` under a temporary name and then renamed, so an interrupted save leaves
-    any earlier file at `path` intact.
+    next to `path` under a temporary name, flushed to the disk (`os.fsync`) and then
+    renamed over `path` (`os.replace`, atomic), so a save interrupted at any moment, even
+    by a power cut or `SIGKILL`, leaves any earlier file at `path` whole.
+
+    **Arguments:** `path`, the file; `tree`, what to store; `info`, an optional dict of
+    JSON values kept in the header (checked by the checksum, read back with `load_info`
+    without `like`; checkpoints of `jsyn.simulate` keep what identifies their run there).
 
     **Returns:** the path written.
     """
@@ -153,7 +159,7 @@ def save(path, tree) -> Path:
     leaves, treedef = _flatten(tree)
     payload = io.BytesIO()
     eqx.tree_serialise_leaves(
-        payload, treedef.unflatten([_stored(x) for x in leaves]), filter_spec=_write_npy
+        payload, treedef.unflatten([stored_array(x) for x in leaves]), filter_spec=_write_npy
     )
     payload = payload.getvalue()
     header = json.dumps(
@@ -161,18 +167,55 @@ def save(path, tree) -> Path:
             "format": "jsyn.save",
             "jsyn": version("jsyn"),
             "treedef": _repr(treedef),
-            "entries": _entries(tree),
+            "entries": describe_leaves(tree),
             "payload_bytes": len(payload),
+            **({} if info is None else {"info": info}),
         }
     ).encode()
     body = _PREFIX.pack(MAGIC, VERSION, len(header)) + header + payload
+    _write_durably(path, body + hashlib.sha256(body).digest())
+    return path
+
+
+_PAUSE = "JSYN_TEST_PAUSE_IN_SAVE"
+"""A test hook: `"<n>:<marker>"` makes the `n`-th save of the process stop half way
+through writing its temporary file, create the file `marker` and sleep, so that a test
+can kill the process in the middle of a write."""
+_saves = itertools.count(1)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, fsync it, rename it over `path`
+    (atomic) and fsync the directory, so that `path` holds either its old bytes or `data`
+    whatever moment the process dies at."""
     tmp = path.with_name(path.name + ".tmp")
+    pause = os.environ.get(_PAUSE, "").partition(":")
+    half = len(data) // 2 if pause[2] and next(_saves) == int(pause[0]) else None
     try:
-        tmp.write_bytes(body + hashlib.sha256(body).digest())
+        with open(tmp, "wb") as f:
+            f.write(data[:half])
+            if half is not None:
+                f.flush()
+                Path(pause[2]).touch()
+                time.sleep(600)
+                f.write(data[half:])
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path
+    _sync_directory(path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable (POSIX; Windows has no directory handles)."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _not_jsyn(path: Path, data: bytes) -> ValueError:
@@ -244,7 +287,7 @@ def _read(path: Path) -> tuple[dict, bytes]:
 
 def _check_like(path: Path, header: dict, like) -> None:
     """Raise if `like` does not describe the tree saved in the file."""
-    for theirs, ours in itertools.zip_longest(header["entries"], _entries(like)):
+    for theirs, ours in itertools.zip_longest(header["entries"], describe_leaves(like)):
         if theirs != ours:
             file_has, like_has = (
                 "nothing" if e is None else f"{e[0] or '<root>'}: {e[1]}" for e in (theirs, ours)
@@ -285,6 +328,19 @@ def _restore(like, value: np.ndarray | None):
     return like
 
 
+def load_info(path) -> dict:
+    """The `info` dict that `save(path, tree, info=...)` kept in the file's header (empty
+    when none), after checking the file whole (magic bytes, length, SHA-256 checksum).
+
+    **Raises:** `ValueError` as `load` does for a file that is not a jsyn save file or is
+    truncated or corrupt."""
+    header, _ = _read(Path(path))
+    info = header.get("info", {})
+    if not isinstance(info, dict):
+        raise ValueError(f"jsyn.load: {path} is corrupt (its header info is not a dict).")
+    return info
+
+
 def load(path, like):
     """Read a file written by `jsyn.save` into a tree shaped like `like`.
 
@@ -305,7 +361,9 @@ def load(path, like):
     header, payload = _read(path)
     _check_like(path, header, like)
     leaves, treedef = _flatten(like)
-    placeholders = [None if v is None else np.empty(v.shape, v.dtype) for v in map(_stored, leaves)]
+    placeholders = [
+        None if v is None else np.empty(v.shape, v.dtype) for v in map(stored_array, leaves)
+    ]
     try:
         values = jax.tree.leaves(
             eqx.tree_deserialise_leaves(

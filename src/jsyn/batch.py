@@ -30,6 +30,7 @@ import numpy as np
 from . import _validation as val
 from ._params import AbstractParam
 from ._sharding import shard_batch
+from ._resume import resumable_sweep
 from .fitting import select
 from .fitting._select import _follow
 from .simulate import _input_checks, _step_checks, simulate
@@ -208,6 +209,9 @@ def sweep(
     checkpoint=None,
     record_every: int = 1,
     devices: Sequence[jax.Device] | None = None,
+    checkpoint_to=None,
+    checkpoint_every: int | str | None = None,
+    resume: bool = False,
 ):
     r"""Run every member of a batch of models, as `jsyn.simulate` runs one model.
 
@@ -232,6 +236,9 @@ def sweep(
     - `record`, `n_steps`, `checkpoint`, `record_every`: as for `jsyn.simulate`.
     - `devices`: the devices to split the batch over; default `jax.devices()` (all
       devices of all processes). Pass `jax.devices()[:1]` for one device (in one process).
+    - `checkpoint_to`, `checkpoint_every`, `resume`: as for `jsyn.simulate`: the sweep
+      runs in chunks of steps, writes checkpoints and its record to disk, and resumes bit
+      for bit (the record comes back memory-mapped, `(B, time, ...)`).
 
     **Returns:** `(final_states, recorded)`, as `jsyn.simulate` returns for one member,
     with a leading batch axis $B$ on every array, sharded over `devices` along it. A
@@ -245,6 +252,12 @@ def sweep(
     _, g = jsyn.sweep(models, spikes, dt=0.1)            # g: (1000, time, n)
     ```
     """
+    if checkpoint_to is not None or checkpoint_every is not None or resume:
+        options = dict(shared_inputs=shared_inputs, record=record, record_every=record_every)
+        options.update(n_steps=n_steps, checkpoint=checkpoint, devices=devices)
+        return resumable_sweep(
+            sweep, models, inputs, dt, state, key, options, checkpoint_to, checkpoint_every, resume
+        )
     B = _batch_size(models)
     if not shared_inputs:
         _check_leading(inputs, B, "inputs", "or pass shared_inputs=True for one drive")

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _progress, _validation as val
+from . import _progress, _resume, _validation as val
 from ._component import as_count, float_dtype
 from ._record import recorder
 
@@ -29,6 +29,9 @@ def simulate(
     record_every: int = 1,
     progress: bool | None = None,
     progress_chunk: int | None = None,
+    checkpoint_to=None,
+    checkpoint_every: int | str | None = None,
+    resume: bool = False,
 ):
     r"""Run `system` over the leading (time) axis of `inputs`.
 
@@ -90,8 +93,29 @@ def simulate(
       bar, except under the `jsyn` command line (`jsyn demo`), which shows one for runs
       that take over a second outside those transformations (`--no-progress` turns it
       off).
-    - `progress_chunk`: the steps per chunk with `progress=True`, a multiple of
-      `record_every`; by default the run is cut into about 20 chunks.
+    - `progress_chunk`: the steps per chunk with `progress=True` or `checkpoint_to`, a
+      multiple of `record_every`; by default the run is cut into about 20 chunks (200 with
+      `checkpoint_to`).
+    - `checkpoint_to`: a file path: the run survives being killed. It runs in chunks (as
+      with `progress=True`, bitwise the same results) and writes its state to this file
+      every `checkpoint_every` (atomically: a kill during a write leaves the previous
+      checkpoint whole), and its record, chunk by chunk, to `.npy` files in the folder
+      `<checkpoint_to>.records/`, so the record need not fit in memory. The record comes
+      back as NumPy arrays memory-mapped from those files (read-only). A last checkpoint
+      is written at the end. Refused inside `jax.jit`, `jax.vmap` or `jax.grad`, and with
+      `checkpoint` (gradient checkpointing, another thing). See the "Checkpoints" page.
+    - `checkpoint_every`: how often to write the checkpoint: an int, every that many steps
+      (then also the chunk length), or a wall time `"30s"`, `"10min"` (default), `"2h"`
+      (at the first chunk boundary after it).
+    - `resume`: with `checkpoint_to`: `True` continues the run from the checkpoint there if
+      there is one (and starts from the beginning if there is none), so a job that is
+      killed and started again with the same call finishes the run; the final state and
+      record equal those of an uninterrupted run bit for bit. The call must name the same
+      run (system and its parameters, inputs, `dt`, `n_steps`, `record_every`, chunk
+      length, initial state or key, jsyn and JAX versions): a checkpoint of another is
+      refused with a `ValueError` naming the first difference, as are truncated or
+      corrupt checkpoints and record files. `False` (default) refuses to overwrite an
+      existing checkpoint.
 
     **Returns:** `(final_state, recorded)`: the state after the last step (pass it as
     `state=` to continue the run exactly) and the recorded pytree, time leading.
@@ -138,6 +162,41 @@ def simulate(
         )
     checks = entry_checks(system, inputs, dt, state if given else None)
     traced = val.raise_concrete(checks)
+    if checkpoint_to is not None:
+        _refuse_checkpoint_with(lengths, system, state, inputs, dt)
+        when = _resume.interval(checkpoint_every)
+        chunk = _resume.chunk_length(T, every, when, progress_chunk)
+        identity = {
+            "runner": "jsyn.simulate",
+            "system": _resume.fingerprint(system),
+            "inputs": _resume.fingerprint(inputs),
+            "start": _resume.fingerprint(state),
+        }
+        record = recorder(record)
+
+        def advance(state, xs, n):
+            return _chunk(system, state, xs, dt, record, n, every)
+
+        inputs = jax.tree.map(jnp.asarray, inputs)
+        return _resume.run(
+            advance,
+            state,
+            inputs,
+            dt,
+            T=T,
+            every=every,
+            chunk=chunk,
+            path=checkpoint_to,
+            when=when,
+            resume=resume,
+            identity=identity,
+            progress=delay,
+        )
+    if checkpoint_every is not None or resume:
+        raise ValueError(
+            "simulate takes checkpoint_every and resume only with checkpoint_to=<file>; "
+            "pass the file to write the checkpoints to."
+        )
     if delay is not None:
         chunk = _progress.chunk_length(T, every, progress_chunk)
         return _progress.run_chunked(
@@ -148,6 +207,27 @@ def simulate(
     # cotangent of a summed output, a broadcast, becomes an array read at every step).
     run = _run_inline if _is_traced(system, state, inputs, dt) else _run
     return run(system, state, inputs, dt, recorder(record), T, traced, lengths, every)
+
+
+def _refuse_checkpoint_with(lengths, *trees) -> None:
+    if lengths is not None:
+        raise ValueError(
+            "simulate takes checkpoint_to or checkpoint, not both: checkpoint nests scans "
+            "for gradient memory, checkpoint_to writes the run to disk; drop one of them."
+        )
+    if _is_traced(*trees):
+        raise ValueError(
+            "simulate(checkpoint_to=...) runs chunks from Python and writes files, which "
+            "cannot happen inside jax.jit, jax.vmap or jax.grad; call it outside them."
+        )
+
+
+@eqx.filter_jit
+def _chunk(system, state, inputs, dt, record, n: int, every: int):
+    """`n` steps of a run with `checkpoint_to` (the same scan as the one-scan run's)."""
+    if every > 1:
+        return thinned_scan(system, state, inputs, dt, record, n, every)
+    return scan(system, state, inputs, dt, record, n)
 
 
 def entry_checks(system, inputs, dt, state=None) -> list[val.Check]:
@@ -202,7 +282,7 @@ def _run_inline(system, state, inputs, dt, record, T, traced, lengths, every=1):
     else:
         inputs = val.guard(inputs, traced)
     if every > 1:
-        return _thinned_scan(system, state, inputs, dt, record, T, every)
+        return thinned_scan(system, state, inputs, dt, record, T, every)
     return scan(system, state, inputs, dt, record, T, lengths)
 
 
@@ -219,7 +299,7 @@ def _recording_step(system, dt, record):
     return body
 
 
-def _thinned_scan(system, state, inputs, dt, record, T: int, every: int):
+def thinned_scan(system, state, inputs, dt, record, T: int, every: int):
     """A scan over blocks of `every` steps that records only the last step of each."""
 
     body = _recording_step(system, dt, record)

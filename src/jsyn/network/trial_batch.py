@@ -37,6 +37,7 @@ from jaxtyping import Array
 
 from .. import _validation as val
 from .._sharding import shard_batch
+from .._resume import resumable_trials
 from ..batch import _batch_size
 from ..connectivity import Dense, Sparse
 from ..neurons import AbstractNeuron, Neuromodulator, Poisson, PoissonState, SpikeTimes
@@ -454,6 +455,9 @@ class TrialBatch:
         n_steps: int | None = None,
         record=None,
         devices: Sequence[jax.Device] | None = None,
+        checkpoint_to=None,
+        checkpoint_every: int | str | None = None,
+        resume: bool = False,
     ):
         r"""Run the trials split over `devices` (default `jax.devices()`): device $d$ of $D$
         runs trials $dB/D, \ldots, (d+1)B/D - 1$ as one network of $B/D$ trials (the
@@ -468,7 +472,24 @@ class TrialBatch:
         `jsyn.simulate(net, ...)` returns it) and each device's record, with a leading
         axis $D$ (`split_devices` turns a record of a group's neurons into `(B, ..., n)`).
         Trials with parameters per trial run on one device only.
+
+        `checkpoint_to`, `checkpoint_every`, `resume`: as for `jsyn.simulate`, a run that
+        writes checkpoints and its record to disk and resumes bit for bit (the record comes
+        back memory-mapped, `(D, time, ...)`).
         """
+        if checkpoint_to is not None or checkpoint_every is not None or resume:
+            return resumable_trials(
+                self,
+                dt,
+                state,
+                inputs,
+                n_steps,
+                record,
+                devices,
+                checkpoint_to,
+                checkpoint_every,
+                resume,
+            )
         devices = list(jax.devices() if devices is None else devices)
         D = len(devices)
         if self.B % D:

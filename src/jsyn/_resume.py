@@ -1,0 +1,499 @@
+r"""Runs that survive being killed: `jsyn.simulate(..., checkpoint_to=path)` (and
+`jsyn.sweep`, `TrialBatch.simulate`) run in chunks of steps and leave behind, now and
+then, a checkpoint from which `resume=True` continues the run bit for bit.
+
+**On disk.** `path` holds the state after the last checkpointed step (written with
+`jsyn.save`: header, `.npy` blocks, SHA-256; its header `info` names the run: `dt`, the
+number of steps, the chunk length, the system's structure and a digest of each of its
+arrays, the inputs' and the initial state's digests, the jsyn and JAX versions). The folder
+`path.records/` holds one `.npy` file per recorded array, time leading, sized for the whole
+run from the start and filled chunk by chunk, so the record never has to fit in memory; the
+checkpoint keeps a SHA-256 chain over the rows written so far.
+
+**Order of writes.** After each chunk its records are written in place; at a checkpoint the
+record files are flushed to the disk (`os.fsync`), and only then is the checkpoint written
+(to a temporary file, fsynced, renamed over `path`). A kill at any moment therefore leaves
+a whole checkpoint whose records are on the disk; rows written after it are written again
+on resume.
+
+**Exactness.** Every chunk has the same length (the last one may be shorter) and starts on
+the same grid in the first run and in a resumed one, so a resumed run executes the same
+compiled chunks on the same values as the uninterrupted run, and its final state and
+records equal that run's bit for bit.
+"""
+
+import dataclasses
+import hashlib
+import math
+import os
+import re
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from ._component import as_count
+from ._save import describe_leaves, load, load_info, save, stored_array
+
+DEFAULT_INTERVAL = "10min"
+"""A checkpoint is written at the first chunk boundary after this much wall time."""
+
+DEFAULT_CHUNKS = 200
+"""With a wall-time interval, the run is cut into about this many chunks (a checkpoint can
+only be written between two chunks)."""
+
+_KIND = "jsyn checkpoint"
+_UNITS = {"s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    """How often a checkpoint is written: every `steps` steps or every `seconds` of wall
+    time (one of the two)."""
+
+    steps: int | None = None
+    seconds: float | None = None
+
+
+def interval(every) -> Interval:
+    """`checkpoint_every` as an `Interval`: an int (steps) or a string such as `"30s"`,
+    `"10min"`, `"2h"` (wall time); `None` gives `DEFAULT_INTERVAL`."""
+    every = DEFAULT_INTERVAL if every is None else every
+    if isinstance(every, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|min|h)\s*", every)
+        if match is None or float(match[1]) <= 0:
+            raise ValueError(
+                f"checkpoint_every must be a number of steps or a wall time such as '30s', "
+                f"'10min' or '2h' (got {every!r}); write a positive number and one of the "
+                "units s, min, h."
+            )
+        return Interval(seconds=float(match[1]) * _UNITS[match[2]])
+    if isinstance(every, float):
+        raise TypeError(
+            f"checkpoint_every must be an int (steps) or a string with a unit (wall time) "
+            f"(got the float {every!r}); write checkpoint_every={every!r}s as "
+            f"'{every:g}s', or an int number of steps."
+        )
+    return Interval(steps=as_count(every, "checkpoint_every", minimum=1))
+
+
+def chunk_length(T: int, every: int, when: Interval, chunk) -> int:
+    """The steps per chunk: `chunk` (`progress_chunk`) when given, else the step interval,
+    else about `DEFAULT_CHUNKS` chunks; a multiple of `every` (`record_every`), and with a
+    step interval, a divisor of it."""
+    if chunk is not None:
+        chunk = as_count(chunk, "simulate's progress_chunk", minimum=1)
+    elif when.steps is not None:
+        chunk = when.steps
+    else:
+        chunk = every * max(1, math.ceil(T / every / DEFAULT_CHUNKS))
+    if chunk % every:
+        raise ValueError(
+            f"checkpoints are taken between chunks whose length is a multiple of "
+            f"record_every (got a chunk of {chunk} steps, record_every={every}); pick "
+            f"checkpoint_every (or progress_chunk) a multiple of {every}."
+        )
+    if when.steps is not None and when.steps % chunk:
+        raise ValueError(
+            f"checkpoint_every={when.steps} steps must be a multiple of progress_chunk="
+            f"{chunk}; pick a multiple of {chunk}, or drop progress_chunk."
+        )
+    return chunk
+
+
+def fingerprint(tree) -> dict:
+    """What identifies `tree` in a checkpoint: its structure (classes, static fields,
+    shapes, dtypes: `describe_leaves`) and a SHA-256 digest of each stored array, with its
+    values when it holds at most 6 (to name them in an error)."""
+    values = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        array = stored_array(leaf)
+        if array is None:
+            continue
+        array = np.ascontiguousarray(array)
+        digest = hashlib.sha256(array.tobytes()).hexdigest()[:32]
+        if array.size == 1:
+            shown = repr(array.ravel()[0].item())
+        elif array.size <= 6:
+            shown = repr(array.tolist())
+        else:
+            mean = np.mean(array, dtype=np.complex128 if np.iscomplexobj(array) else np.float64)
+            shown = f"{array.size} values of mean {mean:.6g} (SHA-256 {digest[:8]})"
+        values.append([jax.tree_util.keystr(path), digest, shown])
+    return {"structure": [list(e) for e in describe_leaves(tree)], "values": values}
+
+
+def _first_difference(what: str, theirs: dict, ours: dict) -> str | None:
+    """How fingerprint `ours` differs from the checkpoint's `theirs`, or `None`."""
+    for a, b in zip(theirs["structure"] + [None], ours["structure"] + [None]):
+        if a != b:
+            had, has = ("nothing" if e is None else f"{e[0] or '<root>'}: {e[1]}" for e in (a, b))
+            return f"{what} in structure: the checkpoint's has {had}, this one {has}"
+    for a, b in zip(theirs["values"], ours["values"]):
+        if a != b:
+            where = a[0] or "<root>"
+            return f"{what} at {where}: the checkpoint's holds {a[2]}, this one {b[2]}"
+    return None
+
+
+def _mismatch(info: dict, identity: dict) -> str | None:
+    """The first way the run described by `identity` differs from the checkpoint's."""
+    names = {
+        "system": "the system differs",
+        "inputs": "the inputs differ",
+        "start": "the initial state (or key) differs",
+    }
+    for name, ours in identity.items():
+        theirs = info.get(name)
+        if name in names:
+            found = _first_difference(names[name], theirs, ours) if theirs else "missing"
+            if found:
+                return found
+        elif theirs != ours:
+            return f"{name} differs: the checkpoint's run has {theirs!r}, this one {ours!r}"
+    return None
+
+
+def _slice(inputs, start: int, n: int, axis: int):
+    """Steps `start ... start + n - 1` of `inputs` (time on `axis`), one compiled slice for
+    every chunk of length `n` (the start is an argument, not a constant)."""
+    start = jnp.asarray(start)
+    return jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, n, axis), inputs)
+
+
+def _zeros(shapes):
+    """Concrete zeros shaped like `jax.eval_shape`'s output (PRNG keys included): the `like`
+    that `jsyn.load` reads a checkpointed state into."""
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
+class _Records:
+    """The record files of a run: one `.npy` per recorded array, time leading, sized for
+    the whole run, with a SHA-256 chain over the rows written so far."""
+
+    def __init__(self, folder: Path, shapes, rows: int, axis: int, fresh: bool):
+        leaves, self.treedef = jax.tree.flatten(shapes)
+        self.axis = axis
+        self.files = [folder / f"{i}.npy" for i in range(len(leaves))]
+        rows_of = [s.shape[:axis] + s.shape[axis + 1 :] for s in leaves]
+        if fresh:
+            folder.mkdir(exist_ok=True)
+            for file, s, row in zip(self.files, leaves, rows_of):
+                np.lib.format.open_memmap(file, "w+", np.dtype(s.dtype), (rows, *row))
+        self.handles, self.offsets, self.row_bytes = [], [], []
+        for file, s, row in zip(self.files, leaves, rows_of):
+            if not file.is_file():
+                self.close()
+                raise ValueError(
+                    f"the record file {file} beside the checkpoint is missing; restore it, "
+                    "or delete the checkpoint to run again from the start."
+                )
+            f = open(file, "r+b")  # noqa: SIM115 (closed by close())
+            self.handles.append(f)
+            if _npy_header(f) != ((rows, *row), np.dtype(s.dtype)):
+                self.close()
+                raise ValueError(
+                    f"the record file {file} beside the checkpoint is not the record of this "
+                    "run; restore it, or delete the checkpoint to run again from the start."
+                )
+            self.offsets.append(f.tell())
+            self.row_bytes.append(math.prod(row) * np.dtype(s.dtype).itemsize)
+        self.chains = [""] * len(leaves)
+
+    def append(self, rec, row: int) -> None:
+        """Write the rows of one chunk from row `row` on, and extend the chains."""
+        for i, leaf in enumerate(jax.tree.leaves(rec)):
+            data = np.ascontiguousarray(np.moveaxis(np.asarray(leaf), self.axis, 0)).tobytes()
+            f = self.handles[i]
+            f.seek(self.offsets[i] + row * self.row_bytes[i])
+            f.write(data)
+            self.chains[i] = _chain(self.chains[i], data)
+
+    def sync(self) -> None:
+        for f in self.handles:
+            f.flush()
+            os.fsync(f.fileno())
+
+    def verify(self, rows: int, per_chunk: int, chains: list[str]) -> None:
+        """Check that the first `rows` rows are those the checkpoint's chains vouch for."""
+        for i, f in enumerate(self.handles):
+            chain = ""
+            f.seek(self.offsets[i])
+            for done in range(0, rows, per_chunk):
+                size = min(per_chunk, rows - done) * self.row_bytes[i]
+                data = f.read(size)
+                if len(data) < size:
+                    chain = None
+                    break
+                chain = _chain(chain, data)
+            if chain != chains[i]:
+                raise ValueError(
+                    f"the record file {self.files[i]} does not hold the {rows} rows its "
+                    "checkpoint vouches for (truncated or changed since); restore it, or "
+                    "delete the checkpoint to run again from the start."
+                )
+        self.chains = list(chains)
+
+    def close(self) -> None:
+        for f in self.handles:
+            f.close()
+
+    def arrays(self):
+        """The whole record, memory-mapped read-only, time on the run's record axis."""
+        leaves = [np.moveaxis(np.load(f, mmap_mode="r"), 0, self.axis) for f in self.files]
+        return jax.tree.unflatten(self.treedef, leaves)
+
+
+def _npy_header(f) -> tuple | None:
+    """The shape and dtype in the header of the `.npy` file `f` (left at its data), or
+    `None` when it has no readable header."""
+    fmt = np.lib.format
+    try:
+        major, _ = fmt.read_magic(f)
+        read = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+        shape, _, dtype = read(f)
+    except ValueError:
+        return None
+    return shape, dtype
+
+
+def _chain(chain: str, data: bytes) -> str:
+    return hashlib.sha256(bytes.fromhex(chain) + data).hexdigest()
+
+
+def run(
+    advance: Callable,
+    state,
+    inputs,
+    dt,
+    *,
+    T: int,
+    every: int,
+    chunk: int,
+    path,
+    when: Interval,
+    resume: bool,
+    identity: dict,
+    in_axis: int = 0,
+    rec_axis: int = 0,
+    progress: float | None = None,
+):
+    """Run `advance` chunk by chunk, writing checkpoints to `path` and the record beside it.
+
+    `advance(state, inputs_of_chunk, n) -> (state, record_of_chunk)` runs `n` steps (a
+    multiple of `every`) and records every `every`-th one along `rec_axis`; `state` may be
+    `None` before the first chunk (the runner builds it). `inputs` have time on `in_axis`
+    (`None` for none). `identity` names the run (JSON values and `fingerprint`s under the
+    keys `system`, `inputs`, `start`); a checkpoint of another run is refused.
+
+    **Returns:** the final state and the record, memory-mapped from its files."""
+    if path is None:
+        raise ValueError(
+            "checkpoint_every and resume go with checkpoint_to=<file>; pass the file to "
+            "write the checkpoints to."
+        )
+    path = Path(path)
+    identity = {
+        "kind": _KIND,
+        "dt": repr(float(dt)),
+        "n_steps": T,
+        "record_every": every,
+        "chunk": chunk,
+        "jsyn": version("jsyn"),
+        "jax": jax.__version__,
+        **identity,
+    }
+    n0 = min(chunk, T)
+    first = None if inputs is None else _slice(inputs, 0, n0, in_axis)
+    like, rec_shapes = eqx.filter_eval_shape(advance, state, first, n0)
+    per_chunk = chunk // every
+    rec_shapes = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(
+            s.shape[:rec_axis] + (T // every,) + s.shape[rec_axis + 1 :], s.dtype
+        ),
+        rec_shapes,
+    )
+    folder = path.with_name(path.name + ".records")
+    step, rows = 0, 0
+    if path.exists():
+        if not resume:
+            raise ValueError(
+                f"a checkpoint exists at {path}; pass resume=True to continue its run, or "
+                f"delete it (and {folder.name}) or pick another checkpoint_to to start anew."
+            )
+        info = load_info(path)
+        if info.get("kind") != _KIND:
+            raise ValueError(f"{path} is a jsyn save file but not a checkpoint of a run.")
+        found = _mismatch(info, identity)
+        if found:
+            raise ValueError(
+                f"the checkpoint {path} is of another run: {found}. Resume with the same "
+                "system, inputs, dt, options and initial state, or write to another path."
+            )
+        state = load(path, {"state": _zeros(like)})["state"]
+        step, rows = info["step"], info["rows"]
+        records = _Records(folder, rec_shapes, T // every, rec_axis, fresh=False)
+        try:
+            records.verify(rows, per_chunk, info["chains"])
+        except ValueError:
+            records.close()
+            raise
+    else:
+        records = _Records(folder, rec_shapes, T // every, rec_axis, fresh=True)
+
+    def checkpoint(state, done: int) -> None:
+        records.sync()
+        info = {**identity, "step": done, "rows": done // every, "chains": records.chains}
+        save(path, {"state": state}, info=info)
+
+    last = time.monotonic()
+    desc = "jsyn.simulate (biological time)"
+    bar = tqdm(
+        total=T,
+        initial=step,
+        unit="s",
+        unit_scale=float(dt) / 1000.0,
+        desc=desc,
+        delay=progress,
+        disable=progress is None,
+    )
+    try:
+        pending = None  # the chunk in flight: dispatch the next before writing it
+        for start in range(step, T, chunk):
+            n = min(chunk, T - start)
+            xs = None if inputs is None else _slice(inputs, start, n, in_axis)
+            state, rec = advance(state, xs, n)
+            if pending is not None:
+                last = _finish(*pending, records, checkpoint, when, last, T, every, bar)
+            pending = (state, rec, start, n)
+        if pending is not None:
+            _finish(*pending, records, checkpoint, when, last, T, every, bar)
+    finally:
+        bar.close()
+        records.close()
+    return state, records.arrays()
+
+
+def _finish(state, rec, start, n, records, checkpoint, when, last, T, every, bar) -> float:
+    """Write a finished chunk's records; write a checkpoint when one is due. Returns the
+    time of the last checkpoint."""
+    records.append(rec, start // every)
+    done = start + n
+    bar.update(n)
+    now = time.monotonic()
+    due = done == T or (
+        done % when.steps == 0 if when.steps is not None else now - last >= when.seconds
+    )
+    if due:
+        checkpoint(state, done)
+        return time.monotonic()
+    return last
+
+
+def _length(inputs, n_steps, axis: int, who: str) -> int:
+    """The number of steps of a run: the inputs' time axis, or `n_steps` without inputs."""
+    leaves = jax.tree.leaves(inputs)
+    if not leaves:
+        if n_steps is None:
+            raise ValueError(f"{who} got no inputs: pass n_steps=<number of steps>.")
+        return as_count(n_steps, f"{who}'s n_steps", minimum=1)
+    T = int(np.shape(leaves[0])[axis])
+    if n_steps is not None and n_steps != T:
+        raise ValueError(
+            f"{who} got n_steps={n_steps} but inputs with {T} time steps; drop n_steps or "
+            "make them agree."
+        )
+    return T
+
+
+def resumable_trials(batch, dt, state, inputs, n_steps, record, devices, path, every, resume):
+    """`TrialBatch.simulate(..., checkpoint_to=path)`: its run in chunks, each chunk one
+    call of `batch.simulate`; the record has its device axis first and time second."""
+    T = _length(inputs, n_steps, 0, "TrialBatch.simulate")
+    when = interval(every)
+    inputs = None if inputs is None else jax.tree.map(jnp.asarray, dict(inputs))
+    identity = {
+        "runner": "TrialBatch.simulate",
+        "system": fingerprint(batch.net),
+        "inputs": fingerprint(inputs),
+        "start": fingerprint(state),
+        "devices": len(jax.devices() if devices is None else devices),
+    }
+
+    @eqx.filter_jit  # one compiled chunk for the run (`batch.simulate` alone traces anew)
+    def advance(state, xs, n):
+        steps = n if xs is None else None
+        return batch.simulate(
+            dt, state=state, inputs=xs, n_steps=steps, record=record, devices=devices
+        )
+
+    chunk = chunk_length(T, 1, when, None)
+    return run(
+        advance,
+        state,
+        inputs,
+        dt,
+        T=T,
+        every=1,
+        chunk=chunk,
+        path=path,
+        when=when,
+        resume=resume,
+        identity=identity,
+        rec_axis=1,
+    )
+
+
+def resumable_sweep(sweep, models, inputs, dt, state, key, options, path, every, resume):
+    """`jsyn.sweep(..., checkpoint_to=path)`: its run in chunks, each chunk one call of
+    `sweep` (the first builds the members' states from `key`; later ones carry them); the
+    record has the members first and time second."""
+    if options.pop("checkpoint") is not None:
+        raise ValueError(
+            "jsyn.sweep takes checkpoint_to or checkpoint, not both: checkpoint nests scans "
+            "for gradient memory, checkpoint_to writes the run to disk; drop one of them."
+        )
+    shared = options["shared_inputs"]
+    in_axis = 0 if shared else 1
+    T = _length(inputs, options.pop("n_steps"), in_axis, "jsyn.sweep")
+    when = interval(every)
+    devices = options["devices"]
+    inputs = None if inputs is None else jax.tree.map(jnp.asarray, inputs)
+    identity = {
+        "runner": "jsyn.sweep",
+        "system": fingerprint(models),
+        "inputs": fingerprint(inputs),
+        "start": fingerprint((state, key)),
+        "shared_inputs": shared,
+        "devices": len(jax.devices() if devices is None else devices),
+    }
+
+    def advance(state, xs, n):
+        first = state is None
+        steps = n if xs is None else None
+        return sweep(
+            models, xs, dt, state=state, key=key if first else None, n_steps=steps, **options
+        )
+
+    chunk = chunk_length(T, options["record_every"], when, None)
+    return run(
+        advance,
+        state,
+        inputs,
+        dt,
+        T=T,
+        every=options["record_every"],
+        chunk=chunk,
+        path=path,
+        when=when,
+        resume=resume,
+        identity=identity,
+        in_axis=in_axis,
+        rec_axis=1,
+    )
