@@ -54,7 +54,11 @@ def _side(spec: LearnSpec, side: str, idx, rule, tables, state, w, drive, pre, p
     syn, read, i, j = _rows(spec, tables, side, idx)
 
     def at(x):
-        return x[read] if jnp.ndim(x) else x
+        # a per-synapse parameter, resolved like the synapses read here (which may carry
+        # more axes than the one of the synapses), read at those synapses; a scalar as is
+        if jnp.size(x) == 1:
+            return jnp.reshape(x, ())
+        return jnp.ravel(x)[read]
 
     traces = rule.at_synapses(state, i, j)
     w_syn = w[read]
