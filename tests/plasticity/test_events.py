@@ -15,6 +15,9 @@ RULES = {
     "additive": jsyn.STDP(A_plus=0.1, A_minus=0.12),
     "multiplicative": jsyn.STDP(A_plus=0.3, A_minus=0.3, multiplicative=True),
     "triplet": jsyn.TripletSTDP(A2_plus=0.05, A3_plus=0.1, A2_minus=0.1, A3_minus=0.05),
+    "nearest, clipped at each event": jsyn.STDP(
+        A_plus=0.3, A_minus=0.35, pairing="nn_symm", clip_each_event=True
+    ),
 }
 
 
@@ -76,6 +79,7 @@ def test_events_exercise_every_case():
         "additive",
         pytest.param("multiplicative", marks=pytest.mark.slow),
         pytest.param("triplet", marks=pytest.mark.slow),
+        "nearest, clipped at each event",
     ],
 )
 def test_event_driven_equals_dense(name):
