@@ -15,6 +15,9 @@ RULES = {
     "additive": jsyn.STDP(A_plus=0.1, A_minus=0.12),
     "multiplicative": jsyn.STDP(A_plus=0.3, A_minus=0.3, multiplicative=True),
     "triplet": jsyn.TripletSTDP(A2_plus=0.05, A3_plus=0.1, A2_minus=0.1, A3_minus=0.05),
+    "nearest, clipped at each event": jsyn.STDP(
+        A_plus=0.3, A_minus=0.35, pairing="nn_symm", clip_each_event=True
+    ),
 }
 
 
@@ -76,6 +79,7 @@ def test_events_exercise_every_case():
         "additive",
         pytest.param("multiplicative", marks=pytest.mark.slow),
         pytest.param("triplet", marks=pytest.mark.slow),
+        "nearest, clipped at each event",
     ],
 )
 def test_event_driven_equals_dense(name):
@@ -155,3 +159,26 @@ def test_initial_weights_are_clipped_into_the_bounds():
     conn = jsyn.Sparse([0, 0, 1], [0, 1, 1], 2, 2, jnp.array([-0.5, 0.5, 1.5]))
     proj = jsyn.Projection(conn, jsyn.Expon(), plasticity=jsyn.STDP())
     np.testing.assert_array_equal(proj.init_state().w, [0.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a, b, c: jsyn.STDP(A_plus=a, A_minus=b),
+        lambda a, b, c: jsyn.STDP(A_plus=a, A_minus=b, w_max=c, multiplicative=True),
+        lambda a, b, c: jsyn.TripletSTDP(A2_plus=b, A3_plus=a, A2_minus=b, A3_minus=c),
+    ],
+    ids=["STDP", "STDP-multiplicative", "TripletSTDP"],
+)
+def test_per_synapse_amplitudes_on_event_driven_sparse(make):
+    # per-synapse amplitudes and bounds are read at the synapses of each pass, as Dense does
+    rng = np.random.default_rng(4)
+    a, b = (jnp.asarray(rng.uniform(0.05, 0.15, N_SYN)) for _ in range(2))
+    rule = make(a, b, jnp.asarray(rng.uniform(0.7, 1.0, N_SYN)))
+    conn = wiring()
+    pre, post = events()
+    w0 = jnp.asarray(conn.w)
+    w_events = eqx.filter_jit(run_events)(conn, rule, w0, pre, post)
+    w_dense = eqx.filter_jit(run_dense)(conn, rule, w0, pre, post)
+    np.testing.assert_allclose(w_events, w_dense, rtol=1e-12, atol=1e-14)
+    assert np.abs(np.asarray(w_events) - np.asarray(w0)).max() > 0.05

@@ -48,13 +48,18 @@ def _rows(spec: LearnSpec, tables, side: str, idx):
 def _side(spec: LearnSpec, side: str, idx, rule, tables, state, w, drive, pre, post, signal):
     """Apply the events of one side to the synapses of neurons `idx` (all for `None`).
     A synapse is clipped once, after both sides: the presynaptic side leaves unclipped the
-    synapses onto neurons that spike in this step, which the postsynaptic side then clips.
+    synapses onto neurons that spike in this step, which the postsynaptic side then clips
+    (with `rule.clip_each_event`, each side clips what it touches).
     The presynaptic side also adds `signal` times the weights it reads (those at the start
     of the step) to `drive`, the transmission of the step (when `signal` is given)."""
     syn, read, i, j = _rows(spec, tables, side, idx)
 
     def at(x):
-        return x[read] if jnp.ndim(x) else x
+        # a per-synapse parameter, resolved like the synapses read here (which may carry
+        # more axes than the one of the synapses), read at those synapses; a scalar as is
+        if jnp.size(x) == 1:
+            return jnp.reshape(x, ())
+        return jnp.ravel(x)[read]
 
     traces = rule.at_synapses(state, i, j)
     w_syn = w[read]
@@ -64,7 +69,10 @@ def _side(spec: LearnSpec, side: str, idx, rule, tables, state, w, drive, pre, p
             target = jnp.where(syn < w.shape[0], j, drive.shape[0])  # padding: dropped
             drive = drive.at[target].add(signal[i] * w_syn, mode="drop")
         new = rule.depress(w_syn, pre[i], traces, at)
-        new = jnp.where(post[j] != 0, new, jnp.clip(new, lo, hi))
+        if not rule.clip_each_event:
+            new = jnp.where(post[j] != 0, new, jnp.clip(new, lo, hi))
+        else:
+            new = jnp.clip(new, lo, hi)
     else:
         new = jnp.clip(rule.potentiate(w_syn, post[j], traces, at), lo, hi)
     return w.at[syn].set(new, mode="drop"), drive
@@ -116,6 +124,8 @@ def _dense(rule, tables, state, w, pre, post, dt, signal):
         drive = jax.ops.segment_sum(signal[pre_idx] * w, post_idx, num_segments=sources.shape[0])
     state = rule.decay(state, dt, w)
     w = rule.depress(w, pre[pre_idx], rule.at_synapses(state, pre_idx, post_idx))
+    if rule.clip_each_event:
+        w = rule.clip(w)
     state = rule.jump(state, pre, "pre")
     w = rule.potentiate(w, post[post_idx], rule.at_synapses(state, pre_idx, post_idx))
     return rule.jump(state, post, "post"), rule.clip(w), drive

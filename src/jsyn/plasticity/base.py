@@ -97,11 +97,30 @@ class AbstractTraceRule(AbstractLongTermPlasticity):
     and `potentiate(w, post, traces, at)` give the weights after the events of one side,
     unclipped, with `traces` the traces each synapse sees and `at` the function that reads
     a per-synapse parameter at those synapses.
+
+    `pairing` says which spike pairs interact (NEST's names; see `PAIRINGS`): `"all"`
+    (all-to-all: a trace jumps by 1 at each spike of its side), `"nn_symm"` (each spike
+    pairs with the nearest earlier spike of the other side: a trace is reset to 1 at each
+    spike of its side), `"nn_pre_centered"` (a pre event pairs with the nearest earlier
+    post spike; a post spike with every pre event since the previous post spike: the
+    presynaptic trace jumps by 1 at a pre event and is cleared at a post spike, the
+    postsynaptic trace is reset to 1) and `"nn_restr"` (only neighbouring pairs that no
+    other spike separates: a spike resets its own side's trace to 1 and clears the other
+    side's). The last two clear the other side's trace at a synapse, so their traces are
+    kept per synapse (never per neuron). A fractional arrival $f$ moves a trace the
+    fraction $f$ of the way ($a \leftarrow a (1 - f) + f$ for a reset).
+
+    `clip_each_event`: `False` clips the weights once per step, after both sides' events
+    (jsyn's default); `True` clips after the pre events and again after the post spikes,
+    as NEST and Brian2's examples do at each event (the two differ only in a step where
+    a synapse sees a pre event and a post spike and the first crosses a bound).
     """
 
     state_type: eqx.AbstractClassVar[type]
     pre_taus: eqx.AbstractClassVar[dict[str, str]]
     post_taus: eqx.AbstractClassVar[dict[str, str]]
+    pairing: eqx.AbstractVar[str]
+    clip_each_event: eqx.AbstractVar[bool]
 
     @abc.abstractmethod
     def depress(self, w, pre, traces, at=_same):
@@ -125,9 +144,11 @@ class AbstractTraceRule(AbstractLongTermPlasticity):
 
     @property
     def per_neuron(self) -> bool:
-        """Whether traces kept per neuron are exact: every time constant a scalar."""
+        """Whether traces kept per neuron are exact: every time constant a scalar, and a
+        pairing whose spikes touch only their own side's traces."""
         taus = (*self.pre_taus.values(), *self.post_taus.values())
-        return all(jnp.ndim(resolve(getattr(self, tau))) == 0 for tau in taus)
+        own_side = PAIRINGS[self.pairing][2] is None
+        return own_side and all(jnp.ndim(resolve(getattr(self, tau))) == 0 for tau in taus)
 
     def decay(self, state, dt, like):
         """Every trace decayed exactly over a step of `dt` ms."""
@@ -142,9 +163,17 @@ class AbstractTraceRule(AbstractLongTermPlasticity):
         )
 
     def jump(self, state, x, side: str):
-        """The traces of `side` (`"pre"` or `"post"`) after events `x`."""
-        names = self.pre_taus if side == "pre" else self.post_taus
-        return dataclasses.replace(state, **{name: getattr(state, name) + x for name in names})
+        """The traces after events `x` of `side` (`"pre"` or `"post"`), by `pairing`."""
+        own, other = (self.pre_taus, self.post_taus)[:: 1 if side == "pre" else -1]
+        pre_rule, post_rule, clears = PAIRINGS[self.pairing]
+        reset = (pre_rule if side == "pre" else post_rule) == "reset"
+        new = {
+            name: getattr(state, name) * (1 - x) + x if reset else getattr(state, name) + x
+            for name in own
+        }
+        if clears is not None and side in clears:
+            new.update({name: getattr(state, name) * (1 - x) for name in other})
+        return dataclasses.replace(state, **new)
 
     def at_synapses(self, state, pre_index, post_index):
         """The traces that synapses see, from traces kept per neuron: presynaptic ones read
@@ -161,6 +190,8 @@ class AbstractTraceRule(AbstractLongTermPlasticity):
         state = self.decay(state, dt, w)
         pre, post = pre.astype(w.dtype), post.astype(w.dtype)
         w = self.depress(w, pre, state)
+        if self.clip_each_event:
+            w = self.clip(w)
         state = self.jump(state, pre, "pre")
         w = self.potentiate(w, post, state)
         return self.jump(state, post, "post"), w
@@ -168,6 +199,28 @@ class AbstractTraceRule(AbstractLongTermPlasticity):
     def step(self, state, w, pre, post, dt, modulator=None):
         state, w = self.update(state, w, pre, post, dt)
         return state, self.clip(w)
+
+
+PAIRINGS = {
+    # name: (pre trace at a pre event, post trace at a post spike, sides whose spikes clear
+    # the other side's traces)
+    "all": ("add", "add", None),
+    "nn_symm": ("reset", "reset", None),
+    "nn_pre_centered": ("add", "reset", ("post",)),
+    "nn_restr": ("reset", "reset", ("pre", "post")),
+}
+"""The spike pairings of `AbstractTraceRule.pairing` (NEST's `stdp_synapse`,
+`stdp_nn_symm_synapse`, `stdp_nn_pre_centered_synapse`, `stdp_nn_restr_synapse`)."""
+
+
+def pairing_checks(owner: str, pairing: str, allowed=tuple(PAIRINGS)):
+    """Raise if `pairing` is not one of `allowed`."""
+    if pairing not in allowed:
+        raise ValueError(
+            f"{owner}: unknown pairing {pairing!r}; pass one of "
+            + ", ".join(repr(p) for p in allowed)
+            + "."
+        )
 
 
 def amplitude_checks(owner: str, **amplitudes) -> tuple:

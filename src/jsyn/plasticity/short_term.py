@@ -105,6 +105,15 @@ def _check_U(owner: str, U) -> val.Check:
     )
 
 
+def _check_fraction(owner: str, name: str, x) -> val.Check:
+    return val.Check(
+        ~((x >= 0) & (x <= 1)),
+        x,
+        f"{owner}.{name} must be in [0, 1]",
+        f"pass an initial {name[0]} between 0 and 1 (a fraction of the resources)",
+    )
+
+
 class STDState(eqx.Module):
     """State of `STD`: the available fraction of resources `x` (dimensionless, in [0, 1])."""
 
@@ -177,7 +186,8 @@ class STP(AbstractShortTermPlasticity):
     $k$ spikes at once leave $u \leftarrow 1 - (1 - u)(1 - U)^k$ and release
     $r = x\,[1 - (1 - u)^k (1 - U)^{k(k+1)/2}]$ in total ($u$, $x$ before the spikes),
     leaving $x - r$. The step returns $r$ (0 where there is no spike). Initial state
-    $x = 1$, $u = 0$, so the first spike releases $U$.
+    $x = x_0$, $u = u_0$ (default 1 and 0, rested, so the first spike releases $U$; in
+    general $(u_0 + U(1 - u_0))\,x_0$).
 
     Under periodic spikes with interval $\Delta$ the model settles where each spike sees
     $u^* = U / (1 - (1 - U)\,e^{-\Delta/\tau_f})$ just *after* its facilitation jump and
@@ -189,6 +199,9 @@ class STP(AbstractShortTermPlasticity):
       (dimensionless). Default 0.15.
     - `tau_f`: facilitation time constant, decay of $u$ (ms), > 0. Default 1500.0.
     - `tau_d`: depression time constant, recovery of $x$ (ms), > 0. Default 200.0.
+    - `u0`, `x0`: the initial $u$ (before a spike's jump) and $x$, in [0, 1], scalars or
+      one per element; for example the state a synapse reached before the recording
+      began (NEST's tsodyks2 `u` and `x`). Defaults 0.0 and 1.0.
 
     **Reference:** Markram, Wang & Tsodyks 1998, *PNAS* 95:5323; Tsodyks & Markram 1997,
     *PNAS* 94:719.
@@ -197,17 +210,20 @@ class STP(AbstractShortTermPlasticity):
     U: Param = param(default=0.15)
     tau_f: Param = param(default=1500.0)
     tau_d: Param = param(default=200.0)
+    u0: Param = param(default=0.0)
+    x0: Param = param(default=1.0)
 
     def constraints(self):
         return (
             _check_U("STP", resolve(self.U)),
             val.positive("STP", "tau_f", resolve(self.tau_f)),
             val.positive("STP", "tau_d", resolve(self.tau_d)),
+            *(_check_fraction("STP", name, resolve(getattr(self, name))) for name in ("u0", "x0")),
         )
 
     def init_state(self, n: Shape, *, dtype=None) -> STPState:
-        u = zeros(n, dtype)
-        return STPState(x=u + 1.0, u=u)
+        z = zeros(n, dtype)
+        return STPState(x=z + resolve(self.x0, z), u=z + resolve(self.u0, z))
 
     def step(self, state: STPState, spikes, dt) -> tuple[STPState, Float[Array, "*n"]]:
         x, u = state.x, state.u

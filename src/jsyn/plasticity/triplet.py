@@ -4,7 +4,7 @@ import equinox as eqx
 from jaxtyping import Array, Float
 
 from .._params import Param, param, resolve
-from .base import AbstractTraceRule, _same, amplitude_checks, time_checks
+from .base import AbstractTraceRule, _same, amplitude_checks, pairing_checks, time_checks
 
 
 class TripletSTDPState(eqx.Module):
@@ -50,6 +50,11 @@ class TripletSTDP(AbstractTraceRule):
     - `tau_plus`, `tau_x`: presynaptic time constants (ms), > 0. Defaults 16.8 and 101.
     - `tau_minus`, `tau_y`: postsynaptic time constants (ms), > 0. Defaults 33.7 and 125.
     - `w_min`, `w_max`: the weight bounds. Default 0 and 1.
+    - `pairing`: `"all"` (all-to-all) or `"nn_symm"` (Pfister & Gerstner's nearest-spike
+      model: each trace is reset to 1 at its side's spikes instead of jumping by 1).
+      Default `"all"`.
+    - `clip_each_event`: clip after the pre events and again after the post spikes of a
+      step, as NEST does (see `jsyn.STDP`). Default `False` (once per step).
 
     **Reference:** Pfister & Gerstner 2006, *J Neurosci* 26:9673 (Table 4, visual cortex).
     """
@@ -64,7 +69,12 @@ class TripletSTDP(AbstractTraceRule):
     tau_y: Param = param(default=125.0)
     w_min: Param = param(default=0.0)
     w_max: Param = param(default=1.0)
+    pairing: str = eqx.field(static=True, default="all")
+    clip_each_event: bool = eqx.field(static=True, default=False)
     modulator: None = eqx.field(static=True, default=None, init=False)  # no third factor
+
+    def __check_init__(self):
+        pairing_checks("TripletSTDP", self.pairing, ("all", "nn_symm"))
 
     def constraints(self):
         owner = "TripletSTDP"
