@@ -1,7 +1,10 @@
 """Stochastic release: moments of the drive against the binomial law over many keys, the
 STP efficacy as the release probability, Dense == Sparse whatever the tier (the draws depend
 only on the key and the synapse), reproducibility, gradients of the differentiable modes,
-keys in a network, and the errors."""
+keys in a network, each spike of a burst drawn on its own, the relaxed mode's gradient
+at p = 0 and 1, and the errors."""
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +13,7 @@ import pytest
 
 import jsyn
 from helpers import central_fd
+from jsyn.network import release as release_module
 
 DT = 0.1
 
@@ -42,6 +46,57 @@ def test_drive_has_the_binomial_mean_and_variance(n_sites, p):
     k = drive / q  # whole numbers of released sites, 0..n
     np.testing.assert_allclose(k, np.round(k), atol=1e-9)
     assert k.min() >= 0 and k.max() <= n_sites
+
+
+def drive_of_a_burst(proj, key, count):
+    state = proj.init_state(key=key)
+    _, g = proj.step(state, jnp.full(1, float(count)), DT)
+    return g
+
+
+@pytest.mark.parametrize("n_sites, p, count", [(1, 0.5, 2), (3, 0.3, 4)])
+def test_each_spike_of_a_step_releases_on_its_own(n_sites, p, count):
+    """`count` spikes of one cell in one step at n sites of quantal size q (weight n q):
+    the drive is q k with k ~ Binomial(count n, p), variance count n p (1 - p) q^2 (0.5
+    for two spikes at p = 0.5, where one shared draw gives 0 or 2: variance 1.0)."""
+    q = 1.0
+    proj = fan_out(jsyn.StochasticRelease(p, n_sites=n_sites), w=n_sites * q)
+    keys = jax.random.split(jax.random.key(4), 5)
+    drive = np.asarray(jax.vmap(lambda k: drive_of_a_burst(proj, k, count))(keys)).ravel()
+    n, m = drive.size, count * n_sites
+    mean, var = m * p * q, m * p * (1 - p) * q**2
+    mu4 = m * p * (1 - p) * (1 + 3 * (m - 2) * p * (1 - p)) * q**4  # binomial 4th moment
+    assert abs(drive.mean() - mean) < 4 * np.sqrt(var / n)
+    assert abs(drive.var() - var) < 4 * np.sqrt((mu4 - var**2) / n)
+    k = drive / q
+    np.testing.assert_allclose(k, np.round(k), atol=1e-9)
+    counts = np.bincount(np.round(k).astype(int), minlength=m + 1)
+    expected = n * np.array([math.comb(m, i) * p**i * (1 - p) ** (m - i) for i in range(m + 1)])
+    chi2 = np.sum((counts - expected) ** 2 / expected)
+    assert chi2 < 3 * (m + 1)  # a loose chi-square bound; a shared draw gives thousands
+
+
+def test_one_spike_draws_what_it_drew_before_and_bursts_differentiate():
+    """A step of one spike draws the first spike's numbers whatever the counts; the
+    gradients of a 2-spike step are the closed form (straight-through: 2 w) and the
+    finite difference (relaxed)."""
+    proj = fan_out(jsyn.StochasticRelease(0.4), n_post=50)
+    key = jax.random.key(5)
+    single = drive_of_one_spike(proj, key)
+    conn = jsyn.Sparse(np.zeros(50, int), np.arange(50), 2, 50, 1.0)  # cell 1 bursts, unwired
+    two_cells = jsyn.Projection(conn, jsyn.VoltageJump(), release=jsyn.StochasticRelease(0.4))
+    _, g = two_cells.step(two_cells.init_state(key=key), jnp.array([1.0, 3.0]), DT)
+    np.testing.assert_array_equal(g, single)
+
+    def mean_drive(p, mode):
+        release = jsyn.StochasticRelease(p, n_sites=2, mode=mode, temperature=0.5)
+        return jnp.mean(drive_of_a_burst(fan_out(release, n_post=2000), key, 2))
+
+    grad = jax.grad(mean_drive)(jnp.asarray(0.3), "straight_through")
+    np.testing.assert_allclose(grad, 2.0, rtol=1e-12)
+    relaxed = jax.grad(mean_drive)(jnp.asarray(0.3), "relaxed")
+    fd = central_fd(lambda p: mean_drive(p, "relaxed"), 0.3, 1e-6)
+    np.testing.assert_allclose(relaxed, fd, rtol=1e-6)
 
 
 def test_stp_efficacy_is_the_release_probability():
@@ -149,6 +204,45 @@ def test_relaxed_gradient_matches_finite_differences_and_tends_to_the_closed_for
     cold = jax.value_and_grad(lambda p: mean_drive(p, 0.02))(jnp.asarray(p))
     assert abs(cold[0] - p) < 0.02
     assert abs(cold[1] - 1.0) < 0.25
+
+
+@pytest.mark.parametrize("temperature", [0.1, 0.5])
+def test_relaxed_gradient_is_finite_at_p_0_and_1(temperature):
+    """p = 0 and p = 1 are in the domain: the gradient there is finite, the limit of the
+    interior one (0 for T < 1), and next to them it matches finite differences."""
+
+    def mean_drive(p):
+        release = jsyn.StochasticRelease(p, n_sites=2, mode="relaxed", temperature=temperature)
+        return jnp.mean(drive_of_one_spike(fan_out(release, n_post=2000), jax.random.key(8)))
+
+    for edge, inner in [(0.0, 1e-6), (1.0, 1 - 1e-6)]:
+        value, grad = jax.value_and_grad(mean_drive)(jnp.asarray(edge))
+        assert value == edge and grad == 0.0
+        near = jax.grad(mean_drive)(jnp.asarray(inner))
+        fd = central_fd(mean_drive, inner, 1e-9)
+        np.testing.assert_allclose(near, fd, rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("u", [0.2, 0.5, 0.97])
+def test_relaxed_bernoulli_derivatives_at_the_edges_are_their_limits(u):
+    """ds/dp at p = 0 is lim a p^(a-1) e^(a logit u) (a = 1/T): 0 for T < 1, u/(1-u) for
+    T = 1, and its mirror at p = 1; ds/dT is 0 there. Interior points tend to them."""
+    u = jnp.asarray(u)
+    grad = jax.grad(release_module.relaxed_bernoulli, argnums=(0, 2))
+    for T, at_0, at_1 in [(0.5, 0.0, 0.0), (1.0, u / (1 - u), (1 - u) / u)]:
+        T = jnp.asarray(T)
+        for p, limit, near in [(0.0, at_0, 1e-10), (1.0, at_1, 1 - 1e-10)]:
+            ds_dp, ds_dT = grad(jnp.asarray(p), u, T)
+            np.testing.assert_allclose(ds_dp, limit, rtol=1e-12)
+            assert ds_dT == 0.0
+            np.testing.assert_allclose(grad(jnp.asarray(near), u, T)[0], limit, atol=1e-6)
+            assert release_module.relaxed_bernoulli(jnp.asarray(p), u, T) == p
+    # the interior: the closed form against finite differences in p and T
+    p, T = 0.3, 0.7
+    ds_dp, ds_dT = grad(jnp.asarray(p), u, jnp.asarray(T))
+    fd_p = central_fd(lambda x: release_module.relaxed_bernoulli(jnp.asarray(x), u, T), p)
+    fd_T = central_fd(lambda x: release_module.relaxed_bernoulli(jnp.asarray(p), u, x), T)
+    np.testing.assert_allclose([ds_dp, ds_dT], [fd_p, fd_T], rtol=1e-7)
 
 
 def test_network_hands_out_keys_and_leaves_group_keys_as_they_were():

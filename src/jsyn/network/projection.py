@@ -499,7 +499,7 @@ class Projection(AbstractSystem):
                 f"Projection.step needs presynaptic spikes of shape ({self.n_pre},) (got shape "
                 f"{spikes.shape}); batch trials with jax.vmap."
             )
-        signal = spikes.astype(state.g.dtype)
+        signal = signal_counts = spikes.astype(state.g.dtype)
         stp, p_pre = state.stp, None
         if self.stp is not None:
             stp, r = self.stp.step(stp, signal, dt)
@@ -510,7 +510,7 @@ class Projection(AbstractSystem):
         key, hook = state.key, None
         if self.release is not None:
             key, sub = jax.random.split(key)
-            hook = ReleaseEvents(self.release, sub, p_pre)
+            hook = ReleaseEvents(self.release, sub, p_pre, counts=signal_counts)
         w = rule = sent = None
         if self.plasticity is not None:
             synapse, delay, g, w, rule, sent = self._plastic_step(

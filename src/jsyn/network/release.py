@@ -22,23 +22,61 @@ def _lowbias32(x):
     return x ^ (x >> 16)
 
 
-def uniforms(key: PRNGKeyArray, syn: Int[Array, "..."], n_sites: int, dtype) -> Array:
+def uniforms(key: PRNGKeyArray, syn: Int[Array, "..."], n_sites: int, dtype, spike=0) -> Array:
     r"""Uniform numbers in the open interval (0, 1), shape `syn.shape + (n_sites,)`: those
-    of synapse $s$ depend only on `key` and $s$, so any subset of synapses, gathered in any
-    order, draws the same numbers for the same synapse.
+    of synapse $s$ depend only on `key`, $s$ and `spike` (the index of a spike within a
+    step, int, scalar or broadcast to `syn`), so any subset of synapses, gathered in any
+    order, draws the same numbers for the same synapse, and each spike its own.
 
     Counter-based: two words $k_0, k_1$ drawn from `key` (one JAX draw per step) key a hash
-    of the counter, $h(h(s \oplus k_0) \oplus (k_1 + arphi\,	ext{site}))$ with $h$ the
-    `lowbias32` integer hash and $arphi$ = 0x9E3779B9: a few integer operations per
-    number, where JAX's Threefry costs some eighty (and doubled the cost of the COBA
-    benchmark network; see benchmarks/README.md)."""
+    of the counter, $h(h(s \oplus k_0) \oplus (k_1 + \varphi\,c))$ with $h$ the
+    `lowbias32` integer hash, $\varphi$ = 0x9E3779B9 and $c$ = `spike` $\cdot$ `n_sites`
+    + site: a few integer operations per number, where JAX's Threefry costs some eighty
+    (and doubled the cost of the COBA benchmark network; see benchmarks/README.md)."""
     k0, k1 = jax.random.bits(key, (2,), jnp.uint32)
-    site = jnp.arange(n_sites, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9)
-    site = site.reshape((1,) * syn.ndim + (n_sites,))
-    first = _lowbias32(syn.astype(jnp.uint32) ^ k0)[..., None]
-    bits = _lowbias32(first ^ (site + k1))
+    first = jnp.asarray(spike, jnp.uint32) * jnp.uint32(n_sites)
+    site = jnp.arange(n_sites, dtype=jnp.uint32) + jnp.expand_dims(first, -1)
+    site = jnp.broadcast_to(site, (*syn.shape, n_sites)) * jnp.uint32(0x9E3779B9)
+    hashed = _lowbias32(syn.astype(jnp.uint32) ^ k0)[..., None]
+    bits = _lowbias32(hashed ^ (site + k1))
     # 24 random bits, centred in their bin: never exactly 0 or 1 (log u is finite)
     return ((bits >> 8).astype(dtype) + 0.5) * (1.0 / 2**24)
+
+
+def _relaxed_parts(p, u, T):
+    r"""The relaxed Bernoulli sample $s = \sigma(z)$, $z = (\operatorname{logit} p +
+    \operatorname{logit} u)/T$, and its derivatives in $p$ and $T$, finite at $p = 0$ and
+    $p = 1$ where $s = p$: there $\partial s/\partial T = 0$ and $\partial s/\partial p$
+    is its limit, $a\,p^{a-1} e^{a \operatorname{logit} u}$ as $p \to 0$ (and its mirror
+    as $p \to 1$) with $a = 1/T$: 0 for $T < 1$, $e^{\pm\operatorname{logit} u}$ for
+    $T = 1$, infinite for $T > 1$."""
+    inside = (p > 0) & (p < 1)
+    q = jnp.where(inside, p, 0.5)  # the untaken branch stays finite
+    logit_u = jnp.log(u) - jnp.log1p(-u)
+    z = (jnp.log(q) - jnp.log1p(-q) + logit_u) / T
+    s = jnp.where(inside, jax.nn.sigmoid(z), p)
+    slope = jax.nn.sigmoid(z) * jax.nn.sigmoid(-z) / T  # ds / d(logit p), both tails exact
+    edge = jnp.exp(jnp.where(p <= 0, logit_u, -logit_u))
+    limit = jnp.where(T < 1, 0.0, jnp.where(T == 1, edge, jnp.inf))
+    ds_dp = jnp.where(inside, slope / (q * (1 - q)), limit)
+    ds_dT = jnp.where(inside, -slope * z, 0.0)
+    return s, ds_dp, ds_dT
+
+
+@jax.custom_jvp
+def relaxed_bernoulli(p, u, T):
+    r"""$\sigma((\operatorname{logit} p + \operatorname{logit} u)/T)$ for $p \in [0, 1]$,
+    with derivatives that are finite (and equal to their limits) at $p = 0$ and $p = 1$
+    for $T \le 1$ (see `_relaxed_parts`)."""
+    return _relaxed_parts(p, u, T)[0]
+
+
+@relaxed_bernoulli.defjvp
+def _relaxed_bernoulli_jvp(primals, tangents):
+    p, u, T = primals
+    dp, _, dT = tangents
+    s, ds_dp, ds_dT = _relaxed_parts(p, u, T)
+    return s, ds_dp * dp + ds_dT * dT
 
 
 class StochasticRelease(AbstractComponent):
@@ -52,7 +90,9 @@ class StochasticRelease(AbstractComponent):
     $$w\,\frac{k}{n}, \qquad k \sim \operatorname{Binomial}(n, p),$$
 
     with mean $p\,w$ and variance $p(1 - p)\,w^2/n$ ($n = 1$, the default, is one
-    Bernoulli draw: $w$ or 0). The total drive of $n$ sites of quantal size $w$ each
+    Bernoulli draw: $w$ or 0). Each spike draws on its own: $c$ spikes of one neuron in
+    one step deliver $w\,k/n$ with $k \sim \operatorname{Binomial}(c\,n, p)$ (not $c$
+    times one draw). The total drive of $n$ sites of quantal size $w$ each
     ($n\,p\,w$ on average, variance $n\,p(1-p)\,w^2$) is this with weight $n\,w$.
     With short-term plasticity on the projection and `p=None`, the release probability is
     the spike's STP efficacy $r$ (`jsyn.STD`, `jsyn.STP`), so a spike delivers $w$ with
@@ -123,20 +163,60 @@ class StochasticRelease(AbstractComponent):
             )
         return tuple(checks)
 
-    def released(self, key: PRNGKeyArray, syn, prob) -> Array:
-        r"""The released fraction $k/n$ of each synapse `syn` (int array) releasing with
-        probability `prob` (broadcast to `syn`'s shape), drawn with `key` (see the class
-        docstring for the modes)."""
+    def released(self, key: PRNGKeyArray, syn, prob, count=None) -> Array:
+        r"""The released fraction per spike of each synapse `syn` (int array) releasing
+        with probability `prob` (broadcast to `syn`'s shape), drawn with `key` (see the
+        class docstring for the modes): $k/n$ for one spike; for `count` $= c$ spikes of
+        its presynaptic neuron in the step (broadcast to `syn`'s shape; default 1), each
+        spike draws on its own, $\sum_{j<c} k_j / (n c)$, $k_j \sim
+        \operatorname{Binomial}(n, p)$ independent. The first spike's draw is
+        differentiated as written; the later spikes' draws (a loop as long as the largest
+        count) carry the exact first derivatives of their mode."""
         prob = jnp.broadcast_to(prob, jnp.shape(syn))[..., None]
+        T = resolve(self.temperature, prob)
         u = uniforms(key, syn, self.n_sites, prob.dtype)
-        hard = (u < prob).astype(prob.dtype)
+        if self.mode == "relaxed":
+            first = jnp.mean(relaxed_bernoulli(prob, u, T), axis=-1)
+        else:
+            first = jnp.mean((u < prob).astype(prob.dtype), axis=-1)
         if self.mode == "straight_through":
-            hard = hard + (prob - jax.lax.stop_gradient(prob))
-        elif self.mode == "relaxed":
-            T = resolve(self.temperature, prob)
-            logit_p = jnp.log(prob) - jnp.log1p(-prob)
-            hard = jax.nn.sigmoid((logit_p + jnp.log(u) - jnp.log1p(-u)) / T)
-        return jnp.mean(hard, axis=-1)
+            first = first + (prob[..., 0] - jax.lax.stop_gradient(prob[..., 0]))
+        if count is None:
+            return first
+        draws = jnp.maximum(jnp.ceil(jnp.broadcast_to(count, jnp.shape(syn))), 1)
+        later, d_dp, d_dT = self._later_spikes(key, syn, prob, T, draws)
+        p_now, T_now = jax.lax.stop_gradient((prob[..., 0], T))
+        later = later + (prob[..., 0] - p_now) * d_dp + (T - T_now) * d_dT
+        return (first + later) / draws
+
+    def _later_spikes(self, key, syn, prob, T, draws):
+        """The summed released fractions of spikes 1, 2, ... (`draws` spikes in all), with
+        their derivatives in `prob` and `T` (stopped: a loop of unknown length)."""
+        prob, T = jax.lax.stop_gradient((prob, T))
+        zero = jnp.zeros(jnp.shape(syn), prob.dtype)
+        draws = draws.astype(jnp.int32)
+
+        def one_more(carry):
+            j, total, d_dp, d_dT = carry
+            u = uniforms(key, syn, self.n_sites, prob.dtype, spike=j)
+            if self.mode == "relaxed":
+                f, f_dp, f_dT = (jnp.mean(x, axis=-1) for x in _relaxed_parts(prob, u, T))
+            else:
+                f = jnp.mean((u < prob).astype(prob.dtype), axis=-1)
+                f_dp = jnp.full_like(f, 1.0 if self.mode == "straight_through" else 0.0)
+                f_dT = zero
+            on = j < draws
+            return (
+                j + 1,
+                total + jnp.where(on, f, 0),
+                d_dp + jnp.where(on, f_dp, 0),
+                d_dT + jnp.where(on, f_dT, 0),
+            )
+
+        last = jnp.max(draws, initial=1)
+        carry = (jnp.asarray(1, jnp.int32), zero, zero, zero)
+        _, total, d_dp, d_dT = jax.lax.while_loop(lambda c: c[0] < last, one_more, carry)
+        return total, d_dp, d_dT
 
 
 class ReleaseEvents(eqx.Module):
@@ -144,18 +224,23 @@ class ReleaseEvents(eqx.Module):
     scales the gathered values of each synapse by its released fraction.
 
     `p_pre` is the release probability of each presynaptic neuron's spike (its STP
-    efficacy), or `None` to use the release's own `p`."""
+    efficacy), or `None` to use the release's own `p`. `counts`: the spikes of each
+    presynaptic neuron in this step, shape `(n_pre,)`, so that each of them releases on
+    its own (`None`: one spike each)."""
 
     release: StochasticRelease
     key: PRNGKeyArray
     p_pre: Array | None = None
+    counts: Array | None = None
 
     def __call__(self, values, syn, pre):
         """`values` (the weighted signal of synapses `syn`, presynaptic neurons `pre`, all
-        broadcastable to one shape) times the released fraction of each synapse."""
+        broadcastable to one shape) times the released fraction of each synapse, each of
+        the `counts[pre]` spikes of the step drawn on its own."""
         if self.p_pre is not None:
             prob = self.p_pre[pre]
         else:
             p = resolve(self.release.p, values)
             prob = jnp.reshape(p, -1)[syn] if jnp.ndim(p) else p
-        return values * self.release.released(self.key, syn, prob)
+        count = None if self.counts is None else self.counts[pre]
+        return values * self.release.released(self.key, syn, prob, count)

@@ -47,7 +47,10 @@ class QuantalSTP(AbstractShortTermPlasticity):
     every synapse of the neuron transmits). Alone, `jsyn.simulate(model, spikes, dt,
     key=...)` runs one pool per input column. A step's spike count is 0 or 1 (a count
     $0 < s < 1$ scales the release probability and the facilitation, so that the model
-    stays continuous in it; counts above 1 are refused). The draws have no gradient
+    stays continuous in it; counts above 1 are refused at the `simulate` entry: two spikes
+    within one step would release from a pool that recovered and a $u$ that decayed over
+    an interval shorter than `dt`, which a count does not carry, so any answer would
+    invent that interval; use a smaller `dt`). The draws have no gradient
     (the efficacy is piecewise constant in the parameters); for a differentiable mean,
     use `jsyn.STP`.
 
