@@ -7,6 +7,16 @@ nothing overflows, whatever the step and the time constants (`cascade` orders it
 constants itself). Values are accurate to a few units in the last place and derivatives
 to about ten, in float32 and float64 (`tests/test_kinetics.py` checks both against
 100-digit decimal arithmetic).
+
+**Slow time constants in float32.** A state is never advanced as `x * exp(-dt/tau)` alone:
+for `tau/dt = 1e4` that factor, rounded to float32, is off by up to 6e-8 absolute, which
+is 6e-4 of the `dt/tau` it should remove, so the effective time constant would be off by
+that much. For `dt/tau < 1/2` the helpers (`decayed`, `relax`, `linear_step`) carry the
+increment instead, `x + (x_inf - x) * lost` with `lost = -expm1(-dt/tau)` accurate to
+float precision relative to itself, so the time constant keeps every digit of the dtype;
+for faster decay, where the increment would cancel, they multiply by the factor, which is
+then accurate relative to what remains (`tests/test_kinetics.py` runs float32 against
+float64 at `tau/dt` up to 1e5).
 """
 
 import math
@@ -42,8 +52,53 @@ _ATANH = tuple(1.0 / (2 * k + 1) for k in range(18))
 
 
 def decay(dt, tau):
-    r"""$e^{-\Delta t/\tau}$: the factor by which $dg/dt = -g/\tau$ shrinks over `dt`."""
+    r"""$e^{-\Delta t/\tau}$: the factor by which $dg/dt = -g/\tau$ shrinks over `dt`.
+
+    A kernel value; to advance a state use `decayed` or `relax`, which keep a slow time
+    constant exact in float32."""
     return jnp.exp(-dt / tau)
+
+
+def lost(dt, tau):
+    r"""$1 - e^{-\Delta t/\tau}$, the fraction that $dg/dt = -g/\tau$ loses over `dt`,
+    accurate to float precision relative to itself (through `expm1`) however small."""
+    return -jnp.expm1(-dt / tau)
+
+
+# Below this exponent a state is advanced by its increment (slow decay: the factor would
+# round), above it by the factor (fast decay: the increment would cancel); at the switch
+# both are accurate, the factor and the fraction lost both near 1/2.
+_INCREMENT_BELOW = 0.5
+
+
+def decayed_at_rate(x, rate, dt):
+    r"""$x\,e^{-k\Delta t}$, the exact decay of $dx/dt = -k\,x$ over `dt` for a rate
+    $k \ge 0$ (1/ms).
+
+    For $k\Delta t < 1/2$ it is carried as the increment $x + x\,(e^{-k\Delta t} - 1)$
+    (`expm1`), so that float32 keeps a slow time constant to float precision; above, as
+    the product with the factor, which is then accurate relative to itself."""
+    z = rate * dt
+    slow = z < _INCREMENT_BELOW
+    return jnp.where(slow, x + x * jnp.expm1(-z), x * jnp.exp(-z))
+
+
+def decayed(x, dt, tau):
+    r"""$x\,e^{-\Delta t/\tau}$, the exact decay of $dx/dt = -x/\tau$ over `dt`, accurate
+    to float precision in the time constant however slow (see `decayed_at_rate`)."""
+    return decayed_at_rate(x, 1.0 / tau, dt)
+
+
+def relax(x, x_inf, dt, tau):
+    r"""Exact relaxation of $\tau\,dx/dt = x_\infty - x$ towards a constant target over
+    `dt`: $x_\infty + (x - x_\infty)\,e^{-\Delta t/\tau}$.
+
+    For $\Delta t/\tau < 1/2$ it is carried as the increment
+    $x + (x_\infty - x)(1 - e^{-\Delta t/\tau})$, so that float32 keeps a slow time
+    constant to float precision; above, in the form written here."""
+    z = dt / tau
+    slow = z < _INCREMENT_BELOW
+    return jnp.where(slow, x + (x - x_inf) * jnp.expm1(-z), x_inf + (x - x_inf) * jnp.exp(-z))
 
 
 def exprel(z):
@@ -100,20 +155,18 @@ def cascade(dt, tau_first, tau_second):
     return decay(dt, tau_slow) * dt * exprel(-gap / (tau_first * tau_second) * dt)
 
 
-def relax(x, x_inf, factor):
-    r"""Exact relaxation towards a constant target: $x_\infty + (x - x_\infty)\,f$ with
-    $f = e^{-\Delta t/\tau}$."""
-    return x_inf + (x - x_inf) * factor
-
-
 def linear_step(x, rate, source, dt):
     r"""Exact solution at `dt` of $dx/dt = s - k\,x$ with constant rate $k \ge 0$ and
-    source $s$: $x\,e^{-k\Delta t} + s\,\Delta t\,\frac{1 - e^{-k\Delta t}}{k\Delta t}$.
+    source $s$: $x\,e^{-k\Delta t} + s\,\Delta t\,\frac{1 - e^{-k\Delta t}}{k\Delta t}$,
+    for $k\Delta t < 1/2$ carried as the increment (see `relax`),
+    $x + (s - k\,x)\,\Delta t\,\frac{1 - e^{-k\Delta t}}{k\Delta t}$.
 
     Written without dividing by $k$, so it stays finite (and exact) as $k \to 0$ and for
     $\Delta t = 0$. The target is $x_\infty = s/k$, approached with rate $k$."""
     z = -rate * dt
-    return x * jnp.exp(z) + source * dt * exprel(z)
+    slow = -z < _INCREMENT_BELOW  # the increment form, as in `relax`
+    share = dt * exprel(z)  # (1 - e^{-k dt}) / k
+    return jnp.where(slow, x + (source - rate * x) * share, x * jnp.exp(z) + source * share)
 
 
 def linear_mean(x, rate, source, dt):

@@ -91,7 +91,7 @@ class LIF(AbstractNeuron):
         V_reset = resolve(self.V_reset, like)
         held = jnp.minimum(state.t_ref, dt)  # refractory time within this step
         V_inf = resolve(self.V_rest, like) + resolve(self.R, like) * jnp.asarray(x, like.dtype)
-        V = kin.relax(state.V, V_inf, kin.decay(dt - held, resolve(self.tau, like)))
+        V = kin.relax(state.V, V_inf, dt - held, resolve(self.tau, like))
         V = jnp.where(held < dt, V, state.V)  # refractory all step: V stays exactly
         if jump is not None:
             V = V + jnp.where(state.t_ref > 0.5 * dt, jnp.zeros_like(jump), jump)

@@ -51,5 +51,5 @@ class Neuromodulator(AbstractNeuron):
     def step(self, state: NeuromodulatorState, x, dt):
         d = state.d
         events = jnp.broadcast_to(jnp.asarray(0.0 if x is None else x, d.dtype), d.shape)
-        d = d * kin.decay(jnp.asarray(dt, d.dtype), resolve(self.tau_d, d)) + events
+        d = kin.decayed(d, jnp.asarray(dt, d.dtype), resolve(self.tau_d, d)) + events
         return NeuromodulatorState(d=d), events

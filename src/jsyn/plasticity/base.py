@@ -157,7 +157,7 @@ class AbstractTraceRule(AbstractLongTermPlasticity):
         return dataclasses.replace(
             state,
             **{
-                name: getattr(state, name) * kin.decay(dt, resolve(getattr(self, tau), like))
+                name: kin.decayed(getattr(state, name), dt, resolve(getattr(self, tau), like))
                 for name, tau in taus.items()
             },
         )

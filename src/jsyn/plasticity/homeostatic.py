@@ -64,7 +64,7 @@ class SynapticScaling(AbstractLongTermPlasticity):
     def step(self, state: SynapticScalingState, w, pre, post, dt, modulator=None):
         dt = jnp.asarray(dt, w.dtype)
         tau_a = resolve(self.tau_a, w)
-        a = state.a * kin.decay(dt, tau_a) + post.astype(w.dtype) / tau_a
+        a = kin.decayed(state.a, dt, tau_a) + post.astype(w.dtype) / tau_a
         target = resolve(self.rate_target, w) / 1000.0  # Hz -> 1/ms
         w = w + dt * resolve(self.beta, w) * w * (target - a)
         return SynapticScalingState(a=a), self.clip(w)

@@ -108,9 +108,9 @@ class QuantalSTP(AbstractShortTermPlasticity):
         s = jnp.asarray(spikes, a.dtype)
         dt = jnp.asarray(dt, a.dtype)
         key, k_rec, k_rel = jax.random.split(state.key, 3)
-        recover = -jnp.expm1(-dt / resolve(self.tau_d, a))
+        recover = kin.lost(dt, resolve(self.tau_d, a))
         a = a + self._count(k_rec, self.n_sites - a, recover)
-        u = u * kin.decay(dt, resolve(self.tau_f, u))
+        u = kin.decayed(u, dt, resolve(self.tau_f, u))
         u = u + s * resolve(self.U, u) * (1.0 - u)
         k = self._count(k_rel, a, jnp.clip(s * u, 0.0, 1.0))
         return QuantalSTPState(a=a - k, u=u, key=key), k / self.n_sites

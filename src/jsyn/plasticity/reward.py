@@ -106,7 +106,7 @@ class RewardSTDP(AbstractLongTermPlasticity):
                 f"projection in a jsyn.Network with a jsyn.Neuromodulator group named "
                 f"{self.modulator!r}."
             )
-        c = state.c * kin.decay(jnp.asarray(dt, w.dtype), resolve(self.tau_c, w))
+        c = kin.decayed(state.c, jnp.asarray(dt, w.dtype), resolve(self.tau_c, w))
         traces, c = pair_update(self, state.traces, c, pre, post, dt)
         w = w + jnp.asarray(dt, w.dtype) * jnp.asarray(modulator, w.dtype) * c
         return RewardSTDPState(traces=traces, c=c), self.clip(w)

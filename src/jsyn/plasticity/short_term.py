@@ -160,7 +160,7 @@ class STD(AbstractShortTermPlasticity):
         x = state.x
         k = jnp.asarray(spikes, x.dtype)
         dt = jnp.asarray(dt, x.dtype)
-        x = kin.relax(x, 1.0, kin.decay(dt, resolve(self.tau, x)))
+        x = kin.relax(x, 1.0, dt, resolve(self.tau, x))
         r = x * _one_minus_pow(resolve(self.U, x), k)
         return STDState(x=x - r), r
 
@@ -230,8 +230,8 @@ class STP(AbstractShortTermPlasticity):
         k = jnp.asarray(spikes, x.dtype)
         dt = jnp.asarray(dt, x.dtype)
         U = resolve(self.U, x)
-        x = kin.relax(x, 1.0, kin.decay(dt, resolve(self.tau_d, x)))
-        u = u * kin.decay(dt, resolve(self.tau_f, u))
+        x = kin.relax(x, 1.0, dt, resolve(self.tau_d, x))
+        u = kin.decayed(u, dt, resolve(self.tau_f, u))
         # Released fraction 1 - (1 - u)^k (1 - U)^(k(k+1)/2), written as a + (1 - a) b
         # so that it keeps its digits for small u and U (k = 1: u + U(1 - u)).
         a = _one_minus_pow(u, k)

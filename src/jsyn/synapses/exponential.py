@@ -44,7 +44,7 @@ class Expon(AbstractLinearSynapse):
         return ExponState(g=zeros(n, dtype))
 
     def step(self, state: ExponState, x, dt) -> tuple[ExponState, Float[Array, "*n"]]:
-        g = state.g * kin.decay(dt, resolve(self.tau, state.g)) + jnp.asarray(x, state.g.dtype)
+        g = kin.decayed(state.g, dt, resolve(self.tau, state.g)) + jnp.asarray(x, state.g.dtype)
         return ExponState(g=g), g
 
     def add_drive(self, state: ExponState, delivery: AbstractDelivery):
@@ -86,9 +86,8 @@ class Alpha(AbstractLinearSynapse):
 
     def step(self, state: AlphaState, x, dt) -> tuple[AlphaState, Float[Array, "*n"]]:
         tau = resolve(self.tau_decay, state.g)
-        f = kin.decay(dt, tau)
-        g = (state.g + state.h * dt / tau) * f
-        h = state.h * f + jnp.asarray(x, state.h.dtype)
+        g = kin.decayed(state.g + state.h * dt / tau, dt, tau)
+        h = kin.decayed(state.h, dt, tau) + jnp.asarray(x, state.h.dtype)
         return AlphaState(h=h, g=g), g
 
     def add_drive(self, state: AlphaState, delivery: AbstractDelivery):
@@ -178,8 +177,8 @@ class DualExpon(AbstractLinearSynapse):
 
     def step(self, state: DualExponState, x, dt):
         tau_r, tau_d = resolve(self.tau_rise, state.g), resolve(self.tau_decay, state.g)
-        g = state.g * kin.decay(dt, tau_d) + state.h * kin.cascade(dt, tau_r, tau_d)
-        h = state.h * kin.decay(dt, tau_r) + self.jump(state.h) * jnp.asarray(x, state.h.dtype)
+        g = kin.decayed(state.g, dt, tau_d) + state.h * kin.cascade(dt, tau_r, tau_d)
+        h = kin.decayed(state.h, dt, tau_r) + self.jump(state.h) * jnp.asarray(x, state.h.dtype)
         return DualExponState(h=h, g=g), g
 
     def add_drive(self, state: DualExponState, delivery: AbstractDelivery):
@@ -259,8 +258,8 @@ class DualExponV2(AbstractLinearSynapse):
     def step(self, state: DualExponV2State, x, dt):
         g_d = state.g_decay
         tau_r, tau_d = resolve(self.tau_rise, g_d), resolve(self.tau_decay, g_d)
-        c = state.c * kin.decay(dt, tau_r) + g_d * kin.cascade(dt, tau_r, tau_d)
-        g_decay = g_d * kin.decay(dt, tau_d) + jnp.asarray(x, g_d.dtype)
+        c = kin.decayed(state.c, dt, tau_r) + g_d * kin.cascade(dt, tau_r, tau_d)
+        g_decay = kin.decayed(g_d, dt, tau_d) + jnp.asarray(x, g_d.dtype)
         g = cascade_gain(tau_r, tau_d, None if self.A is None else resolve(self.A, g_d)) * c
         return DualExponV2State(g_decay=g_decay, c=c), g
 

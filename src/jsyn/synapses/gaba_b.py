@@ -106,7 +106,7 @@ class GABAb(AbstractSynapse):
         K3, K4 = resolve(self.K3, R), resolve(self.K4, R)
         rate, source = K1 * concentration + K2, K1 * concentration
         R_inf = source / rate
-        G = G * jnp.exp(-K4 * d) + K3 * (
+        G = kin.decayed_at_rate(G, K4, d) + K3 * (
             R_inf * d * kin.exprel(-K4 * d) + (R - R_inf) * kin.cascade_rate(d, rate, K4)
         )
         return kin.linear_step(R, rate, source, d), G

@@ -29,7 +29,7 @@ def _binding_step(model, g, pulse_left, x, dt):
     # Pulse on: relaxation towards alpha T / (alpha T + beta) with rate alpha T + beta.
     g = kin.linear_step(g, alpha * T + beta, alpha * T, d_on)
     # Pulse off: decay with rate beta.
-    g = g * jnp.exp(-beta * d_off)
+    g = kin.decayed_at_rate(g, beta, d_off)
     pulse_left = kin.restart_pulse(pulse_left, jnp.asarray(x, g.dtype), T_dur)
     return g, pulse_left
 

@@ -83,7 +83,7 @@ class NMDA(AbstractSynapse):
         dt = jnp.asarray(dt, g.dtype)
         x_mean = kin.linear_mean(x_s, rate_rise, 0.0, dt)
         g = kin.linear_step(g, 1.0 / resolve(self.tau_decay, g) + a * x_mean, a * x_mean, dt)
-        x_s = x_s * jnp.exp(-rate_rise * dt) + jnp.asarray(x, g.dtype)
+        x_s = kin.decayed_at_rate(x_s, rate_rise, dt) + jnp.asarray(x, g.dtype)
         return NMDAState(g=g, x_s=x_s), g
 
 

@@ -83,7 +83,7 @@ class OUNoise(AbstractLinearSynapse):
         g0 = resolve(self.g0, g)
         spread = resolve(self.sigma, g) * jnp.sqrt(-jnp.expm1(-2.0 * dt / tau))
         eta = jax.random.normal(sub, g.shape, g.dtype)
-        g = g0 + (g - g0) * kin.decay(dt, tau) + spread * eta + jnp.asarray(x, g.dtype)
+        g = kin.relax(g, g0, dt, tau) + spread * eta + jnp.asarray(x, g.dtype)
         return OUNoiseState(g=g, key=key), g
 
     def add_drive(self, state: OUNoiseState, delivery: AbstractDelivery):
