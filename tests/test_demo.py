@@ -132,3 +132,58 @@ def test_pairings_event_by_event_equal_the_network_on_its_grid():
     n_steps = int(round(post.max() / grid)) + 2
     final, _ = jsyn.simulate(net, None, grid, n_steps=n_steps, record=lambda s, o: ())
     np.testing.assert_allclose(final.projections["p"].w, dw[-1], rtol=1e-9, atol=1e-15)
+
+
+# -- the figures: what their axes say, and what they leave out (labels and limits, not pixels)
+
+
+def test_linear_kinetics_are_labelled_a_conductance_in_units_of_g_max():
+    """Summed spikes of DualExpon reach 1.14: its axis must not say "open fraction"."""
+    from jsyn.demo import basics
+
+    traces = basics.kinetics_traces(jsyn.DualExpon())
+    assert traces["g"].max() > 1.0
+    (_, ax_g) = basics.linear_kinetics_figure("DualExpon", traces).axes
+    assert ax_g.get_ylabel() == jsyn.plot.RELATIVE_CONDUCTANCE
+    assert "open fraction" not in ax_g.get_ylabel()
+    (_, ax_g) = cat.receptor_figure("AMPA", cat.kinetics_traces(jsyn.AMPA())).axes
+    assert ax_g.get_ylabel() == jsyn.plot.OPEN_FRACTION
+
+
+def test_release_figure_labels_both_panels_and_does_not_join_the_recovery_spike():
+    traces = {label: cat.release_traces(model) for label, model in cat.STP_SETS.items()}
+    ax_r, ax_g = cat.release_figure("STP", traces).axes
+    assert ax_r.get_xlabel() and ax_g.get_xlabel()
+    for line, tr in zip(ax_r.lines, traces.values()):
+        t, r = line.get_xdata(), line.get_ydata()
+        gap = np.flatnonzero(np.isnan(r))
+        assert gap.size == 1 and t[gap[0] - 1] == cat.TRAIN[9] and t[gap[0] + 1] == cat.TRAIN[10]
+        np.testing.assert_array_equal(r[~np.isnan(r)], tr["efficacy"][tr["pre_spikes"] > 0])
+
+
+def test_gap_junction_figure_marks_each_spike_of_the_cells_shown():
+    traces = cat.gap_traces()
+    ax_post, ax_pre = cat.gap_figure(traces).axes
+    for ax, spikes in ((ax_post, traces["post_spikes"]), (ax_pre, traces["pre_spikes"])):
+        (marks,) = [line for line in ax.lines if line.get_label() == "spike, then reset"]
+        np.testing.assert_allclose(marks.get_xdata(), traces["t"][spikes[:, 0] > 0])
+        assert marks.get_xdata().size > 0
+        assert "spike, then reset" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_gaba_b_log_axis_spans_a_few_decades_and_keeps_every_response():
+    traces = cat.gaba_b_traces()
+    (ax,) = cat.gaba_b_figure(traces).axes
+    low, high = ax.get_ylim()
+    assert ax.get_yscale() == "log" and high / low <= 10.0 ** (cat.GABA_B_DECADES + 1)
+    for tr in traces.values():
+        assert low < tr["g"].max() < high  # one spike's response stays on the axis
+
+
+def test_nmda_iv_is_drawn_inward_negative_and_says_so():
+    traces, iv = cat.kinetics_traces(jsyn.NMDA()), cat.nmda_iv()
+    _, ax_iv = cat.nmda_figure(traces, iv).axes
+    assert "inward negative" in ax_iv.get_ylabel()
+    np.testing.assert_allclose(ax_iv.lines[1].get_ydata(), -iv["I_block"])
+    at_minus_70 = np.argmin(np.abs(iv["V"] + 70.0))
+    assert ax_iv.lines[1].get_ydata()[at_minus_70] < 0.0  # inward at rest: below zero

@@ -49,7 +49,7 @@ def test_conductance_axis_is_the_open_fraction_or_nS():
     g = np.exp(-T / 8.0)
     ax = jsyn.plot.conductance(T, g, ax=axes())
     np.testing.assert_array_equal(ax.lines[0].get_ydata(), g)
-    assert ax.get_ylabel() == "open fraction g"
+    assert ax.get_ylabel() == jsyn.plot.SYNAPSE_OUTPUT and "dimensionless" in ax.get_ylabel()
     ax = jsyn.plot.conductance(T, np.stack([g, g], 1), g_max=[0.5, 2.0], ax=axes())
     np.testing.assert_allclose(ax.lines[0].get_ydata(), 0.5 * g)
     np.testing.assert_allclose(ax.lines[1].get_ydata(), 2.0 * g)
@@ -157,3 +157,46 @@ def test_without_ax_each_call_draws_on_a_new_figure():
 def test_bad_input_is_refused_with_the_fix(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_traces_says_what_it_shows_by_default():
+    """Without `ylabel` the axis is a membrane potential in mV, the commonest trace."""
+    ax = jsyn.plot.traces(T, T, ax=axes())
+    assert ax.get_ylabel() == jsyn.plot.VOLTAGE == "membrane potential V (mV)"
+
+
+def test_conductance_labels_linear_kinetics_as_a_conductance_not_an_open_fraction():
+    """Summed spikes of `Expon` exceed 1: the axis must not call that an open fraction."""
+    spikes = jsyn.SpikeTimes([1.0, 1.5, 2.0]).raster(T.size, 0.1)
+    g = np.asarray(jsyn.simulate(jsyn.Expon(tau=8.0), spikes, 0.1)[1])
+    assert g.max() > 1.0
+    ax = jsyn.plot.conductance(T, g, ylabel=jsyn.plot.RELATIVE_CONDUCTANCE, ax=axes())
+    assert "open fraction" not in ax.get_ylabel() and "g_{max}" in ax.get_ylabel()
+    ax = jsyn.plot.conductance(T, g, g_max=2.0, ylabel="g_e (nS)", ax=axes())
+    assert ax.get_ylabel() == "g_e (nS)"
+
+
+def test_raster_of_named_groups_has_a_legend_with_their_names():
+    e, i = np.zeros((4, 3)), np.zeros((4, 2))
+    e[1, 2] = i[3, 0] = 1.0
+    ax = jsyn.plot.raster({"E": e, "I": i}, 0.1, ax=axes())
+    legend = ax.get_legend()
+    assert legend is not None and [t.get_text() for t in legend.get_texts()] == ["E", "I"]
+    assert jsyn.plot.raster(e, 0.1, ax=axes()).get_legend() is None  # one unnamed group
+
+
+def test_fit_zooms_into_a_window_where_single_responses_can_be_read():
+    t = 0.1 * np.arange(15000)  # 1.5 s
+    data = np.sin(t / 7.0)
+    ax_fit, ax_zoom, ax_res = jsyn.plot.fit(
+        t, data, 0.9 * data, spikes=[100.0, 400.0], title="tau = 7.5 ms [7.1, 7.9]", ax=axes(3)
+    )
+    assert ax_zoom.get_xlim() == (95.0, 145.0)  # 50 ms from 5 ms before the first spike
+    np.testing.assert_array_equal(ax_zoom.lines[0].get_ydata(), data)
+    assert ax_zoom.get_ylabel() == ax_fit.get_ylabel() == "current into the cell (pA)"
+    assert "zoom" in ax_zoom.get_xlabel() and ax_res.get_xlabel() == "time (ms)"
+    assert ax_fit.get_title() == "tau = 7.5 ms [7.1, 7.9]" and ax_fit.title.get_wrap()
+    _, ax_zoom, _ = jsyn.plot.fit(t, data, data, zoom=(200.0, 230.0), ax=axes(3))
+    assert ax_zoom.get_xlim() == (200.0, 230.0)
+    with pytest.raises(ValueError, match="start < stop"):
+        jsyn.plot.fit(t, data, data, zoom=(230.0, 200.0), ax=axes(3))

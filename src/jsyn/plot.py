@@ -31,7 +31,17 @@ from matplotlib.axes import Axes
 __all__ = ["conductance", "fit", "iv", "losses", "raster", "traces"]
 
 OPEN_FRACTION = "open fraction g"
-"""The axis label of a synapse's dimensionless output $g$."""
+"""The axis label of a receptor model's output $g$ (`AMPA`, `GABAa`, `GABAb`, `NMDA`,
+`BioNMDA`): the fraction of open channels, in [0, 1]."""
+RELATIVE_CONDUCTANCE = r"conductance $g$ (units of $g_{max}$)"
+r"""The axis label of a linear kinetics' output $g$ (`Expon`, `Alpha`, `DualExpon`,
+`DualExponV2`): a conductance in units of $g_{max}$, one spike of weight 1 peaking at 1, so
+summed spikes may exceed 1."""
+SYNAPSE_OUTPUT = r"synaptic $g$ (dimensionless; $g_{max}\,g$ in nS)"
+"""The default axis label of `conductance` without `g_max`: a synapse's output as it comes,
+an open fraction or a conductance in units of `g_max`, depending on the model."""
+VOLTAGE = "membrane potential V (mV)"
+"""The axis label of a membrane potential, and the default of `traces`."""
 CONDUCTANCE = r"conductance $g_{max}\,g$ (nS)"
 r"""The axis label of $g_{max}\,g$, in nS."""
 CURRENT = "current into the cell (pA)"
@@ -102,7 +112,7 @@ def traces(
     t,
     y,
     *,
-    ylabel: str | None = None,
+    ylabel: str = VOLTAGE,
     labels: Sequence[str] | str | None = None,
     spikes=None,
     ax: Axes | None = None,
@@ -113,7 +123,8 @@ def traces(
     **Arguments:**
     - `t`: sample times (ms), shape `(time,)`.
     - `y`: the traces, shape `(time,)` or `(time, k)`: one line per column.
-    - `ylabel`: the y-axis label, with its unit (e.g. `"V (mV)"`).
+    - `ylabel`: the y-axis label, with its unit (default `VOLTAGE`, a membrane potential in
+      mV; give `CURRENT` or your own for anything else).
     - `labels`: one legend label per column (the legend is left to the caller).
     - `spikes`: spike times (ms) to mark, shape `(n_spikes,)`, e.g. `t[pre_spikes > 0]`.
       They are drawn as one `LineCollection` behind the traces, labelled `"spikes"`.
@@ -130,8 +141,7 @@ def traces(
         ax.plot(t, column, label=label, **line_kwargs)
     _mark_spikes(ax, spikes)
     ax.set_xlabel(TIME)
-    if ylabel is not None:
-        ax.set_ylabel(ylabel)
+    ax.set_ylabel(ylabel)
     return ax
 
 
@@ -140,6 +150,7 @@ def conductance(
     g,
     *,
     g_max=None,
+    ylabel: str | None = None,
     labels: Sequence[str] | str | None = None,
     spikes=None,
     ax: Axes | None = None,
@@ -147,15 +158,19 @@ def conductance(
 ) -> Axes:
     r"""A synapse's output $g$ against time, on an axis that says what it is.
 
-    Without `g_max` the axis shows $g$ as it comes from the synapse: a dimensionless open
-    fraction (a peak of 1 per spike for the normalised linear kinetics, a fraction of open
-    channels between 0 and 1 for the receptor models). With `g_max` (nS, a scalar or one
-    value per column) it shows the conductance $g_{max}\,g$ in nS.
+    Without `g_max` the axis shows $g$ as it comes from the synapse, dimensionless: for the
+    receptor models the fraction of open channels, in [0, 1] (say so with
+    `ylabel=OPEN_FRACTION`); for the linear kinetics a conductance in units of `g_max`, a
+    peak of 1 per spike of weight 1, so summed spikes exceed 1
+    (`ylabel=RELATIVE_CONDUCTANCE`). With `g_max` (nS, a scalar or one value per column) it
+    shows the conductance $g_{max}\,g$ in nS.
 
     **Arguments:**
     - `t`: sample times (ms), shape `(time,)`.
     - `g`: the synapse's output, shape `(time,)` or `(time, k)`.
-    - `g_max`: maximal conductance (nS), or `None` for the open fraction.
+    - `g_max`: maximal conductance (nS), or `None` for $g$ as it comes.
+    - `ylabel`: the y-axis label (default: `CONDUCTANCE` with `g_max`, `SYNAPSE_OUTPUT`
+      without).
     - `labels`, `spikes`, `ax`, `line_kwargs`: as in `traces`.
 
     **Returns:** the axes; `ax.lines[j]` is column `j` (times `g_max` when given).
@@ -163,18 +178,16 @@ def conductance(
     t = _time(t)
     g = _columns(t, g, "g")
     if g_max is None:
-        return traces(
-            t, g, ylabel=OPEN_FRACTION, labels=labels, spikes=spikes, ax=ax, **line_kwargs
-        )
+        ylabel = SYNAPSE_OUTPUT if ylabel is None else ylabel
+        return traces(t, g, ylabel=ylabel, labels=labels, spikes=spikes, ax=ax, **line_kwargs)
     g_max = np.asarray(g_max, dtype=float)
     if g_max.ndim > 1 or g_max.size not in (1, g.shape[1]):
         raise ValueError(
             f"g_max must be a scalar or one value per column of g ({g.shape[1]}); "
             f"got shape {g_max.shape}."
         )
-    return traces(
-        t, g * g_max, ylabel=CONDUCTANCE, labels=labels, spikes=spikes, ax=ax, **line_kwargs
-    )
+    ylabel = CONDUCTANCE if ylabel is None else ylabel
+    return traces(t, g * g_max, ylabel=ylabel, labels=labels, spikes=spikes, ax=ax, **line_kwargs)
 
 
 def raster(
@@ -191,7 +204,7 @@ def raster(
     - `spikes`: a `(time, n)` array of spikes per step (0/1 or counts; a row's time is
       $t_i = t_0 + i\,\Delta t$), or a mapping `{group name: (time, n) array}`, drawn one
       above the other in the mapping's order, each group in its own colour and labelled
-      with its name (e.g. the `E` and `I` groups of a network recording).
+      with its name in a legend (e.g. the `E` and `I` groups of a network recording).
     - `dt`: the time step (ms), > 0.
     - `t0`: the time of row 0 (ms).
     - `ax`: the axes to draw on (default: a new figure).
@@ -221,6 +234,8 @@ def raster(
     ax.set_xlabel(TIME)
     ax.set_ylabel("neuron")
     ax.set_ylim(-0.5, max(offset, 1) - 0.5)
+    if None not in groups:  # the groups are named: say which marks are which
+        ax.legend(loc="upper right", fontsize="small", markerscale=2, framealpha=0.9)
     return ax
 
 
@@ -233,9 +248,13 @@ def fit(
     spikes=None,
     quantity: str = "current into the cell",
     unit: str = "pA",
+    zoom: tuple[float, float] | None = None,
+    title: str | None = None,
     ax=None,
-) -> tuple[Axes, Axes]:
-    """Recorded traces with the fitted model on top, and the residuals below.
+) -> tuple[Axes, ...]:
+    """Recorded traces with the fitted model on top, and the residuals below; optionally a
+    zoomed panel in between, where single responses can be read (a train of 30 PSCs over
+    a second and a half cannot).
 
     **Arguments:**
     - `t`: sample times (ms), shape `(time,)`.
@@ -246,12 +265,18 @@ def fit(
     - `spikes`: presynaptic spike times (ms) to mark on both panels.
     - `quantity`, `unit`: what the traces are, for the axis labels (default: the current
       into the cell, pA).
-    - `ax`: a pair `(ax_fit, ax_residuals)` to draw on (default: a new figure with two
-      panels sharing the time axis).
+    - `zoom`: a time window `(start, stop)` (ms) to show data and fit again, enlarged. With
+      three axes and no `zoom`, the window is the 50 ms from 5 ms before the first spike
+      (or the first 50 ms without spikes).
+    - `title`: a title over the top panel, wrapped to the figure's width (fit results with
+      their intervals make long ones).
+    - `ax`: a pair `(ax_fit, ax_residuals)` or a triple `(ax_fit, ax_zoom, ax_residuals)`
+      to draw on (default: a new figure, with two panels, or three with `zoom`).
 
-    **Returns:** `(ax_fit, ax_residuals)`. On `ax_fit`, `lines[2j]` is trace `j` of the data
-    and `lines[2j + 1]` its fit; `ax_residuals.lines[j]` is `data - fitted` of trace `j`,
-    and `ax_residuals.lines[k]` (after the `k` residuals) the zero line.
+    **Returns:** `(ax_fit, ax_residuals)`, or `(ax_fit, ax_zoom, ax_residuals)`. On `ax_fit`
+    (and `ax_zoom`), `lines[2j]` is trace `j` of the data and `lines[2j + 1]` its fit;
+    `ax_residuals.lines[j]` is `data - fitted` of trace `j`, and `ax_residuals.lines[k]`
+    (after the `k` residuals) the zero line.
     """
     t = _time(t)
     data = _columns(t, data, "data")
@@ -262,29 +287,60 @@ def fit(
             "simulate the fitted model with the recording's inputs."
         )
     names = _labels(labels, data.shape[1], "traces")
-    if ax is None:
+    if ax is None and zoom is None:
         ax = _new_axes(2, sharex=True, height_ratios=(3, 1))
-    try:
-        ax_fit, ax_res = ax
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"ax must be a pair of axes (ax_fit, ax_residuals) (got {ax!r}); e.g. "
-            "fig.subplots(2, 1, sharex=True)."
-        ) from None
+    elif ax is None:
+        ax = _new_axes(3, height_ratios=(3, 2, 1))
+        ax[2].sharex(ax[0])  # the residuals under the whole recording
+    panels = _fit_panels(ax)
+    ax_fit, ax_res = panels[0], panels[-1]
+    shown = [ax_fit] if len(panels) == 2 else [ax_fit, panels[1]]
     for j, (d, f, name) in enumerate(zip(data.T, fitted.T, names)):
         data_label, fit_label = (
             ("data", "fit") if name is None else (f"{name} (data)", f"{name} (fit)")
         )
-        ax_fit.plot(t, d, color="0.6", lw=0.8, label=data_label)
-        ax_fit.plot(t, f, color=f"C{j}", lw=1.5, label=fit_label)
+        for a in shown:
+            a.plot(t, d, color="0.6", lw=0.8, label=data_label)
+            a.plot(t, f, color=f"C{j}", lw=1.5, label=fit_label)
         ax_res.plot(t, d - f, color=f"C{j}", lw=0.6)
     ax_res.axhline(0.0, color="k", lw=0.5)
-    for a in (ax_fit, ax_res):
+    for a in panels:
         _mark_spikes(a, spikes)
-    ax_fit.set_ylabel(f"{quantity} ({unit})")
-    ax_res.set_ylabel(f"residual ({unit})")
     ax_res.set_xlabel(TIME)
-    return ax_fit, ax_res
+    for a in shown:
+        a.set_ylabel(f"{quantity} ({unit})")
+    ax_res.set_ylabel(f"residual ({unit})")
+    if len(panels) == 3:
+        start, stop = _zoom_window(t, spikes) if zoom is None else map(float, zoom)
+        if not start < stop:
+            raise ValueError(
+                f"zoom must be a window (start, stop) in ms with start < stop (got {zoom})."
+            )
+        panels[1].set_xlim(start, stop)
+        panels[1].set_xlabel(f"{TIME}, zoomed in")
+    if title is not None:
+        ax_fit.set_title(title, fontsize="small", wrap=True)
+    return panels
+
+
+def _fit_panels(ax) -> tuple[Axes, ...]:
+    try:
+        panels = tuple(ax)
+    except TypeError:
+        panels = ()
+    if len(panels) not in (2, 3):
+        raise ValueError(
+            f"ax must be a pair of axes (ax_fit, ax_residuals) or a triple (ax_fit, ax_zoom, "
+            f"ax_residuals) (got {ax!r}); e.g. fig.subplots(2, 1, sharex=True)."
+        )
+    return panels
+
+
+def _zoom_window(t: np.ndarray, spikes) -> tuple[float, float]:
+    """50 ms from 5 ms before the first spike, or the first 50 ms."""
+    times = np.asarray([] if spikes is None else spikes, dtype=float).ravel()
+    start = times.min() - 5.0 if times.size else t[0]
+    return max(float(start), float(t[0])), max(float(start), float(t[0])) + 50.0
 
 
 def losses(history, *, unit: str = "pA", ax: Axes | None = None) -> Axes:

@@ -130,7 +130,9 @@ def save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def plot_kinetics(path: Path, title: str, traces: dict[str, np.ndarray]) -> Path:
+def kinetics_figure(title: str, traces: dict[str, np.ndarray], g_label: str) -> Figure:
+    """The presynaptic potential above, the synapse's output $g$ below, labelled `g_label`
+    (`jsyn.plot.OPEN_FRACTION` or `jsyn.plot.RELATIVE_CONDUCTANCE`: what $g$ is)."""
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax_v, ax_g = fig.subplots(2, 1, sharex=True)
     pre = spike_times(traces)
@@ -143,11 +145,13 @@ def plot_kinetics(path: Path, title: str, traces: dict[str, np.ndarray]) -> Path
         color="k",
         lw=1,
     )
-    jsyn.plot.conductance(traces["t"], traces["g"], spikes=pre, ax=ax_g, color="C0", lw=1.5)
+    jsyn.plot.conductance(
+        traces["t"], traces["g"], ylabel=g_label, spikes=pre, ax=ax_g, color="C0", lw=1.5
+    )
     ax_v.label_outer()  # the time axis is shared: label it once, below
     ax_g.set_xlabel("time (ms); grey: presynaptic spikes")
     fig.suptitle(title)
-    return save(fig, path)
+    return fig
 
 
 def kinetics_summary(name: str, traces: dict[str, np.ndarray]) -> str:

@@ -20,10 +20,10 @@ from ._common import (
     V_TH,
     Chain,
     ChainState,
+    kinetics_figure,
     kinetics_summary,
     kinetics_traces,
     lif,
-    plot_kinetics,
     rate,
     run,
     save,
@@ -132,6 +132,12 @@ def _kinetic_examples() -> list[tuple[str, jsyn.AbstractSynapse, str]]:
     ]
 
 
+def linear_kinetics_figure(title: str, traces: dict[str, np.ndarray]) -> Figure:
+    """A linear kinetics' run: its $g$ is a conductance in units of `g_max` (one spike of
+    weight 1 peaks at 1, summed spikes exceed 1), not an open fraction."""
+    return kinetics_figure(title, traces, jsyn.plot.RELATIVE_CONDUCTANCE)
+
+
 def _plot_jump(path: Path, traces: dict[str, np.ndarray]) -> Path:
     fig = Figure(figsize=(8, 4), layout="constrained")
     ax = fig.subplots()
@@ -221,7 +227,7 @@ def write(out_dir: Path) -> tuple[list[Path], list[str]]:
     written, summary = [], []
     for name, synapse, title in _kinetic_examples():
         traces = kinetics_traces(synapse)
-        written.append(plot_kinetics(out_dir / f"{name}.png", title, traces))
+        written.append(save(linear_kinetics_figure(title, traces), out_dir / f"{name}.png"))
         summary.append(kinetics_summary(name, traces))
     traces = jump_traces()
     written.append(_plot_jump(out_dir / "voltage_jump.png", traces))

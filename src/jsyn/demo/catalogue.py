@@ -20,9 +20,9 @@ from ._common import (
     DT,
     V_TH,
     Chain,
+    kinetics_figure,
     kinetics_summary,
     kinetics_traces,
-    plot_kinetics,
     run,
     save,
 )
@@ -99,23 +99,31 @@ def gaba_b_traces() -> dict[int, dict[str, np.ndarray]]:
     }
 
 
-def _plot_nmda(path: Path, traces: dict[str, np.ndarray], iv: dict[str, np.ndarray]) -> Path:
+def receptor_figure(title: str, traces: dict[str, np.ndarray]) -> Figure:
+    """A receptor model's run: its $g$ is the fraction of open channels, in [0, 1]."""
+    return kinetics_figure(title, traces, jsyn.plot.OPEN_FRACTION)
+
+
+def nmda_figure(traces: dict[str, np.ndarray], iv: dict[str, np.ndarray]) -> Figure:
+    """NMDA's gating after spikes, and the I–V curve of its Mg block drawn in the
+    voltage-clamp convention of the field: the membrane current, inward negative (minus
+    jsyn's current into the cell), so the block shows as the familiar J-shaped curve."""
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax_g, ax_iv = fig.subplots(1, 2, width_ratios=(3, 2))
     for t in traces["t"][traces["pre_spikes"] > 0]:
         ax_g.axvline(t, color="0.8", lw=0.8, zorder=0)
     ax_g.plot(traces["t"], traces["g"], color="C0")
     ax_g.set_xlabel("time (ms); grey: presynaptic spikes")
-    ax_g.set_ylabel("g")
+    ax_g.set_ylabel(jsyn.plot.OPEN_FRACTION)
     ax_g.set_title(r"NMDA: $dg/dt = -g/\tau_d + a x (1 - g)$, $dx/dt = -x/\tau_r$")
-    ax_iv.plot(iv["V"], iv["I_free"], color="0.5", ls="--", label="no Mg²⁺")
-    ax_iv.plot(iv["V"], iv["I_block"], color="C3", label="1.2 mM Mg²⁺")
+    ax_iv.plot(iv["V"], -iv["I_free"], color="0.5", ls="--", label="no Mg²⁺")
+    ax_iv.plot(iv["V"], -iv["I_block"], color="C3", label="1.2 mM Mg²⁺")
     ax_iv.axhline(0.0, color="k", lw=0.5)
     ax_iv.set_xlabel("holding potential V (mV)")
-    ax_iv.set_ylabel("current into the cell at g = 1 (pA)")
+    ax_iv.set_ylabel("membrane current at g = 1 (pA),\ninward negative (clamp convention)")
     ax_iv.set_title("MgBlock I–V (Jahr & Stevens 1990)")
     ax_iv.legend(fontsize="small")
-    return save(fig, path)
+    return fig
 
 
 def _nmda_summary(traces: dict[str, np.ndarray], iv: dict[str, np.ndarray]) -> str:
@@ -128,12 +136,22 @@ def _nmda_summary(traces: dict[str, np.ndarray], iv: dict[str, np.ndarray]) -> s
     )
 
 
-def _plot_gaba_b(path: Path, traces: dict[int, dict[str, np.ndarray]]) -> Path:
+GABA_B_DECADES = 5
+"""Decades of the GABA_B figure's log axis below its largest value."""
+
+
+def gaba_b_figure(traces: dict[int, dict[str, np.ndarray]]) -> Figure:
+    """The open fraction after one spike and after bursts, on a log axis that spans
+    `GABA_B_DECADES` decades below the largest value (a single spike's response, orders of
+    magnitude below a burst's, stays on the axis; the first steps' tiny values do not
+    squeeze it)."""
     fig = Figure(figsize=(8, 4), layout="constrained")
     ax = fig.subplots()
     for color, (n, tr) in zip(("C0", "C1", "C3"), traces.items()):
         label = f"{n} spike" if n == 1 else f"burst of {n} at {1000 / BURST_INTERVAL:.0f} Hz"
         ax.semilogy(tr["t"], np.where(tr["g"] > 0, tr["g"], np.nan), color=color, label=label)
+    top = max(float(tr["g"].max()) for tr in traces.values())
+    ax.set_ylim(top * 10.0**-GABA_B_DECADES, top * 2.0)
     ax.set_xlabel("time (ms)")
     ax.set_ylabel("open fraction g (log scale)")
     ax.legend(fontsize="small")
@@ -141,7 +159,7 @@ def _plot_gaba_b(path: Path, traces: dict[int, dict[str, np.ndarray]]) -> Path:
         r"GABAb: $dR/dt = K_1[T](1 - R) - K_2 R$, $dG/dt = K_3 R - K_4 G$,"
         r" $g = G^4/(G^4 + K_d)$"
     )
-    return save(fig, path)
+    return fig
 
 
 def _gaba_b_summary(traces: dict[int, dict[str, np.ndarray]]) -> str:
@@ -179,19 +197,31 @@ def release_traces(stp: jsyn.AbstractShortTermPlasticity) -> dict[str, np.ndarra
     return run(chain, 0.0, _record_g, TRAIN_STEPS)
 
 
-def _plot_release(path: Path, title: str, traces: dict[str, dict[str, np.ndarray]]) -> Path:
+def break_at_gaps(t: np.ndarray, y: np.ndarray, factor: float = 3.0):
+    """`t`, `y` with a NaN inserted where an interval exceeds `factor` times the shortest, so
+    a line joins the spikes of a train but not the train to a spike after a pause."""
+    gaps = np.flatnonzero(np.diff(t) > factor * np.diff(t).min()) + 1
+    return np.insert(t, gaps, np.nan), np.insert(y, gaps, np.nan)
+
+
+def release_figure(title: str, traces: dict[str, dict[str, np.ndarray]]) -> Figure:
+    """The efficacy of each spike above (the train's spikes joined, the recovery spike on its
+    own), the exponential synapse they drive below."""
     fig = Figure(figsize=(9, 5), layout="constrained")
-    ax_r, ax_g = fig.subplots(2, 1)
+    ax_r, ax_g = fig.subplots(2, 1, sharex=True)
     for color, (label, tr) in zip(("C0", "C3"), traces.items()):
         spikes = tr["pre_spikes"] > 0
-        ax_r.plot(tr["t"][spikes], tr["efficacy"][spikes], "o-", color=color, label=label)
+        t, r = break_at_gaps(tr["t"][spikes], tr["efficacy"][spikes])
+        ax_r.plot(t, r, "o-", color=color, label=label)
         ax_g.plot(tr["t"], tr["g"], color=color, lw=1, label=label)
     ax_r.set_ylabel("efficacy r per spike")
+    ax_r.set_xlabel("presynaptic spike time (ms)")
+    ax_r.xaxis.set_tick_params(labelbottom=True)
     ax_r.legend(fontsize="small")
-    ax_g.set_ylabel(rf"g of Expon($\tau$ = {PSC_TAU:g} ms)")
+    ax_g.set_ylabel(rf"g of Expon($\tau$ = {PSC_TAU:g} ms)" "\n" r"(units of $g_{max}$)")
     ax_g.set_xlabel("time (ms): 10 spikes at 20 Hz, a recovery spike at 1 s")
     fig.suptitle(title)
-    return save(fig, path)
+    return fig
 
 
 def _release_summary(name: str, traces: dict[str, dict[str, np.ndarray]]) -> str:
@@ -253,13 +283,20 @@ def gap_traces() -> dict[str, np.ndarray]:
     return {"t": DT * np.arange(GAP_STEPS), **{k: np.asarray(v) for k, v in rec.items()}}
 
 
-def _plot_gap(path: Path, traces: dict[str, np.ndarray]) -> Path:
+def gap_figure(traces: dict[str, np.ndarray]) -> Figure:
+    """One cell of each group; each spike marked at the threshold it crossed (a LIF's
+    potential is reset in the step it spikes, so the trace itself never shows the crossing)."""
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax_post, ax_pre = fig.subplots(2, 1, sharex=True)
-    ax_post.plot(traces["t"], traces["V_post"][:, 0], color="C3", label="V1 (second group)")
-    ax_pre.plot(traces["t"], traces["V_pre"][:, 0], color="C0", label="V0 (first group)")
-    for ax in (ax_post, ax_pre):
-        ax.axhline(V_TH, color="0.5", ls="--", lw=0.8)
+    t = traces["t"]
+    for ax, V, spikes, color, label in (
+        (ax_post, traces["V_post"][:, 0], traces["post_spikes"][:, 0], "C3", "V1 (second group)"),
+        (ax_pre, traces["V_pre"][:, 0], traces["pre_spikes"][:, 0], "C0", "V0 (first group)"),
+    ):
+        ax.plot(t, V, color=color, label=label)
+        fired = t[spikes > 0]
+        ax.plot(fired, np.full(fired.size, V_TH), "*", color="k", ms=8, label="spike, then reset")
+        ax.axhline(V_TH, color="0.5", ls="--", lw=0.8, label="threshold")
         ax.set_ylabel("V (mV)")
         ax.legend(loc="upper right", fontsize="small")
     ax_pre.set_xlabel("time (ms)")
@@ -268,7 +305,7 @@ def _plot_gap(path: Path, traces: dict[str, np.ndarray]) -> Path:
         "\n"
         rf"each pre spike adds $k_{{spikelet}}\,w$ = {GAP_K * GAP_W:g} mV to the second group"
     )
-    return save(fig, path)
+    return fig
 
 
 def _gap_summary(traces: dict[str, np.ndarray]) -> str:
@@ -399,23 +436,23 @@ def write(out_dir: Path) -> tuple[list[Path], list[str]]:
     written, summary = [], []
     for name, synapse, title in _receptor_examples():
         traces = kinetics_traces(synapse)
-        written.append(plot_kinetics(out_dir / f"{name}.png", title, traces))
+        written.append(save(receptor_figure(title, traces), out_dir / f"{name}.png"))
         summary.append(kinetics_summary(name, traces))
     traces, iv = kinetics_traces(jsyn.NMDA()), nmda_iv()
-    written.append(_plot_nmda(out_dir / "nmda.png", traces, iv))
+    written.append(save(nmda_figure(traces, iv), out_dir / "nmda.png"))
     summary.append(_nmda_summary(traces, iv))
     bursts = gaba_b_traces()
-    written.append(_plot_gaba_b(out_dir / "gaba_b.png", bursts))
+    written.append(save(gaba_b_figure(bursts), out_dir / "gaba_b.png"))
     summary.append(_gaba_b_summary(bursts))
     for name, sets, title in (
         ("stp", STP_SETS, "STP (Tsodyks-Markram): facilitation vs depression"),
         ("std", STD_SETS, "STD: each spike releases U of the available resources"),
     ):
         traces = {label: release_traces(model) for label, model in sets.items()}
-        written.append(_plot_release(out_dir / f"{name}.png", title, traces))
+        written.append(save(release_figure(title, traces), out_dir / f"{name}.png"))
         summary.append(_release_summary(name, traces))
     traces = gap_traces()
-    written.append(_plot_gap(out_dir / "gap_junction.png", traces))
+    written.append(save(gap_figure(traces), out_dir / "gap_junction.png"))
     summary.append(_gap_summary(traces))
     traces = additive_traces()
     title = r"AdditiveCoupling: $\mathrm{out}_j = \sum_i c_{ij}\,r_i(t - d_{ij})$, delays 5, 12 ms"
