@@ -12,9 +12,7 @@ from jaxley.channels import Leak  # noqa: E402
 import jsyn  # noqa: E402
 from jsyn.dendrites import DendriticCell, PSCSites, jaxley_numerics  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:The 'lsuffix' and 'rsuffix' keywords in DataFrame.join"  # jaxley's pandas calls
-)
+pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # in jaxley
 
 N_COMP, LENGTH, RADIUS, R_AXIAL, G_LEAK, C_M = 50, 500.0, 1.0, 100.0, 1e-4, 1.0  # µm, Ω cm, S/cm², µF/cm²
 LAMBDA = np.sqrt(RADIUS * 1e-4 / G_LEAK / (2 * R_AXIAL)) * 1e4  # µm
