@@ -320,8 +320,9 @@ def step_of(path: Path) -> int:
     return _save.load_info(path)["step"] if path.exists() else -1
 
 
-def kill_mid_write(runner: str, path: Path, out: Path, pause: int) -> None:
-    """Kill a child while it writes its `pause`-th checkpoint; the one before stays whole."""
+def kill_mid_write(runner: str, path: Path, out: Path, pause: int, every: int) -> None:
+    """Kill a child while it writes its `pause`-th checkpoint (one every `every` steps); the
+    checkpoint before stays whole."""
     marker = Path(f"{path}.paused")
     marker.unlink(missing_ok=True)
     before = step_of(path)
@@ -333,7 +334,7 @@ def kill_mid_write(runner: str, path: Path, out: Path, pause: int) -> None:
     assert child.wait() == -signal.SIGKILL
     partial = Path(f"{path}.tmp")
     assert 0 < partial.stat().st_size < path.stat().st_size  # killed half way through
-    assert step_of(path) > before  # the checkpoints before the paused write are whole
+    assert step_of(path) == max(before, 0) + (pause - 1) * every  # the one before is whole
 
 
 def kill_at_random(runner: str, path: Path, out: Path, rng: random.Random) -> None:
@@ -354,12 +355,14 @@ def finish(runner: str, path: Path, out: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.slow  # one child process per kill, each compiling the network (~5 s each)
-@pytest.mark.parametrize("runner, pauses", [("run_network", (2, 1)), ("run_trials", (3,))])
-def test_killed_runs_resume_bit_for_bit(tmp_path, runner, pauses):
+@pytest.mark.parametrize(
+    "runner, every, pauses", [("run_network", 100, (2, 1)), ("run_trials", 50, (3,))]
+)
+def test_killed_runs_resume_bit_for_bit(tmp_path, runner, every, pauses):
     reference = finish(runner, tmp_path / "ref.ckpt", tmp_path / "ref.npz")
     path, rng = tmp_path / "run.ckpt", random.Random(runner)
     for pause in pauses:
-        kill_mid_write(runner, path, tmp_path / "out.npz", pause)
+        kill_mid_write(runner, path, tmp_path / "out.npz", pause, every)
         kill_at_random(runner, path, tmp_path / "out.npz", rng)
     assert 0 < step_of(path) < _save.load_info(tmp_path / "ref.ckpt")["n_steps"]
     resumed = finish(runner, path, tmp_path / "out.npz")

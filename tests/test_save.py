@@ -425,3 +425,15 @@ def test_save_replaces_an_existing_file(tmp_path):
     jsyn.save(path, {"a": jnp.ones(2)})
     np.testing.assert_array_equal(jsyn.load(path, {"a": jnp.zeros(2)})["a"], 1.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.jsyn"]
+
+
+def test_info_kept_in_the_header_and_checked_by_the_checksum(tmp_path):
+    info = {"step": 3, "chains": ["ab", ""], "dt": "0.1"}
+    path = jsyn.save(tmp_path / "a.jsyn", jsyn.Expon(tau=2.0), info=info)
+    assert _save.load_info(path) == info
+    assert jsyn.load(path, jsyn.Expon()).tau == 2.0
+    assert _save.load_info(jsyn.save(tmp_path / "b.jsyn", jsyn.Expon())) == {}
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b'"step": 3', b'"step": 4'))
+    with pytest.raises(ValueError, match="SHA-256 checksum does not match"):
+        _save.load_info(path)
