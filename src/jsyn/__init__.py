@@ -97,6 +97,8 @@ from .plasticity import (
     SynapticScalingState as SynapticScalingState,
     TripletSTDP as TripletSTDP,
     TripletSTDPState as TripletSTDPState,
+    VogelsSprekeler as VogelsSprekeler,
+    VogelsSprekelerState as VogelsSprekelerState,
 )
 from .simulate import simulate as simulate
 from .synapses import (
