@@ -58,9 +58,13 @@ from .network import (
 )
 from .neurons import (
     LIF as LIF,
+    AbstractAdaptiveNeuron as AbstractAdaptiveNeuron,
     AbstractNeuron as AbstractNeuron,
     AbstractSurrogate as AbstractSurrogate,
+    AdaptiveState as AdaptiveState,
+    AdEx as AdEx,
     FastSigmoidSurrogate as FastSigmoidSurrogate,
+    Izhikevich as Izhikevich,
     LIFState as LIFState,
     Neuromodulator as Neuromodulator,
     NeuromodulatorState as NeuromodulatorState,
@@ -93,6 +97,8 @@ from .plasticity import (
     SynapticScalingState as SynapticScalingState,
     TripletSTDP as TripletSTDP,
     TripletSTDPState as TripletSTDPState,
+    VogelsSprekeler as VogelsSprekeler,
+    VogelsSprekelerState as VogelsSprekelerState,
 )
 from .simulate import simulate as simulate
 from .synapses import (

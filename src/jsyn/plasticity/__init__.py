@@ -20,3 +20,7 @@ from .short_term import (
 )
 from .stdp import STDP as STDP, STDPState as STDPState
 from .triplet import TripletSTDP as TripletSTDP, TripletSTDPState as TripletSTDPState
+from .vogels_sprekeler import (
+    VogelsSprekeler as VogelsSprekeler,
+    VogelsSprekelerState as VogelsSprekelerState,
+)
