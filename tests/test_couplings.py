@@ -231,9 +231,7 @@ def test_coupling_construction_errors():
             ValueError,
             "conn_mat must be finite",
         ),
-        # The former spellings, delays counted in integer steps, are refused by name.
         (lambda: jsyn.AdditiveCoupling(C, 2), ValueError, r"delay is in ms and needs dt.*k \* dt"),
-        (lambda: jsyn.DiffusiveCoupling(C, delays=2), TypeError, "counted integer steps"),
     ]
     for call, error, match in cases:
         with pytest.raises(error, match=match):

@@ -594,8 +594,6 @@ def test_gap_junction_construction_errors():
         jsyn.GapJunction(0.5, 5.0)
     with pytest.raises(TypeError, match="or an \\(n_pre, n_post\\) matrix"):
         jsyn.GapJunction(jnp.ones(3))
-    with pytest.raises(TypeError, match=r"jsyn.from_pairs\(pre_idx, post_idx, n_pre, n_post"):
-        jsyn.GapJunction(jnp.ones(2), pre_idx=[0, 1], post_idx=[1, 0])
     with pytest.raises(ValueError, match=r"k_spikelet must be a scalar or one value per post"):
         jsyn.GapJunction(jnp.ones((2, 3)), jnp.ones(2))
     with pytest.raises(ValueError, match="k_spikelet must be finite"):

@@ -1,6 +1,7 @@
 """The protocol every jsyn model follows."""
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -15,10 +16,24 @@ class AbstractComponent(eqx.Module):
     the values are concrete) and once more at the entry of `jsyn.simulate`, together with
     the finiteness of every parameter (every floating field, plain or `AbstractParam`).
 
-    A component whose parameters are only valid for some time steps may also define
-    `dt_constraints(dt) -> tuple` (for example `Poisson`: at most one spike per step);
-    `jsyn.simulate` checks it with the `dt` of the run.
+    What the network and the simulator need to know of a component is declared, never
+    guessed from a signature or an error: `needs_key` (class variable, or a property where
+    it depends on the parts) says whether `init_state` takes a PRNG `key=` (required then,
+    refused otherwise); `dt_constraints(dt)` gives the checks that depend on the time step
+    (for example `Poisson`: at most one spike per step), made by `jsyn.simulate` with the
+    `dt` of the run.
     """
+
+    needs_key: ClassVar[bool] = False
+
+    def stochastic_parts(self) -> str:
+        """The parts that need a key, named for an error message (`"Poisson is"`)."""
+        return f"{type(self).__name__} is"
+
+    def dt_constraints(self, dt) -> tuple:
+        """The checks of this model's parameters with the time step `dt` (ms) of a run;
+        none by default."""
+        return ()
 
     @abc.abstractmethod
     def constraints(self) -> tuple:
@@ -47,10 +62,20 @@ class AbstractSystem(AbstractComponent):
     Both are pure: the state is a small pytree returned anew, nothing is mutated.
     State modules declare the range of their fields with `jsyn._validation.bounded`
     (for example a fraction in [0, 1]); `jsyn.simulate` checks a given `state=` against
-    those ranges and for NaN or infinite values. A system whose inputs have a restricted
-    range (spike counts >= 0) may define `input_constraints(inputs) -> tuple`, checked on
-    the inputs of a run (time leading).
+    those ranges and for NaN or infinite values.
+
+    Declared: `sized_by_inputs` (class variable), whether `init_state` needs the population
+    size `n` (`jsyn.simulate` takes it from the inputs); sources whose size is fixed by
+    their parameters, a `Projection` and a `Network` accept `n=None`.
+    `input_constraints(inputs)` gives the checks of a run's inputs (time leading), for
+    example spike counts >= 0; none by default.
     """
+
+    sized_by_inputs: ClassVar[bool] = True
+
+    def input_constraints(self, inputs) -> tuple:
+        """The checks of the inputs of a run (time leading); none by default."""
+        return ()
 
     @abc.abstractmethod
     def init_state(self, n: Shape, *, dtype=None):

@@ -209,7 +209,7 @@ def collect(tree, dt=None) -> list[Check]:
     for leaf in jax.tree.leaves(tree, is_leaf=is_component):
         if is_component(leaf):
             found.extend(own_checks(leaf))
-            if dt is not None and hasattr(leaf, "dt_constraints"):
+            if dt is not None:
                 found.extend(leaf.dt_constraints(dt))
             for field in dataclasses.fields(leaf):
                 found.extend(collect(getattr(leaf, field.name), dt))

@@ -7,6 +7,7 @@ r"""The couplings of rate and neural-mass models (gap junctions between neurons 
 """
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -31,14 +32,8 @@ def _conn_mat(owner: str, conn_mat) -> Param:
     return conn_mat
 
 
-def _coupling_line(owner: str, shape, delay, dt, max_delay, delays) -> Delay | None:
+def _coupling_line(owner: str, shape, delay, dt, max_delay) -> Delay | None:
     """The coupling's delay line, or `None` without a delay."""
-    if delays is not None:
-        raise TypeError(
-            f"{owner}(delays=...) counted integer steps; delays are now in ms like every jsyn "
-            "delay: pass delay=<ms> and dt=<the time step of the runs> (for k steps, "
-            "delay=k * dt)."
-        )
     if delay is None:
         return None
     if dt is None:
@@ -76,6 +71,7 @@ class AbstractCoupling(AbstractSystem):
 
     conn_mat: eqx.AbstractVar[Param]
     line: eqx.AbstractVar[Delay | None]
+    sized_by_inputs: ClassVar[bool] = False  # conn_mat fixes the size
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -154,9 +150,6 @@ class AdditiveCoupling(AbstractCoupling):
     - `dt`: the time step (ms) of the runs; needed with a delay (it sizes the buffer).
     - `max_delay`: the longest delay (ms) the buffer holds. Default: the largest `delay`.
 
-    Earlier versions counted the delays in integer steps (`delays=`, converted with
-    `jsyn.delay_steps`); `delay=k * dt, dt=dt` is the same coupling.
-
     **Reference:** the `Linear` coupling of The Virtual Brain (Sanz Leon et al. 2013,
     Front Neuroinform 7:10).
     """
@@ -171,10 +164,9 @@ class AdditiveCoupling(AbstractCoupling):
         *,
         dt: ScalarLike | None = None,
         max_delay: ScalarLike | None = None,
-        delays: ArrayLike | None = None,
     ):
         self.conn_mat = _conn_mat("AdditiveCoupling", conn_mat)
-        self.line = _coupling_line("AdditiveCoupling", self.shape, delay, dt, max_delay, delays)
+        self.line = _coupling_line("AdditiveCoupling", self.shape, delay, dt, max_delay)
 
     def step(
         self, state: DelayState | None, x, dt
@@ -217,10 +209,9 @@ class DiffusiveCoupling(AbstractCoupling):
         *,
         dt: ScalarLike | None = None,
         max_delay: ScalarLike | None = None,
-        delays: ArrayLike | None = None,
     ):
         self.conn_mat = _conn_mat("DiffusiveCoupling", conn_mat)
-        self.line = _coupling_line("DiffusiveCoupling", self.shape, delay, dt, max_delay, delays)
+        self.line = _coupling_line("DiffusiveCoupling", self.shape, delay, dt, max_delay)
 
     def step(
         self, state: DelayState | None, inputs, dt

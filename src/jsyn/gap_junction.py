@@ -85,8 +85,6 @@ class GapJunction(AbstractComponent):
       Default 0.0 (no spikelets).
     - `pre`, `post`: inside a `Network`, the names of the two groups (the same name for a
       group coupled to itself).
-    - `pre_idx`, `post_idx`: no longer taken (an error says what to write): list the
-      pairs in a connection, `jsyn.from_pairs(pre_idx, post_idx, n_pre, n_post, w)`.
 
     **Reference:** Sterratt et al. 2011, *Principles of Computational Modelling in
     Neuroscience*, ch. 7.7; the gap-junction section of BrainPy's synapse tutorial.
@@ -104,14 +102,7 @@ class GapJunction(AbstractComponent):
         *,
         pre: str | None = None,
         post: str | None = None,
-        pre_idx=None,
-        post_idx=None,
     ):
-        if pre_idx is not None or post_idx is not None:
-            raise TypeError(
-                "GapJunction takes its pairs in a connection now: write GapJunction("
-                "jsyn.from_pairs(pre_idx, post_idx, n_pre, n_post, w), k_spikelet)."
-            )
         self.conn = _as_connection(conn)
         self.k_spikelet = as_param(k_spikelet)
         k_shape = jnp.shape(resolve(self.k_spikelet))

@@ -7,6 +7,7 @@ this one.
 """
 
 import abc
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -21,8 +22,12 @@ class AbstractOutput(AbstractComponent):
     """An output law: `current(g, V) -> I`, stateless.
 
     `g` is the dimensionless gating variable a synapse returns, `V` the postsynaptic
-    membrane potential (mV); `I` is in pA, positive into the cell.
+    membrane potential (mV); `I` is in pA, positive into the cell. `needs_potential`
+    (class variable) declares whether the law reads `V` (`COBA`, `MgBlock`), so that a
+    `jsyn.Network` checks at construction that the postsynaptic group has one.
     """
+
+    needs_potential: ClassVar[bool] = False
 
     @abc.abstractmethod
     def current(self, g, V=None) -> Float[Array, "*n"]:
@@ -61,6 +66,7 @@ class COBA(AbstractOutput):
 
     g_max: Param = param(default=1.0)
     E: Param = param(default=0.0)
+    needs_potential: ClassVar[bool] = True
 
     def constraints(self):
         return (
@@ -116,6 +122,7 @@ class MgBlock(AbstractOutput):
 
     g_max: Param = param(default=1.0)
     E: Param = param(default=0.0)
+    needs_potential: ClassVar[bool] = True
     cc_Mg: Param = param(default=1.2)
     alpha: Param = param(default=0.062)
     beta: Param = param(default=3.57)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _progress, _resume, _validation as val
-from ._component import as_count, float_dtype
+from ._component import AbstractSystem, as_count, float_dtype
 from ._record import recorder
 
 _INPUT_FIX = "clean the inputs (NaN or inf at a time step) before simulating"
@@ -235,7 +235,7 @@ def entry_checks(system, inputs, dt, state=None) -> list[val.Check]:
     component (`constraints()`, finiteness, `dt_constraints(dt)`), `dt`, the inputs
     (finite, and `system.input_constraints(inputs)` where defined) and a given `state`."""
     checks = val.collect(system, dt) + _step_checks(dt) + _input_checks(inputs)
-    if inputs is not None and hasattr(system, "input_constraints"):
+    if inputs is not None and isinstance(system, AbstractSystem):
         checks += list(system.input_constraints(inputs))
     if state is not None:
         checks += val.state_checks(state)
@@ -417,24 +417,27 @@ def _initial_state(system, leaves, key):
     else:
         n, dtype = None, None
     kwargs = {} if key is None else {"key": key}
-    try:
-        return system.init_state(n, dtype=dtype, **kwargs)
-    except TypeError as err:
-        if key is not None and "key" in str(err):
-            raise TypeError(
-                f"{type(system).__name__}.init_state takes no key: it is deterministic, drop key."
-            ) from err
-        if key is None and "key" in str(err):
-            raise TypeError(
-                f"{type(system).__name__} is stochastic: pass simulate(..., key=jax.random.key(0))"
-                " or state=system.init_state(n, key=...)."
-            ) from err
-        if n is None and "population size" in str(err):
-            raise ValueError(
-                f"simulate got no inputs, but {type(system).__name__} takes its size from "
-                "them: pass inputs of shape (time, n)."
-            ) from err
-        raise
+    if isinstance(system, AbstractSystem):  # a jsyn model declares what it takes
+        _check_declared(system, n, key)
+    return system.init_state(n, dtype=dtype, **kwargs)
+
+
+def _check_declared(system: AbstractSystem, n, key) -> None:
+    """What `system` declares it needs to build its state: a key (`needs_key`), a size
+    from the inputs (`sized_by_inputs`)."""
+    name = type(system).__name__
+    if key is not None and not system.needs_key:
+        raise TypeError(f"{name}.init_state takes no key: it is deterministic, drop key.")
+    if key is None and system.needs_key:
+        raise TypeError(
+            f"{system.stochastic_parts()} stochastic: pass simulate(..., key=jax.random.key(0))"
+            " or state=system.init_state(n, key=...)."
+        )
+    if n is None and system.sized_by_inputs:
+        raise ValueError(
+            f"simulate got no inputs, but {name} takes its size from them: pass inputs of "
+            "shape (time, n)."
+        )
 
 
 def _check_state(system, state, leaves):
@@ -442,11 +445,11 @@ def _check_state(system, state, leaves):
     inputs (for systems whose size follows the inputs)."""
     if not leaves:
         return
+    if not isinstance(system, AbstractSystem) or system.needs_key:
+        return  # stochastic or foreign systems: their own step checks shapes
     n = tuple(np.shape(leaves[0])[1:])
-    try:
-        expected = eqx.filter_eval_shape(lambda: system.init_state(n))
-    except (TypeError, ValueError):
-        return  # stochastic or fixed-size systems: their own step checks shapes
+    size = n if system.sized_by_inputs else None  # else the size its parameters fix
+    expected = eqx.filter_eval_shape(lambda: system.init_state(size))
     got_struct, want_struct = jax.tree.structure(state), jax.tree.structure(expected)
     if got_struct != want_struct:
         raise ValueError(

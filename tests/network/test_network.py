@@ -468,8 +468,6 @@ def test_projection_delay_errors():
         jsyn.Projection(conn, jsyn.Expon(), delay=1.0)
     with pytest.raises(ValueError, match="one delay per synapse, shape \\(3,\\)"):
         jsyn.Projection(conn, jsyn.Expon(), delay=jnp.ones(4), dt=DT)
-    with pytest.raises(TypeError, match="per_synapse=.... is replaced by synapse_params"):
-        jsyn.Projection(conn, jsyn.AMPA(), per_synapse=False)
     proj = jsyn.Projection(conn, jsyn.Expon(), delay=1.0, dt=DT)
     with pytest.raises(ValueError, match="built for dt=0.1"):
         jsyn.simulate(proj, jnp.zeros((5, 3)), 0.2)
@@ -648,3 +646,43 @@ def test_a_projection_delay_keeps_the_charge_of_each_response(synapse):
     np.testing.assert_allclose(charge, charge[0], rtol=1e-6)
     one = jsyn.Projection(jsyn.one_to_one(4), synapse, delay=0.25, dt=DT)
     np.testing.assert_allclose(jsyn.simulate(one, spikes, DT)[1][:, 0], g[:, 1], rtol=1e-12)
+
+
+# -- declared capabilities ------------------------------------------------------------------
+
+
+def test_what_a_group_declares_is_checked_at_construction():
+    """Output laws that read V need a group with a potential; the neuromodulator group a
+    gain reads must exist, be a Neuromodulator, and have 1 or n_post cells."""
+    coba = jsyn.Projection(jsyn.all_to_all(2, 1, 0.5), jsyn.Expon(), jsyn.COBA(), pre="a", post="m")
+    with pytest.raises(ValueError, match="Neuromodulator declares none"):
+        jsyn.Network({"a": (jsyn.LIF(), 2), "m": (jsyn.Neuromodulator(), 1)}, {"p": coba})
+    gain = jsyn.Projection(
+        jsyn.all_to_all(2, 1, 0.5),
+        jsyn.Expon(),
+        jsyn.CUBA(),
+        pre="a",
+        post="b",
+        modulation=jsyn.ModulatedGain("DA"),
+    )
+    groups = {"a": (jsyn.LIF(), 2), "b": (jsyn.LIF(), 1)}
+    with pytest.raises(ValueError, match="'DA', which is not a group.*add it"):
+        jsyn.Network(groups, {"p": gain})
+    with pytest.raises(ValueError, match="which is a LIF group; make it a jsyn.Neuromodulator"):
+        jsyn.Network(groups | {"DA": (jsyn.LIF(), 1)}, {"p": gain})
+    with pytest.raises(ValueError, match=r"which has 3 cells; make it of size 1 \("):
+        jsyn.Network(groups | {"DA": (jsyn.Neuromodulator(), 3)}, {"p": gain})
+
+
+def test_simulate_without_key_names_the_stochastic_parts():
+    net = jsyn.Network(
+        {"P": jsyn.Poisson(jnp.full(2, 10.0)), "E": (jsyn.LIF(), 2)},
+        {
+            "p": jsyn.Projection(
+                jsyn.all_to_all(2, 2, 0.5), jsyn.Expon(), jsyn.CUBA(), pre="P", post="E"
+            )
+        },
+    )
+    assert net.needs_key and not net.projections["p"].needs_key
+    with pytest.raises(TypeError, match=r"Network groups \['P'\] are stochastic"):
+        jsyn.simulate(net, None, DT, n_steps=3)

@@ -120,7 +120,7 @@ def test_the_trials_differ_and_the_batch_is_one_sparse_population():
     assert state.groups["P"].key.shape == (3,)  # one key per trial
     split = batch.split_state(state)
     assert split.groups["cells"].V.shape == (3, N)
-    assert split.projections["E"].delay.buffer.shape[::2] == (3, N)
+    assert split.projections["E"].transmission.arrivals.buffer.shape[::2] == (3, N)
 
 
 @pytest.mark.slow
@@ -259,5 +259,5 @@ def test_stochastic_release_and_modulated_gain_are_refused_not_dropped():
         jsyn.StochasticRelease(0.5),
         is_leaf=lambda x: x is None,
     )
-    with pytest.raises(ValueError, match="does not batch stochastic release"):
+    with pytest.raises(ValueError, match="does not batch stochastic projections"):
         jsyn.trials(noisy, 2)

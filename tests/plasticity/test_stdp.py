@@ -74,7 +74,7 @@ def test_weights_are_per_synapse_state_and_static_without_rule():
     assert state.projections["p"].w.shape == (1,)
     static = jsyn.Projection(jsyn.Sparse([0], [0], 1, 1, w=0.5), jsyn.Expon(), jsyn.CUBA())
     s0 = static.init_state()
-    assert s0.w is None and s0.rule is None and s0.sent is None
+    assert s0.w is None and s0.rule is None
 
 
 def test_bounds_additive_clip_and_multiplicative_scaling():

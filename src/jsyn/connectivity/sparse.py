@@ -426,21 +426,47 @@ def tier_index(signal, tiers: tuple[int, ...], *, words=None):
     return jnp.sum(n_active > jnp.asarray(tiers[:-1], n_active.dtype)).astype(jnp.int32)
 
 
-@functools.lru_cache(maxsize=256)
-def _branches(spec: _Spec) -> tuple:
-    """One function per tier (cached, so that JAX's caches recognise them call after call)."""
+def tier_branches(body, tiers: tuple[int, ...]) -> tuple:
+    """The branches of `by_tier`: for each capacity in `tiers`, a function of
+    `(signal, words, *operands)` that runs `body(idx, *operands)` on the selection of up
+    to that many active neurons (`select`), the last one on `ALL`."""
 
     def tier(cap):
-        def run(*args):
-            *args, words = args
-            return _gathered(spec, *args, idx=select(args[2], cap, words=words))
+        def run(signal, words, *operands):
+            return body(select(signal, cap, words=words), *operands)
 
         return run
 
-    def everything(*args):
-        return _gathered(spec, *args[:-1], idx=None)
+    def everything(signal, words, *operands):
+        return body(ALL, *operands)
 
-    return (*(tier(cap) for cap in spec.tiers[:-1]), everything)
+    return (*(tier(cap) for cap in tiers[:-1]), everything)
+
+
+def by_tier(signal, tiers: tuple[int, ...], branches: tuple, *operands):
+    """The event-driven tier switch: `body(idx, *operands)` (see `tier_branches`, which
+    builds `branches` from `body`) run once, on the active neurons of `signal` (its
+    nonzero entries) selected at the smallest capacity in `tiers` that holds them, or on
+    `ALL` at the last tier. One bit mask, one count, one `jax.lax.switch`; used by
+    `Sparse.deliver` and by a `jsyn.Network`, which selects a group's spiking cells once
+    for all the projections leaving it."""
+    if len(tiers) == 1:
+        return branches[0](signal, None, *operands)
+    words = active_words(signal)
+    index = tier_index(signal, tiers, words=words)
+    return jax.lax.switch(index, branches, signal, words, *operands)
+
+
+@functools.lru_cache(maxsize=256)
+def _branches(spec: _Spec) -> tuple:
+    """`Sparse`'s tier branches (cached, so that JAX's caches recognise them call after
+    call)."""
+
+    def body(idx, targets, indptr, signal, w, rows, rows_next, frac, into, hook):
+        args = (targets, indptr, signal, w, rows, rows_next, frac, into, hook)
+        return _gathered(spec, *args, idx=None if idx is ALL else idx)
+
+    return tier_branches(body, spec.tiers)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -448,11 +474,7 @@ def _deliver(spec: _Spec, targets, indptr, signal, w, rows, rows_next, frac, int
     args = (targets, indptr, signal, w, rows, rows_next, frac, into, hook)
     if idx is not None:
         return _gathered(spec, *args, idx=idx)
-    if len(spec.tiers) == 1:
-        return _gathered(spec, *args, idx=None)
-    words = active_words(signal)
-    index = tier_index(signal, spec.tiers, words=words)
-    return jax.lax.switch(index, _branches(spec), *args, words)
+    return by_tier(signal, spec.tiers, _branches(spec), *args)
 
 
 @_deliver.defjvp

@@ -40,7 +40,7 @@ of step $n$ for the spikelets of the next step.
 """
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -49,8 +49,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._component import AbstractSystem, as_count
 from .._custom_types import Shape
-from ..connectivity import ALL, Sparse, default_tiers, select
-from ..connectivity.sparse import active_words, tier_index
+from ..connectivity import ALL, Sparse, default_tiers
+from ..connectivity.sparse import by_tier, tier_branches
 from ..gap_junction import GapJunction
 from ..neurons import AbstractNeuron, Neuromodulator
 from .projection import Projection, ProjectionState
@@ -115,6 +115,7 @@ class Network(AbstractSystem):
     projections: dict[str, Projection]
     gaps: dict[str, GapJunction]
     sizes: tuple[tuple[str, int], ...] = eqx.field(static=True)
+    sized_by_inputs: ClassVar[bool] = False  # the groups fix the sizes
 
     def __init__(
         self,
@@ -138,7 +139,7 @@ class Network(AbstractSystem):
                 n = as_count(n, f"Network group {name!r}'s size", minimum=1)
             else:
                 neuron = group
-                n = _source_size(neuron) if isinstance(neuron, AbstractNeuron) else None
+                n = neuron.own_size() if isinstance(neuron, AbstractNeuron) else None
                 if n is None:
                     raise ValueError(
                         f"Network group {name!r}: give its size as ({type(neuron).__name__}"
@@ -180,17 +181,18 @@ class Network(AbstractSystem):
             rule_source = None if proj.plasticity is None else proj.plasticity.modulator
             gain_source = None if proj.modulation is None else proj.modulation.modulator
             for source, reader in ((rule_source, "rule"), (gain_source, "modulation")):
-                if source is not None and not (
-                    isinstance(neurons.get(source), Neuromodulator)
-                    and size_of[source] in (1, proj.n_post)
-                ):
-                    raise ValueError(
-                        f"Network projection {pname!r}: its {reader} reads the neuromodulator "
-                        f"group {source!r}, which must be a jsyn.Neuromodulator group of size 1 or "
-                        f"{proj.n_post} (groups: {sorted(size_of)}); add it, e.g. "
-                        f"{{{source!r}: (jsyn.Neuromodulator(tau_d=200.0), 1)}}."
-                    )
-            if proj.output is None and not _takes_jump(neurons[proj.post]):
+                if source is not None:
+                    _check_modulator(pname, reader, source, neurons, size_of, proj.n_post)
+            post = neurons[proj.post]
+            if proj.output is not None and proj.output.needs_potential and not post.has_potential:
+                raise ValueError(
+                    f"Network projection {pname!r}: its {type(proj.output).__name__} output "
+                    f"reads the membrane potential V of its post group {proj.post!r}, but "
+                    f"{type(post).__name__} declares none (has_potential = False); target a "
+                    "group with a potential (jsyn.LIF; a neuron of your own declares "
+                    "has_potential: ClassVar[bool] = True) or use jsyn.CUBA."
+                )
+            if proj.output is None and not post.takes_jump:
                 raise ValueError(
                     f"Network projection {pname!r} gives voltage jumps (no output law), but its "
                     f"post group {proj.post!r} ({type(neurons[proj.post]).__name__}) takes no "
@@ -204,6 +206,26 @@ class Network(AbstractSystem):
     def constraints(self):
         return ()
 
+    @property
+    def needs_key(self) -> bool:
+        """Whether a group (`jsyn.Poisson`) or a projection (stochastic release,
+        `jsyn.OUNoise`, `jsyn.QuantalSTP`) is stochastic, so that `init_state` needs a key."""
+        return any(g.needs_key for g in self.groups.values()) or any(
+            p.needs_key for p in self.projections.values()
+        )
+
+    def stochastic_parts(self) -> str:
+        """The stochastic groups and projections, named: `"Network groups ['P'] are"`."""
+        which = [
+            f"{kind} {names}"
+            for kind, names in (
+                ("groups", [n for n, g in self.groups.items() if g.needs_key]),
+                ("projections", [n for n, p in self.projections.items() if p.needs_key]),
+            )
+            if names
+        ]
+        return f"Network {' and '.join(which)} are"
+
     def init_state(
         self, n: Shape | None = None, *, dtype=None, key: PRNGKeyArray | None = None
     ) -> NetworkState:
@@ -211,16 +233,11 @@ class Network(AbstractSystem):
         stochastic groups (`jsyn.Poisson`) and projections (stochastic release)."""
         dtype = jnp.result_type(float) if dtype is None else dtype
         groups = {}
-        stochastic = [name for name, g in self.groups.items() if _needs_key(g)]
+        stochastic = [name for name, g in self.groups.items() if g.needs_key]
         random_projections = [name for name, p in self.projections.items() if p.needs_key]
-        if (stochastic or random_projections) and key is None:
-            which = [
-                f"{kind} {names}"
-                for kind, names in (("groups", stochastic), ("projections", random_projections))
-                if names
-            ]
+        if self.needs_key and key is None:
             raise TypeError(
-                f"Network {' and '.join(which)} are stochastic and need a key: pass "
+                f"{self.stochastic_parts()} stochastic and need a key: pass "
                 "simulate(..., key=jax.random.key(0)) or net.init_state(key=...)."
             )
         proj_keys = {}
@@ -270,7 +287,8 @@ class Network(AbstractSystem):
             if proj.output is None:
                 part = ps.g
             else:
-                V = getattr(state.groups[proj.post], "V", None)
+                post = self.groups[proj.post]
+                V = state.groups[proj.post].V if post.has_potential else None
                 part = proj.output.current(ps.g, _take(V, proj.post_slice))
             total[proj.post] = _add(total[proj.post], part, proj.post_slice)
         # 1b. gap-junction currents, and the spikelets of the last step's spikes
@@ -333,26 +351,18 @@ class Network(AbstractSystem):
         signal = _take(spikes[pre], rng)
         tiers = default_tiers(signal.shape[0])
         start = 0 if rng is None else rng[0]
-        words = None if len(tiers) == 1 else active_words(signal)
 
-        def branch(cap):
-            def run():
-                idx = ALL if cap == tiers[-1] else select(signal, cap, words=words)
-                out = {}
-                for name in names:
-                    proj = self.projections[name]
-                    offset = (0 if proj.pre_slice is None else proj.pre_slice[0]) - start
-                    # entries outside the projection's slice fall outside [0, n_pre): padding
-                    sel = idx if idx is ALL or not offset else idx - offset
-                    out[name] = self._project(name, proj, state, spikes, groups, dt, sel)
-                return out
+        def run(idx):
+            out = {}
+            for name in names:
+                proj = self.projections[name]
+                offset = (0 if proj.pre_slice is None else proj.pre_slice[0]) - start
+                # entries outside the projection's slice fall outside [0, n_pre): padding
+                sel = idx if idx is ALL or not offset else idx - offset
+                out[name] = self._project(name, proj, state, spikes, groups, dt, sel)
+            return out
 
-            return run
-
-        if len(tiers) == 1:
-            return branch(tiers[0])()
-        index = tier_index(signal, tiers, words=words)
-        return jax.lax.switch(index, [branch(c) for c in tiers])
+        return by_tier(signal, tiers, tier_branches(run, tiers))
 
 
 # Slices of a group up to this size share one switch and one selection (a step's fixed
@@ -374,6 +384,28 @@ def _shares_selection(proj: Projection) -> bool:
         and conn.tiers == default_tiers(conn.n_pre)
         and not proj.per_synapse
     )
+
+
+def _check_modulator(pname, reader, source, neurons, size_of, n_post) -> None:
+    """The neuromodulator group `source` that a projection's rule or gain reads: a
+    `jsyn.Neuromodulator` group of size 1 or `n_post`."""
+    sizes = "1" if n_post == 1 else f"1 or {n_post}"
+    where = f"Network projection {pname!r}: its {reader} reads the neuromodulator group {source!r}"
+    if source not in neurons:
+        raise ValueError(
+            f"{where}, which is not a group (groups: {sorted(size_of)}); add it, e.g. "
+            f"{{{source!r}: (jsyn.Neuromodulator(tau_d=200.0), 1)}}."
+        )
+    if not isinstance(neurons[source], Neuromodulator):
+        raise ValueError(
+            f"{where}, which is a {type(neurons[source]).__name__} group; make it a "
+            f"jsyn.Neuromodulator group, e.g. {{{source!r}: (jsyn.Neuromodulator(), 1)}}."
+        )
+    if size_of[source] not in (1, n_post):
+        raise ValueError(
+            f"{where}, which has {size_of[source]} cells; make it of size {sizes} (one "
+            "cell for every postsynaptic neuron, or one per postsynaptic neuron)."
+        )
 
 
 def _check_gaps(gaps, neurons, size_of) -> dict[str, GapJunction]:
@@ -402,8 +434,7 @@ def _check_gaps(gaps, neurons, size_of) -> dict[str, GapJunction]:
                     f"{side} group {group!r} has {size_of[group]} neurons; match them."
                 )
             neuron = neurons[group]
-            state = None if _needs_key(neuron) else eqx.filter_eval_shape(neuron.init_state, n)
-            if not hasattr(state, "V") or (side == "post" and not _takes_jump(neuron)):
+            if not neuron.has_potential or (side == "post" and not neuron.takes_jump):
                 raise ValueError(
                     f"Network gap junction {gname!r} joins group {group!r} "
                     f"({type(neuron).__name__}), which has no membrane potential V"
@@ -411,17 +442,6 @@ def _check_gaps(gaps, neurons, size_of) -> dict[str, GapJunction]:
                     + "; join neurons such as jsyn.LIF."
                 )
     return {str(k): v for k, v in gaps.items()}
-
-
-def _source_size(neuron) -> int | None:
-    """The size of a source fixed by its parameters, or `None`."""
-    kwargs = {"key": jax.random.key(0)} if _needs_key(neuron) else {}
-    try:
-        state = eqx.filter_eval_shape(lambda: neuron.init_state(None, **kwargs))
-    except (TypeError, ValueError):
-        return None
-    spikes = getattr(state, "spikes", None)
-    return None if spikes is None or len(spikes.shape) != 1 else int(spikes.shape[0])
 
 
 _PROJECTION_KEYS = 0x5EED_0001  # folded into the network's key for its projections' keys
@@ -433,15 +453,3 @@ def _key_of(keys, name) -> dict:
 
 def _describe_input(x) -> str:
     return f"keys {sorted(x)}" if isinstance(x, Mapping) else type(x).__name__
-
-
-def _needs_key(neuron) -> bool:
-    import inspect
-
-    return "key" in inspect.signature(neuron.init_state).parameters
-
-
-def _takes_jump(neuron) -> bool:
-    import inspect
-
-    return "jump" in inspect.signature(neuron.step).parameters

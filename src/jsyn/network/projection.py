@@ -5,8 +5,7 @@ r"""Projections: the synapses from one group of neurons onto another,
 run alone under `jsyn.simulate` or inside a `jsyn.Network`.
 """
 
-import inspect
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -17,13 +16,21 @@ from .._component import AbstractSystem, as_shape
 from .._custom_types import ScalarLike, Shape
 from .._params import AbstractParam, as_param, resolve
 from ..connectivity import AbstractConnection, Sparse
-from ..delays import Delay, DelayState
+from ..delays import Delay
 from ..outputs import AbstractOutput
 from ..plasticity import AbstractLongTermPlasticity, AbstractShortTermPlasticity
 from ..plasticity.base import AbstractTraceRule
-from ..synapses import AbstractDelivery, AbstractLinearSynapse, AbstractSynapse, Drive
+from ..synapses import AbstractLinearSynapse, AbstractSynapse
 from .modulation import ModulatedGain
 from .release import ReleaseEvents, StochasticRelease
+from .transmission import (
+    AbstractTransmission,
+    AbstractTransmissionState,
+    PerSynapseKinetics,
+    PlasticWeights,
+    SummedKinetics,
+    TransmissionInputs,
+)
 
 _LAYOUTS = ("post", "synapse")
 
@@ -80,71 +87,43 @@ def _layout(synapse: AbstractSynapse, conn: AbstractConnection, layout) -> str:
     return layout
 
 
-def _takes_key(model) -> bool:
-    """Whether `model` (a synapse or STP model, or `None`) is stochastic: its `init_state`
-    takes a PRNG key (`jsyn.OUNoise`, `jsyn.QuantalSTP`)."""
-    return model is not None and "key" in inspect.signature(model.init_state).parameters
-
-
-class _Spikes(AbstractDelivery):
-    """A step's presynaptic signal as the drive of summed kinetics: delivered through the
-    connection straight into the state (event-driven with `jsyn.Sparse`)."""
-
-    conn: AbstractConnection
-    signal: Float[Array, " n_pre"]
-    weights: Array | None = None  # the plastic weights, or None for the connection's
-    hook: ReleaseEvents | None = None  # stochastic release, or None
-    selection: Any = None  # the active presynaptic neurons, when found upstream
-
-    def _deliver(self, signal, into):
-        kw = {} if self.selection is None else {"selection": self.selection}
-        return self.conn.deliver(signal, into, weights=self.weights, hook=self.hook, **kw)
-
-    def add(self, into, scale=None):
-        if scale is None:
-            return self._deliver(self.signal, into)
-        if jnp.ndim(scale) == 0:  # folded into the signal: still one pass
-            return self._deliver(self.signal * scale, into)
-        return into + scale * self.drive()
-
-    def drive(self):
-        return self._deliver(self.signal, jnp.zeros((self.conn.n_post,), self.signal.dtype))
+def _needs_key(model) -> bool:
+    """Whether `model` (a synapse or STP model, or `None`) is stochastic (declared by its
+    `needs_key`: `jsyn.OUNoise`, `jsyn.QuantalSTP`)."""
+    return model is not None and model.needs_key
 
 
 class ProjectionState(eqx.Module):
-    """State of a `Projection`.
+    """State of a `Projection`, one field per stage of its pipeline:
 
     - `stp`: the short-term plasticity state (per presynaptic neuron), or `None`.
-    - `delay`: without a delay `None`; otherwise the ring buffer (`jsyn.DelayState`) of the
-      delay: with summed kinetics the drive arriving at the postsynaptic neurons in the
-      coming steps, shape `(slots, n_post)` (`None` with a plasticity rule, whose spikes
-      wait in `sent`); with per-synapse kinetics the past outputs, shape `(slots, n_post)`
-      for one delay, `(slots, *syn_shape)` for one per synapse or with a plasticity rule.
-    - `synapse`: the kinetics state, per postsynaptic neuron (summed kinetics) or per
-      synapse.
+    - `transmission`: the state of the projection's transmission (`SummedState`,
+      `PerSynapseState` or `PlasticState`, see `jsyn.network.transmission`): the kinetics
+      and what is in flight (the delay buffers), and with a plasticity rule the weights
+      and the rule's traces.
     - `g`: the projection's output at the end of the last step, per postsynaptic neuron:
       the weighted conductance (dimensionless) or, without output law, the voltage jump
       (mV).
-    - `w`: with a long-term plasticity rule, the weights at the end of the last step, one
-      per synapse (shape `conn.syn_shape`); `None` without one (the connection's weights).
-    - `rule`: the rule's traces (e.g. `jsyn.STDPState`), or `None`. Per synapse, or per
-      neuron when the update is event-driven (see `Projection`).
-    - `sent`: with a rule and a delay, the presynaptic spikes of the last steps (a
-      `jsyn.DelayState` of shape `(slots, n_pre)`; with STP and summed kinetics
-      `(slots, 2 n_pre)`, the spikes then the transmitted signal), read when they arrive
-      at each synapse; otherwise `None`.
     - `key`: with stochastic release, the PRNG key of the next step (split once per step);
       otherwise `None`.
+
+    `w` (property): with a long-term plasticity rule, the weights at the end of the last
+    step, one per synapse (shape `conn.syn_shape`); `None` without one. `rule`
+    (property): the rule's traces (e.g. `jsyn.STDPState`), or `None`.
     """
 
     stp: Any
-    delay: DelayState | None
-    synapse: Any
+    transmission: AbstractTransmissionState
     g: Float[Array, " n_post"]
-    w: Float[Array, "*syn"] | None = None
-    rule: Any = None
-    sent: DelayState | None = None
     key: PRNGKeyArray | None = None
+
+    @property
+    def w(self) -> Array | None:
+        return self.transmission.weights()
+
+    @property
+    def rule(self) -> Any:
+        return self.transmission.rule()
 
 
 class Projection(AbstractSystem):
@@ -254,7 +233,15 @@ class Projection(AbstractSystem):
 
     **Attributes:** `line`, the `jsyn.Delay` (or `None`); `delay`, its delay (a property,
     so `eqx.tree_at(lambda p: p.delay, proj, d)` sets it); `per_synapse`, whether the
-    kinetics keep one state per synapse.
+    kinetics keep one state per synapse; `transmission`, how the projection transmits,
+    chosen once from its parts when it is built (`jsyn.network.transmission`:
+    `SummedKinetics`, `PerSynapseKinetics` or `PlasticWeights`, each with its own state).
+
+    **The pipeline.** `step` runs the same stages in the same order whatever the parts:
+    short-term plasticity (the efficacy of each spike) → stochastic release (which
+    spikes release at each synapse) → transmission (delay, connection, kinetics, and
+    plastic weights) → gain (`modulation`) → `g`. A stage that is absent passes its input
+    on.
     """
 
     conn: AbstractConnection
@@ -270,6 +257,8 @@ class Projection(AbstractSystem):
     post: str | None = eqx.field(static=True)
     pre_slice: tuple[int, int] | None = eqx.field(static=True)
     post_slice: tuple[int, int] | None = eqx.field(static=True)
+    transmission: AbstractTransmission
+    sized_by_inputs: ClassVar[bool] = False  # the connection fixes the size
 
     def __init__(
         self,
@@ -287,16 +276,9 @@ class Projection(AbstractSystem):
         post_slice: tuple[int, int] | slice | None = None,
         synapse_params: str | None = None,
         plasticity: AbstractLongTermPlasticity | None = None,
-        per_synapse: bool | None = None,
         release: StochasticRelease | None = None,
         modulation: ModulatedGain | None = None,
     ):
-        if per_synapse is not None:
-            raise TypeError(
-                "Projection(per_synapse=...) is replaced by synapse_params: "
-                "synapse_params='synapse' for one state (and parameter value) per synapse, "
-                "synapse_params='post' for parameters per postsynaptic neuron."
-            )
         if not isinstance(conn, AbstractConnection):
             raise TypeError(
                 f"Projection.conn must be a jsyn connection such as jsyn.Sparse or jsyn.Dense "
@@ -350,7 +332,10 @@ class Projection(AbstractSystem):
         self.release, self.modulation = release, modulation
         self.synapse_params = _layout(synapse, conn, synapse_params)
         self.conn, self.synapse, self.output, self.stp = conn, synapse, output, stp
-        if release is not None and plasticity is not None and not self.per_synapse:
+        per_synapse = self.synapse_params == "synapse" or not isinstance(
+            synapse, AbstractLinearSynapse
+        )
+        if release is not None and plasticity is not None and not per_synapse:
             raise ValueError(
                 "Projection: stochastic release together with a plasticity rule needs one "
                 "state per synapse (the released spikes drive each synapse's kinetics); pass "
@@ -368,16 +353,16 @@ class Projection(AbstractSystem):
                     f"Projection.{name}={rng} spans {rng[1] - rng[0]} neurons but the "
                     f"connection has {n}; match the slice to the connection."
                 )
-        if delay is None:
-            self.line = None
-            return
-        d_shape = jnp.shape(resolve(as_param(delay)))
-        if d_shape not in ((), conn.syn_shape):
-            raise ValueError(
-                f"Projection.delay must be a scalar or one delay per synapse, shape "
-                f"{conn.syn_shape} (got shape {d_shape})."
-            )
-        self.line = Delay(delay, dt, max_delay=max_delay, owner="Projection")
+        self.line = None
+        if delay is not None:
+            d_shape = jnp.shape(resolve(as_param(delay)))
+            if d_shape not in ((), conn.syn_shape):
+                raise ValueError(
+                    f"Projection.delay must be a scalar or one delay per synapse, shape "
+                    f"{conn.syn_shape} (got shape {d_shape})."
+                )
+            self.line = Delay(delay, dt, max_delay=max_delay, owner="Projection")
+        self.transmission = _transmission(self, per_synapse)
 
     def constraints(self):
         return ()  # the delay's are its `Delay`'s
@@ -399,25 +384,14 @@ class Projection(AbstractSystem):
     def per_synapse(self) -> bool:
         """Whether the kinetics keep one state per synapse (otherwise one per postsynaptic
         neuron, with the drives summed)."""
-        linear = isinstance(self.synapse, AbstractLinearSynapse)
-        return self.synapse_params == "synapse" or not linear
-
-    def _one_delay_per_synapse(self) -> bool:
-        """Whether the delay is given per synapse (not one for all, not none)."""
-        return self.line is not None and jnp.ndim(resolve(self.line.delay)) > 0
-
-    def _delays_per_synapse(self) -> bool:
-        """Whether per-synapse kinetics delay their output per synapse (one delay per
-        synapse, or plastic weights that weight each synapse's output as it arrives), not
-        per postsynaptic neuron."""
-        return self.per_synapse and (self._one_delay_per_synapse() or self.plasticity is not None)
+        return self.transmission.per_synapse
 
     @property
     def needs_key(self) -> bool:
         """Whether the projection is stochastic (stochastic release, or a synapse or STP
         model with random numbers such as `jsyn.OUNoise`, `jsyn.QuantalSTP`), so that
         `init_state` needs a PRNG key."""
-        return self.release is not None or _takes_key(self.stp) or _takes_key(self.synapse)
+        return self.release is not None or _needs_key(self.stp) or _needs_key(self.synapse)
 
     def init_state(
         self, n: Shape | None = None, *, dtype=None, key: PRNGKeyArray | None = None
@@ -440,33 +414,13 @@ class Projection(AbstractSystem):
             )
         dtype = jnp.result_type(float) if dtype is None else dtype
         keys = [None] * 3 if key is None else list(jax.random.split(key, 3))
-        stp_key = {"key": keys[1]} if _takes_key(self.stp) else {}
+        stp_key = {"key": keys[1]} if _needs_key(self.stp) else {}
         stp = None if self.stp is None else self.stp.init_state(self.n_pre, dtype=dtype, **stp_key)
-        shape = self.conn.syn_shape if self.per_synapse else (self.n_post,)
-        delay = None
-        if self.line is not None and (self.plasticity is None or self.per_synapse):
-            held = self.conn.syn_shape if self._delays_per_synapse() else (self.n_post,)
-            delay = self.line.init_arrivals(held, dtype=dtype)
-        w = rule = sent = None
-        if self.plasticity is not None:
-            w = jnp.broadcast_to(self.conn.weights(jnp.zeros((), dtype)), self.conn.syn_shape)
-            w = self.plasticity.clip(w)
-            if self._learns_by_events():
-                rule = self.plasticity.init_neuron_state(self.n_pre, self.n_post, dtype=dtype)
-            else:
-                rule = self.plasticity.init_state(self.conn.syn_shape, dtype=dtype)
-            if self.line is not None:
-                sent = self.line.init_arrivals((self._sent_rows() * self.n_pre,), dtype=dtype)
+        synapse_key = keys[2] if _needs_key(self.synapse) else None
         return ProjectionState(
             stp=stp,
-            delay=delay,
-            synapse=self.synapse.init_state(
-                shape, dtype=dtype, **({"key": keys[2]} if _takes_key(self.synapse) else {})
-            ),
+            transmission=self.transmission.init_state(self, dtype, synapse_key),
             g=jnp.zeros((self.n_post,), dtype),
-            w=w,
-            rule=rule,
-            sent=sent,
             key=keys[0] if self.release is not None else None,
         )
 
@@ -499,53 +453,42 @@ class Projection(AbstractSystem):
                 f"Projection.step needs presynaptic spikes of shape ({self.n_pre},) (got shape "
                 f"{spikes.shape}); batch trials with jax.vmap."
             )
-        signal = signal_counts = spikes.astype(state.g.dtype)
-        stp, p_pre = state.stp, None
-        if self.stp is not None:
-            stp, r = self.stp.step(stp, signal, dt)
-            if self.release is not None and self.release.p is None:
-                p_pre = r  # the efficacy is the release probability of the spike
-            else:
-                signal = r
-        key, hook = state.key, None
-        if self.release is not None:
-            key, sub = jax.random.split(key)
-            hook = ReleaseEvents(self.release, sub, p_pre, counts=signal_counts)
-        w = rule = sent = None
-        if self.plasticity is not None:
-            synapse, delay, g, w, rule, sent = self._plastic_step(
-                state, spikes, signal, post_spikes, modulator, dt, hook
-            )
-        elif self.per_synapse:
-            synapse, delay, g = self._per_synapse_step(state, signal, dt, hook)
-        else:
-            synapse, delay, g = self._summed_step(state, signal, dt, hook, selection)
-        if self.modulation is not None:
-            g = g * self._gain(gain_modulator, g.dtype)
-        new = ProjectionState(
-            stp=stp, delay=delay, synapse=synapse, g=g, w=w, rule=rule, sent=sent, key=key
+        counts = signal = spikes.astype(state.g.dtype)
+        stp, signal, p_pre = self._short_term(state.stp, signal, dt)
+        key, hook = self._release(state.key, p_pre, counts)
+        inputs = TransmissionInputs(post_spikes, modulator, selection)
+        transmission, g = self.transmission.step(
+            self, state.transmission, spikes, signal, dt, hook, inputs
         )
+        g = self._modulate(g, gain_modulator)
+        new = ProjectionState(stp=stp, transmission=transmission, g=g, key=key)
         return new, g
 
-    def _plastic_step(self, state, spikes, signal, post_spikes, modulator, dt, hook):
-        """A plastic projection's step: `(synapse, delay, g, w, rule, sent)`. The rule
-        learns from the pre events as they arrive; the arriving spikes are weighted by the
-        weights at the start of this step."""
-        post_spikes = self._post_spikes(post_spikes)
-        sent, events, arrived = self._arrivals(state.sent, spikes.astype(state.w.dtype), signal, dt)
-        transmit = None if self.per_synapse else arrived
-        w, rule, drive = self._learn(state, events, post_spikes, modulator, dt, transmit)
-        if self.per_synapse:
-            synapse, delay, g = self._per_synapse_step(state, signal, dt, hook)
-            return synapse, delay, g, w, rule, sent
-        if drive is not None:  # delivered by the rule's event-driven pass
-            delivery = Drive(drive.astype(signal.dtype))
-        elif self._one_delay_per_synapse():
-            delivery = Drive(self.conn.collect(arrived, weights=state.w))
-        else:
-            delivery = _Spikes(self.conn, arrived, state.w)
-        synapse, g = self.synapse.step_with_delivery(state.synapse, delivery, dt)
-        return synapse, None, g, w, rule, sent
+    def _short_term(self, stp, signal, dt):
+        """Short-term plasticity: `(state, signal, p_pre)`, the spikes scaled by their
+        efficacy, or with `StochasticRelease(p=None)` the efficacy as the release
+        probability of each spike (`p_pre`; `None` otherwise)."""
+        if self.stp is None:
+            return stp, signal, None
+        stp, r = self.stp.step(stp, signal, dt)
+        if self.release is not None and self.release.p is None:
+            return stp, signal, r
+        return stp, r, None
+
+    def _release(self, key, p_pre, counts):
+        """Stochastic release: `(key, hook)`, the key of the next step and the release
+        of this step's spikes (`counts` per presynaptic cell, each spike drawing on its own;
+        `None` without release)."""
+        if self.release is None:
+            return key, None
+        key, sub = jax.random.split(key)
+        return key, ReleaseEvents(self.release, sub, p_pre, counts=counts)
+
+    def _modulate(self, g, gain_modulator):
+        """The neuromodulator's gain on the output (none without `modulation`)."""
+        if self.modulation is None:
+            return g
+        return g * self._gain(gain_modulator, g.dtype)
 
     def _gain(self, d, dtype):
         """The modulation's gain for the concentration `d` of this step, shape `(n_post,)`
@@ -564,124 +507,6 @@ class Projection(AbstractSystem):
             )
         return self.modulation.gain(d[0] if d.shape == (1,) else d)
 
-    def _learns_by_events(self) -> bool:
-        """Whether the rule's step is event-driven: an all-to-all trace rule with scalar
-        time constants on an event-driven `jsyn.Sparse`, with no delay or one delay."""
-        return (
-            isinstance(self.plasticity, AbstractTraceRule)
-            and self.plasticity.per_neuron
-            and isinstance(self.conn, Sparse)
-            and self.conn.event_driven
-            and not self._one_delay_per_synapse()
-        )
-
-    def _sent_rows(self) -> int:
-        """What a plastic projection's delay buffer holds per presynaptic neuron: the
-        spikes (the rule's events), and with STP and summed kinetics also the transmitted
-        signal (the spikes scaled by their efficacy)."""
-        return 2 if self.stp is not None and not self.per_synapse else 1
-
-    def _post_spikes(self, post_spikes):
-        if post_spikes is None:
-            raise ValueError(
-                "Projection with plasticity needs the spikes of its postsynaptic group in "
-                "each step (post_spikes=...); run it inside a jsyn.Network, which passes them."
-            )
-        post_spikes = jnp.asarray(post_spikes)
-        if post_spikes.shape != (self.n_post,):
-            raise ValueError(
-                f"Projection.step needs post_spikes of shape ({self.n_post},) (got shape "
-                f"{post_spikes.shape})."
-            )
-        return post_spikes
-
-    def _arrivals(self, sent, spikes, signal, dt):
-        """What arrives at the synapses of a plastic projection in this step: `(sent,
-        events, arrived)`, the delay buffer, the spikes (the rule's pre events) and the
-        transmitted signal, per presynaptic neuron without a delay or with one delay, per
-        synapse (shape `syn_shape`) with one delay per synapse."""
-        if self.line is None:
-            return sent, spikes, signal
-        rows = self._sent_rows()
-        x = jnp.concatenate([spikes, signal.astype(spikes.dtype)]) if rows == 2 else spikes
-        if not self._one_delay_per_synapse():
-            sent, out = self.line.step(sent, x, dt)
-            return sent, out[: self.n_pre], out[-self.n_pre :].astype(signal.dtype)
-        # each synapse's presynaptic neuron (exact as a float below 2**24 neurons)
-        index = self.conn.spread(jnp.arange(self.n_pre, dtype=spikes.dtype)).astype(jnp.int32)
-        new, events = self.line.step_at(sent, x, dt, index)
-        if rows == 1:
-            return new, events, events.astype(signal.dtype)
-        _, arrived = self.line.step_at(sent, x, dt, index + self.n_pre)  # the same push
-        return new, events, arrived.astype(signal.dtype)
-
-    def _learn(self, state: ProjectionState, events, post_spikes, modulator, dt, signal):
-        """The plasticity rule's step on the pre events as they arrive at the synapses and
-        the post group's spikes of this step. Returns `(w, rule state, drive)`: when the
-        step is event-driven, `drive` is the transmission of `signal` (per presynaptic
-        neuron, or `None`) through the weights at the start of the step, delivered in the
-        same pass; otherwise `None`."""
-        dtype = state.w.dtype
-        post_spikes = post_spikes.astype(dtype)
-        if self._learns_by_events():
-            rule, w, drive = self.conn.learn(
-                self.plasticity, state.rule, state.w, events, post_spikes, dt, signal
-            )
-            return w, rule, drive
-        pre = events if self._one_delay_per_synapse() else self.conn.spread(events)
-        post = self.conn.spread_post(post_spikes)
-        if modulator is not None:
-            modulator = jnp.asarray(modulator, dtype)
-            if modulator.shape == (self.n_post,):
-                modulator = self.conn.spread_post(modulator)
-            elif modulator.shape == (1,):
-                modulator = modulator[0]
-            else:
-                raise ValueError(
-                    f"Projection.step: the neuromodulator must have shape (1,) or "
-                    f"({self.n_post},), one per postsynaptic neuron (got {modulator.shape})."
-                )
-        rule, w = self.plasticity.step(state.rule, state.w, pre, post, dt, modulator)
-        return w, rule, None
-
-    def _summed_step(self, state: ProjectionState, signal, dt, hook, selection=None):
-        """Linear kinetics per postsynaptic neuron, the drive delivered into the state."""
-        delivery, delay = _Spikes(self.conn, signal, state.w, hook, selection), state.delay
-        if self.line is not None:
-            self.line.check_dt(dt)
-            rows, rows_next, frac = self.line.arrival_rows(delay, signal)
-            rows = dict(rows=rows, rows_next=rows_next, frac=frac, hook=hook)
-            if selection is not None:
-                rows["selection"] = selection
-            buffer = self.conn.deliver(signal, delay.buffer, weights=state.w, **rows)
-            delay, arrived = DelayState(buffer=buffer, pos=delay.pos).pop()
-            delivery = Drive(arrived)
-        synapse, g = self.synapse.step_with_delivery(state.synapse, delivery, dt)
-        return synapse, delay, g
-
-    def _per_synapse_step(self, state: ProjectionState, signal, dt, hook):
-        """Kinetics per synapse on the spikes as sent; the output delayed, then weighted."""
-        kinetics = self.synapse
-        if self.synapse_params == "post":  # each synapse reads its postsynaptic neuron's
-            kinetics = jax.tree.map(
-                lambda p: self.conn.spread_post(p) if jnp.ndim(p) else p, kinetics
-            )
-        drive = self.conn.spread(signal)
-        if hook is not None:  # every synapse, numbered as in `deliver`
-            syn = jnp.arange(drive.size, dtype=jnp.int32).reshape(drive.shape)
-            # each synapse's presynaptic neuron (exact as a float below 2**24 neurons)
-            pre = self.conn.spread(jnp.arange(self.n_pre, dtype=drive.dtype)).astype(jnp.int32)
-            drive = hook(drive, syn, pre)
-        synapse, g_syn = kinetics.step(state.synapse, drive, dt)
-        delay, w = state.delay, state.w
-        if self.line is None:
-            return synapse, delay, self.conn.collect(g_syn, weights=w)
-        if self._delays_per_synapse():
-            delay, g_syn = self.line.step(delay, g_syn, dt)
-            return synapse, delay, self.conn.collect(g_syn, weights=w)
-        delay, g = self.line.step(delay, self.conn.collect(g_syn, weights=w), dt)
-        return synapse, delay, g
-
     def current(self, state: ProjectionState, V=None) -> Float[Array, " n_post"]:
         """The current into the postsynaptic neurons (pA) at potential `V` (mV), from the
         conductance at the end of the last step. Without output law: raises."""
@@ -691,3 +516,27 @@ class Projection(AbstractSystem):
                 "currents; pass output=jsyn.COBA(...) or jsyn.CUBA(...)."
             )
         return self.output.current(state.g, V)
+
+
+def _transmission(proj: Projection, per_synapse: bool) -> AbstractTransmission:
+    """The transmission of `proj`, chosen once from its parts (see
+    `jsyn.network.transmission`)."""
+    delay_per_synapse = proj.line is not None and jnp.ndim(resolve(proj.line.delay)) > 0
+    rule = proj.plasticity
+    if rule is None:
+        if per_synapse:
+            return PerSynapseKinetics(history_per_synapse=delay_per_synapse)
+        return SummedKinetics()
+    by_events = (
+        isinstance(rule, AbstractTraceRule)
+        and rule.per_neuron
+        and isinstance(proj.conn, Sparse)
+        and proj.conn.event_driven
+        and not delay_per_synapse
+    )
+    return PlasticWeights(
+        per_synapse=per_synapse,
+        by_events=by_events,
+        delay_per_synapse=delay_per_synapse,
+        sent_rows=2 if proj.stp is not None and not per_synapse else 1,
+    )

@@ -38,11 +38,10 @@ from jaxtyping import Array
 from .. import _validation as val
 from .._sharding import shard_batch
 from .._resume import resumable_trials
-from ..batch import _batch_size
 from ..connectivity import Dense, Sparse
 from ..neurons import AbstractNeuron, Neuromodulator, Poisson, PoissonState, SpikeTimes
 from ..simulate import simulate
-from .network import Network, NetworkState, _needs_key
+from .network import Network, NetworkState
 from .projection import Projection
 
 __all__ = ["TrialBatch", "trials"]
@@ -81,7 +80,7 @@ def trials(net: Network, B: int | None = None) -> "TrialBatch":
             f"jsyn.trials needs a jsyn.Network or a batch of them (got {type(net).__name__})."
         )
     if B is None:
-        B = _batch_size(net)
+        B = _n_trials(net)
         batch = net
         net = jax.tree.map(lambda x: x[0] if eqx.is_array(x) else x, batch)
     else:
@@ -90,6 +89,21 @@ def trials(net: Network, B: int | None = None) -> "TrialBatch":
             raise ValueError(f"jsyn.trials needs B >= 1 trials (got {B}).")
         batch = None
     return TrialBatch(net, batch, B)
+
+
+def _n_trials(batch: Network) -> int:
+    """The number of trials of a batch of networks: the common leading axis of its array
+    leaves."""
+    leaves = jax.tree_util.tree_flatten_with_path(eqx.filter(batch, eqx.is_array))[0]
+    sizes = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for _, leaf in leaves}
+    if len(sizes) != 1 or None in sizes:
+        shown = ", ".join(f"{jax.tree_util.keystr(p)}: {jnp.shape(x)}" for p, x in leaves[:6])
+        raise ValueError(
+            "jsyn.trials(net) without B needs a batch of networks, every array leaf with the "
+            f"same leading (trial) axis (got shapes {shown or 'no arrays'}); build it with "
+            "jsyn.stack or jsyn.grid, or pass B for B trials of one network."
+        )
+    return sizes.pop()
 
 
 def _interleave(n: int, B: int) -> np.ndarray:
@@ -272,10 +286,11 @@ class TrialBatch:
                 f"jsyn.trials batches jsyn.Sparse and jsyn.Dense connections (projection "
                 f"{pname!r} has {type(conn).__name__})."
             )
-        if p.release is not None or p.modulation is not None:
+        if p.needs_key or p.modulation is not None:
             raise ValueError(
-                f"jsyn.trials does not batch stochastic release or a modulated gain yet "
-                f"(projection {pname!r}); run these trials with jax.vmap or one by one."
+                f"jsyn.trials does not batch stochastic projections (stochastic release, "
+                f"jsyn.QuantalSTP, jsyn.OUNoise) or a modulated gain yet (projection "
+                f"{pname!r}); run these trials with jax.vmap or one by one."
             )
         trial = np.arange(B)[:, None]
         pre_b = (pre[None, :] * B + trial).reshape(-1)  # trial-major: b * n_syn + s
@@ -336,35 +351,28 @@ class TrialBatch:
 
     # -- states, inputs and results ---------------------------------------------------
 
-    def _state_kinds(self, pname: str, p: Projection) -> dict[str, _Kind | None]:
+    def _state_kinds(self, pname: str, p: Projection) -> dict[str, Any]:
         pre, post, syn = (self._kinds[(pname, k)] for k in ("pre", "post", "syn"))
-        held = syn if p.line is not None and p._delays_per_synapse() else post
-        rule = syn
-        if p.plasticity is not None and p._learns_by_events():  # traces per neuron
-            rule = {name: pre for name in p.plasticity.pre_taus}
-            rule |= {name: post for name in p.plasticity.post_taus}
-        sent = pre
-        if p.plasticity is not None and p._sent_rows() == 2:  # the spikes, then the signal
-            b, i = np.divmod(pre.perm, p.n_pre)
-            halves = [b * 2 * p.n_pre + h * p.n_pre + i for h in range(2)]
-            sent = _Kind((2 * p.n_pre,), np.concatenate(halves))
-        return {
-            "stp": pre,
-            "delay": held,
-            "synapse": syn if p.per_synapse else post,
-            "g": post,
-            "w": syn,
-            "rule": rule,
-            "sent": sent,
-        }
+        b, i = np.divmod(pre.perm, p.n_pre)  # the spikes, then the signal
+        twice = _Kind(
+            (2 * p.n_pre,), np.concatenate([b * 2 * p.n_pre + h * p.n_pre + i for h in range(2)])
+        )
+        by_axis = {"pre": pre, "post": post, "synapse": syn, "pre x2": twice}
+
+        def kinds(axes):
+            if isinstance(axes, dict):
+                return {name: kinds(axis) for name, axis in axes.items()}
+            return by_axis[axes]
+
+        return {"stp": pre, "transmission": kinds(p.transmission.state_axes(p)), "g": post}
 
     def _map_state(self, state: NetworkState, leaf_fn, poisson) -> NetworkState:
         """Apply `leaf_fn(leaf, kind)` to every leaf of a network state (`kind` `None` for
         the scalars the trials share); `poisson(keys, spikes)` builds a Poisson group's."""
 
         def each(tree, kind):
-            if isinstance(kind, dict):  # one kind per field (a rule's per-neuron traces)
-                fields = list(kind)
+            if isinstance(kind, dict):  # one kind per field of a state module
+                fields = [f for f in kind if getattr(tree, f) is not None]
                 return eqx.tree_at(
                     lambda t: [getattr(t, f) for f in fields],
                     tree,
@@ -432,7 +440,7 @@ class TrialBatch:
 
         `key`: for stochastic groups (`jsyn.Poisson`), one key per trial, shape `(B,)`
         (e.g. `jax.random.split(key, B)`), or one key, split into `B`."""
-        if any(_needs_key(g) for g in self.single.groups.values()):
+        if any(g.needs_key for g in self.single.groups.values()):
             if key is None:
                 raise TypeError(
                     "TrialBatch.init_state: the network has stochastic groups; pass one key "

@@ -1,6 +1,7 @@
 """The neuron protocol."""
 
 import abc
+from typing import ClassVar
 
 from .._component import AbstractSystem
 from .._custom_types import Shape
@@ -14,7 +15,20 @@ class AbstractNeuron(AbstractSystem):
     - `step(state, I, dt) -> (state, spikes)`: `I` is the input current of the step (pA,
       positive into the cell; sources ignore it and accept `None`); `spikes` counts the
       spikes emitted at the end of the step (0/1 for neurons, counts for sources).
+
+    Declared for a `jsyn.Network`: `has_potential`, whether the state has a membrane
+    potential `V` (mV) that output laws and gap junctions read; `takes_jump`, whether
+    `step` takes voltage jumps, `step(state, I, dt, jump=dV)` (mV), from voltage-jump
+    projections and gap-junction spikelets; `own_size()`, the size of a source fixed by its
+    parameters (`None` for neurons, whose size the network gives).
     """
+
+    has_potential: ClassVar[bool] = False
+    takes_jump: ClassVar[bool] = False
+
+    def own_size(self) -> int | None:
+        """The number of neurons fixed by the parameters (sources), or `None`."""
+        return None
 
     @abc.abstractmethod
     def init_state(self, n: Shape | None, *, dtype=None):

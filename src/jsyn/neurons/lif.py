@@ -1,5 +1,7 @@
 """The leaky integrate-and-fire neuron."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -61,6 +63,8 @@ class LIF(AbstractNeuron):
     R: Param = param(default=1.0)
     tau_ref: Param = param(default=0.0)
     surrogate: AbstractSurrogate = SigmoidSurrogate()
+    has_potential: ClassVar[bool] = True
+    takes_jump: ClassVar[bool] = True
 
     def constraints(self):
         V_th, V_reset = resolve(self.V_th), resolve(self.V_reset)

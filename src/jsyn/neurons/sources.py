@@ -1,6 +1,7 @@
 """Spike sources: given spike times and Poisson trains."""
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -51,6 +52,10 @@ class SpikeTimes(AbstractNeuron):
     times: Float[Array, " k"]
     indices: Int[Array, " k"]
     n: int = eqx.field(static=True)
+    sized_by_inputs: ClassVar[bool] = False
+
+    def own_size(self) -> int | None:
+        return self.n
 
     def __init__(
         self,
@@ -155,6 +160,12 @@ class Poisson(AbstractNeuron):
     """
 
     rates: Param = param()
+    needs_key: ClassVar[bool] = True
+    sized_by_inputs: ClassVar[bool] = False
+
+    def own_size(self) -> int | None:
+        shape = jnp.shape(resolve(self.rates))
+        return shape[0] if len(shape) == 1 else None
 
     def constraints(self):
         return (val.nonnegative("Poisson", "rates", resolve(self.rates), "rates are in Hz, >= 0"),)

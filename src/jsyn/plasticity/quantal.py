@@ -1,6 +1,8 @@
 r"""Quantal stochastic short-term depression (Fuhrmann et al. 2002; NEST's
 `quantal_stp_synapse`)."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -73,6 +75,7 @@ class QuantalSTP(AbstractShortTermPlasticity):
     tau_f: Param = param(default=1e-3)
     tau_d: Param = param(default=800.0)
     n_sites: int = eqx.field(static=True, default=10)
+    needs_key: ClassVar[bool] = True
 
     def __check_init__(self):
         if isinstance(self.n_sites, bool) or not isinstance(self.n_sites, int) or self.n_sites < 1:

@@ -1,5 +1,7 @@
 r"""Ornstein-Uhlenbeck conductance noise (Destexhe et al. 2001), stepped exactly."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -63,6 +65,7 @@ class OUNoise(AbstractLinearSynapse):
     g0: Param = param(default=1.0)
     sigma: Param = param(default=0.25)
     tau: Param = param(default=2.7)
+    needs_key: ClassVar[bool] = True
 
     def constraints(self):
         return (

@@ -1,0 +1,381 @@
+r"""Transmissions: how a `jsyn.Projection` turns the signal of a step (its presynaptic
+spikes, scaled by short-term plasticity) into the conductance of its postsynaptic neurons.
+
+A projection picks one when it is built, from its parts, and keeps it:
+
+- `SummedKinetics`: linear kinetics, one state per postsynaptic neuron; the weighted
+  spikes are delivered straight into it (event-driven with `jsyn.Sparse`), after a
+  post-side buffer of arriving drive when there is a delay.
+- `PerSynapseKinetics`: one kinetics state per synapse, driven by the spikes of its
+  presynaptic neuron; the output is delayed (per postsynaptic neuron for one delay, per
+  synapse for one delay per synapse), then weighted and summed per postsynaptic neuron.
+- `PlasticWeights`: the weights live in the state and a long-term plasticity rule
+  changes them each step, from the presynaptic spikes as they arrive at the synapses
+  (after their delay) and the postsynaptic spikes; the arriving spikes drive summed or
+  per-synapse kinetics with the weights at the start of the step.
+
+Each has its own state Module, whose fields keep one meaning. A transmission holds only
+how it transmits (static choices), never parameters: those stay in the projection, which
+it is handed at every call. See `jsyn.Projection` for the equations.
+"""
+
+import abc
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ..delays import DelayState
+from ..synapses import AbstractDelivery, Drive
+from .release import ReleaseEvents
+
+
+class TransmissionInputs(eqx.Module):
+    """What a network hands a projection's transmission besides the signal, each `None`
+    when not given: `post_spikes`, the spikes of the postsynaptic group in this step
+    (shape `(n_post,)`); `modulator`, a `jsyn.RewardSTDP` rule's neuromodulator
+    concentration (shape `(1,)` or `(n_post,)`); `selection`, the spiking presynaptic
+    neurons when already found (see `jsyn.Sparse.deliver`)."""
+
+    post_spikes: Array | None = None
+    modulator: Array | None = None
+    selection: Any = None
+
+
+class AbstractTransmissionState(eqx.Module):
+    """The state of a transmission. `weights()` and `rule()` give the plastic weights
+    and the rule's state (`None` for static weights)."""
+
+    def weights(self) -> Array | None:
+        """The plastic weights, one per synapse, or `None` (the connection's)."""
+        return None
+
+    def rule(self) -> Any:
+        """The plasticity rule's state, or `None`."""
+        return None
+
+
+class AbstractTransmission(eqx.Module):
+    """From the signal of one step to `g`, the conductance of each postsynaptic neuron
+    (dimensionless; without output law a voltage jump, mV).
+
+    - `init_state(proj, dtype) -> state`: nothing in flight.
+    - `step(proj, state, spikes, signal, dt, hook, inputs) -> (state, g)`: `spikes` are the
+      presynaptic spikes of the step, `signal` the same scaled by short-term plasticity,
+      `hook` the stochastic release of the step (`None` without), `inputs` a
+      `TransmissionInputs`.
+
+    `per_synapse`: whether the kinetics keep one state per synapse. `state_axes(proj)`:
+    how each field of the state lies, by name: `"pre"` (one per presynaptic neuron),
+    `"post"` (one per postsynaptic neuron), `"synapse"` (one per synapse), `"pre x2"`
+    (two blocks of one per presynaptic neuron), or a dict of those for the fields of a
+    nested state.
+    """
+
+    per_synapse: eqx.AbstractVar[bool]
+
+    @abc.abstractmethod
+    def state_axes(self, proj) -> dict[str, Any]:
+        """The axis of each field of the state (see above)."""
+
+    @abc.abstractmethod
+    def init_state(self, proj, dtype) -> AbstractTransmissionState:
+        """The state with nothing in flight."""
+
+    @abc.abstractmethod
+    def step(self, proj, state, spikes, signal, dt, hook, inputs: TransmissionInputs):
+        """One step: returns `(state, g)`."""
+
+
+class _Spikes(AbstractDelivery):
+    """A step's presynaptic signal as the drive of summed kinetics: delivered through the
+    connection straight into the state (event-driven with `jsyn.Sparse`)."""
+
+    conn: Any
+    signal: Float[Array, " n_pre"]
+    weights: Array | None = None  # the plastic weights, or None for the connection's
+    hook: ReleaseEvents | None = None  # stochastic release, or None
+    selection: Any = None  # the active presynaptic neurons, when found upstream
+
+    def _deliver(self, signal, into):
+        kw = {} if self.selection is None else {"selection": self.selection}
+        return self.conn.deliver(signal, into, weights=self.weights, hook=self.hook, **kw)
+
+    def add(self, into, scale=None):
+        if scale is None:
+            return self._deliver(self.signal, into)
+        if jnp.ndim(scale) == 0:  # folded into the signal: still one pass
+            return self._deliver(self.signal * scale, into)
+        return into + scale * self.drive()
+
+    def drive(self):
+        return self._deliver(self.signal, jnp.zeros((self.conn.n_post,), self.signal.dtype))
+
+
+def _kinetics_state(proj, shape, dtype, key):
+    """The synapse's state of `shape` (its PRNG `key` when it is stochastic)."""
+    kw = {} if key is None else {"key": key}
+    return proj.synapse.init_state(shape, dtype=dtype, **kw)
+
+
+class SummedState(AbstractTransmissionState):
+    """State of `SummedKinetics`: `synapse`, the kinetics state, one per postsynaptic
+    neuron; `arrivals`, with a delay the drive arriving at the postsynaptic neurons in the
+    coming steps (a `jsyn.DelayState`, `(slots, n_post)`), `None` without."""
+
+    synapse: Any
+    arrivals: DelayState | None
+
+
+class SummedKinetics(AbstractTransmission):
+    r"""Linear kinetics summed per postsynaptic neuron: each step's weighted spikes are
+    delivered into the state, or with a delay scattered into the rows of the arrivals
+    buffer $k$ and $k + 1$ steps ahead ($(1 - f)\,w$ and $f\,w$), the arriving row
+    then delivered."""
+
+    per_synapse: bool = eqx.field(default=False, static=True)
+
+    def state_axes(self, proj) -> dict[str, Any]:
+        return {"synapse": "post", "arrivals": "post"}
+
+    def init_state(self, proj, dtype, key=None) -> SummedState:
+        arrivals = None
+        if proj.line is not None:
+            arrivals = proj.line.init_arrivals((proj.n_post,), dtype=dtype)
+        return SummedState(_kinetics_state(proj, (proj.n_post,), dtype, key), arrivals)
+
+    def step(self, proj, state: SummedState, spikes, signal, dt, hook, inputs):
+        selection = inputs.selection
+        delivery, arrivals = _Spikes(proj.conn, signal, None, hook, selection), state.arrivals
+        if proj.line is not None:
+            proj.line.check_dt(dt)
+            rows, rows_next, frac = proj.line.arrival_rows(arrivals, signal)
+            rows = dict(rows=rows, rows_next=rows_next, frac=frac, hook=hook)
+            if selection is not None:
+                rows["selection"] = selection
+            buffer = proj.conn.deliver(signal, arrivals.buffer, weights=None, **rows)
+            arrivals, arrived = DelayState(buffer=buffer, pos=arrivals.pos).pop()
+            delivery = Drive(arrived)
+        synapse, g = proj.synapse.step_with_delivery(state.synapse, delivery, dt)
+        return SummedState(synapse, arrivals), g
+
+
+def _per_synapse_output(proj, synapse, history, signal, dt, hook, w, per_synapse_history):
+    """Kinetics per synapse on the spikes as sent; the output delayed (per synapse when
+    `per_synapse_history`, else per postsynaptic neuron), weighted by `w` (`None`: the
+    connection's weights) and summed: `(synapse, history, g)`."""
+    kinetics = proj.synapse
+    if proj.synapse_params == "post":  # each synapse reads its postsynaptic neuron's
+        kinetics = jax.tree.map(lambda p: proj.conn.spread_post(p) if jnp.ndim(p) else p, kinetics)
+    drive = proj.conn.spread(signal)
+    if hook is not None:  # every synapse, numbered as in `deliver`
+        syn = jnp.arange(drive.size, dtype=jnp.int32).reshape(drive.shape)
+        # each synapse's presynaptic neuron (exact as a float below 2**24 neurons)
+        pre = proj.conn.spread(jnp.arange(proj.n_pre, dtype=drive.dtype)).astype(jnp.int32)
+        drive = hook(drive, syn, pre)
+    synapse, g_syn = kinetics.step(synapse, drive, dt)
+    if proj.line is None:
+        return synapse, history, proj.conn.collect(g_syn, weights=w)
+    if per_synapse_history:
+        history, g_syn = proj.line.step(history, g_syn, dt)
+        return synapse, history, proj.conn.collect(g_syn, weights=w)
+    history, g = proj.line.step(history, proj.conn.collect(g_syn, weights=w), dt)
+    return synapse, history, g
+
+
+class PerSynapseState(AbstractTransmissionState):
+    """State of `PerSynapseKinetics`: `synapse`, the kinetics state, one per synapse;
+    `history`, with a delay the past outputs (a `jsyn.DelayState`: `(slots, n_post)` for
+    one delay, `(slots, *syn_shape)` for one per synapse), `None` without."""
+
+    synapse: Any
+    history: DelayState | None
+
+
+class PerSynapseKinetics(AbstractTransmission):
+    r"""Kinetics with one state per synapse, driven by the spikes of its presynaptic
+    neuron as they are sent; the output is delayed, then weighted: $g_j = \sum_{s \to j}
+    w_s\,g_s(t - d_s)$. `history_per_synapse`: one delay per synapse (the output buffer
+    is then per synapse)."""
+
+    history_per_synapse: bool = eqx.field(static=True)
+    per_synapse: bool = eqx.field(default=True, static=True)
+
+    def state_axes(self, proj) -> dict[str, Any]:
+        return {"synapse": "synapse", "history": "synapse" if self.history_per_synapse else "post"}
+
+    def init_state(self, proj, dtype, key=None) -> PerSynapseState:
+        history = None
+        if proj.line is not None:
+            held = proj.conn.syn_shape if self.history_per_synapse else (proj.n_post,)
+            history = proj.line.init_arrivals(held, dtype=dtype)
+        return PerSynapseState(_kinetics_state(proj, proj.conn.syn_shape, dtype, key), history)
+
+    def step(self, proj, state: PerSynapseState, spikes, signal, dt, hook, inputs):
+        synapse, history, g = _per_synapse_output(
+            proj, state.synapse, state.history, signal, dt, hook, None, self.history_per_synapse
+        )
+        return PerSynapseState(synapse, history), g
+
+
+class PlasticState(AbstractTransmissionState):
+    """State of `PlasticWeights`:
+    - `synapse`: the kinetics state, per postsynaptic neuron (summed kinetics) or per
+      synapse.
+    - `history`: with per-synapse kinetics and a delay, their past outputs, one per
+      synapse (`(slots, *syn_shape)`); otherwise `None`.
+    - `w`: the weights at the end of the last step, one per synapse (`conn.syn_shape`).
+    - `traces`: the rule's state (e.g. `jsyn.STDPState`), per synapse, or per neuron when
+      the update is event-driven.
+    - `sent`: with a delay, the presynaptic spikes of the last steps (a `jsyn.DelayState`
+      of shape `(slots, n_pre)`; with STP and summed kinetics `(slots, 2 n_pre)`, the
+      spikes then the transmitted signal), read when they arrive at each synapse;
+      otherwise `None`.
+    """
+
+    synapse: Any
+    history: DelayState | None
+    w: Float[Array, "*syn"]
+    traces: Any
+    sent: DelayState | None
+
+    def weights(self) -> Array | None:
+        return self.w
+
+    def rule(self) -> Any:
+        return self.traces
+
+
+class PlasticWeights(AbstractTransmission):
+    """Plastic weights: the rule learns from the presynaptic spikes as they arrive at the
+    synapses (after their delay) and the postsynaptic spikes of the step; the arriving
+    spikes are transmitted with the weights at the start of the step, into summed or
+    per-synapse kinetics.
+
+    Static choices: `per_synapse` (the kinetics), `by_events` (the rule's step is
+    event-driven, `jsyn.Sparse.learn`, traces per neuron), `delay_per_synapse` (one delay
+    per synapse: arrivals per synapse), `sent_rows` (what the delay buffer holds per
+    presynaptic neuron: 1, the spikes, or 2, the spikes then the transmitted signal).
+    """
+
+    per_synapse: bool = eqx.field(static=True)
+    by_events: bool = eqx.field(static=True)
+    delay_per_synapse: bool = eqx.field(static=True)
+    sent_rows: int = eqx.field(static=True)
+
+    def state_axes(self, proj) -> dict[str, Any]:
+        traces: Any = "synapse"
+        if self.by_events:  # traces per neuron
+            rule = proj.plasticity
+            traces = {name: "pre" for name in rule.pre_taus} | {n: "post" for n in rule.post_taus}
+        return {
+            "synapse": "synapse" if self.per_synapse else "post",
+            "history": "synapse",
+            "w": "synapse",
+            "traces": traces,
+            "sent": "pre x2" if self.sent_rows == 2 else "pre",
+        }
+
+    def init_state(self, proj, dtype, key=None) -> PlasticState:
+        shape = proj.conn.syn_shape if self.per_synapse else (proj.n_post,)
+        history = sent = None
+        if proj.line is not None and self.per_synapse:
+            history = proj.line.init_arrivals(proj.conn.syn_shape, dtype=dtype)
+        w = jnp.broadcast_to(proj.conn.weights(jnp.zeros((), dtype)), proj.conn.syn_shape)
+        w = proj.plasticity.clip(w)
+        if self.by_events:
+            traces = proj.plasticity.init_neuron_state(proj.n_pre, proj.n_post, dtype=dtype)
+        else:
+            traces = proj.plasticity.init_state(proj.conn.syn_shape, dtype=dtype)
+        if proj.line is not None:
+            sent = proj.line.init_arrivals((self.sent_rows * proj.n_pre,), dtype=dtype)
+        synapse = _kinetics_state(proj, shape, dtype, key)
+        return PlasticState(synapse=synapse, history=history, w=w, traces=traces, sent=sent)
+
+    def step(self, proj, state: PlasticState, spikes, signal, dt, hook, inputs):
+        post_spikes = _post_spikes(proj, inputs.post_spikes)
+        sent, events, arrived = self._arrivals(
+            proj, state.sent, spikes.astype(state.w.dtype), signal, dt
+        )
+        transmit = None if self.per_synapse else arrived
+        w, traces, drive = self._learn(
+            proj, state, events, post_spikes, inputs.modulator, dt, transmit
+        )
+        if self.per_synapse:
+            synapse, history, g = _per_synapse_output(
+                proj, state.synapse, state.history, signal, dt, hook, state.w, True
+            )
+            return PlasticState(synapse, history, w, traces, sent), g
+        if drive is not None:  # delivered by the rule's event-driven pass
+            delivery = Drive(drive.astype(signal.dtype))
+        elif self.delay_per_synapse:
+            delivery = Drive(proj.conn.collect(arrived, weights=state.w))
+        else:
+            delivery = _Spikes(proj.conn, arrived, state.w)
+        synapse, g = proj.synapse.step_with_delivery(state.synapse, delivery, dt)
+        return PlasticState(synapse, state.history, w, traces, sent), g
+
+    def _arrivals(self, proj, sent, spikes, signal, dt):
+        """What arrives at the synapses in this step: `(sent, events, arrived)`, the delay
+        buffer, the spikes (the rule's pre events) and the transmitted signal, per
+        presynaptic neuron without a delay or with one delay, per synapse (shape
+        `syn_shape`) with one delay per synapse."""
+        if proj.line is None:
+            return sent, spikes, signal
+        n_pre, rows = proj.n_pre, self.sent_rows
+        x = jnp.concatenate([spikes, signal.astype(spikes.dtype)]) if rows == 2 else spikes
+        if not self.delay_per_synapse:
+            sent, out = proj.line.step(sent, x, dt)
+            return sent, out[:n_pre], out[-n_pre:].astype(signal.dtype)
+        # each synapse's presynaptic neuron (exact as a float below 2**24 neurons)
+        index = proj.conn.spread(jnp.arange(n_pre, dtype=spikes.dtype)).astype(jnp.int32)
+        new, events = proj.line.step_at(sent, x, dt, index)
+        if rows == 1:
+            return new, events, events.astype(signal.dtype)
+        _, arrived = proj.line.step_at(sent, x, dt, index + n_pre)  # the same push
+        return new, events, arrived.astype(signal.dtype)
+
+    def _learn(self, proj, state: PlasticState, events, post_spikes, modulator, dt, signal):
+        """The rule's step on the pre events as they arrive at the synapses and the post
+        group's spikes of this step: `(w, traces, drive)`; when the step is event-driven,
+        `drive` is the transmission of `signal` (per presynaptic neuron, or `None`) through
+        the weights at the start of the step, delivered in the same pass; else `None`."""
+        dtype = state.w.dtype
+        post_spikes = post_spikes.astype(dtype)
+        if self.by_events:
+            traces, w, drive = proj.conn.learn(
+                proj.plasticity, state.traces, state.w, events, post_spikes, dt, signal
+            )
+            return w, traces, drive
+        pre = events if self.delay_per_synapse else proj.conn.spread(events)
+        post = proj.conn.spread_post(post_spikes)
+        if modulator is not None:
+            modulator = jnp.asarray(modulator, dtype)
+            if modulator.shape == (proj.n_post,):
+                modulator = proj.conn.spread_post(modulator)
+            elif modulator.shape == (1,):
+                modulator = modulator[0]
+            else:
+                raise ValueError(
+                    f"Projection.step: the neuromodulator must have shape (1,) or "
+                    f"({proj.n_post},), one per postsynaptic neuron (got {modulator.shape})."
+                )
+        traces, w = proj.plasticity.step(state.traces, state.w, pre, post, dt, modulator)
+        return w, traces, None
+
+
+def _post_spikes(proj, post_spikes):
+    if post_spikes is None:
+        raise ValueError(
+            "Projection with plasticity needs the spikes of its postsynaptic group in "
+            "each step (post_spikes=...); run it inside a jsyn.Network, which passes them."
+        )
+    post_spikes = jnp.asarray(post_spikes)
+    if post_spikes.shape != (proj.n_post,):
+        raise ValueError(
+            f"Projection.step needs post_spikes of shape ({proj.n_post},) (got shape "
+            f"{post_spikes.shape})."
+        )
+    return post_spikes

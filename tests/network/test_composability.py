@@ -1,0 +1,284 @@
+"""The composability matrix: every feature of a projection or a network (rows) under every
+way of running it (columns). Each cell either works and equals its reference, or is
+refused by design with an error whose reason is written in docs/composability.md (which
+prints `MATRIX`; a test checks that the page matches it).
+
+Columns and their references:
+- `simulate`: a run transmits (the observed trace is finite and not all zero), and
+  `jax.jit` of the run equals the eager run;
+- `grad`: `jax.grad` of the summed trace w.r.t. the row's parameter equals central finite
+  differences;
+- `vmap`: `jax.vmap` over two values of the parameter equals the loop over them;
+- `trials`: `jsyn.trials` of two networks with different parameters equals their single
+  runs (spikes identical, traces to 1e-9);
+- `save`: a run cut in two, its state saved (`jsyn.save`) and loaded (`jsyn.load`) between
+  the halves, equals one run.
+
+The networks are small (4 source cells onto 3 LIF cells, 60 steps, float64); the
+projection's current is scaled by 0 (`CUBA(g_max=0)`) where a gradient must not pass
+through spikes, whose surrogate derivative finite differences cannot see.
+"""
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jsyn
+from helpers import DT, central_fd
+
+T, N_PRE, N_POST = 60, 4, 3
+SOURCE = jsyn.SpikeTimes(
+    times=[0.2, 0.5, 1.0, 1.3, 2.0, 2.2, 3.0, 4.1, 4.6],
+    indices=[0, 1, 2, 3, 0, 1, 2, 3, 0],
+    n=N_PRE,
+)
+DRIVE = 300.0  # pA into the LIF cells: they spike every millisecond or so
+DOCS = Path(__file__).parents[2] / "docs" / "composability.md"
+COLUMNS = ("simulate", "grad", "vmap", "trials", "save")
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """A feature: `build(a)` gives `(system, inputs)` with the row's parameter `a`;
+    `observe(state)` the smooth trace of a step; `key`: whether runs need a PRNG key;
+    `refused`: column -> (the error's type, a regex of its message, the reason)."""
+
+    build: Callable
+    observe: Callable
+    a: float = 5.0
+    key: bool = False
+    refused: dict = dataclasses.field(default_factory=dict)
+
+
+def _net(a, *, groups=None, inputs=None, **kw):
+    """The source "P" onto the LIF group "E" through projection "p": Expon(tau=a)
+    kinetics, `kw` the rest of the projection's arguments (conn, synapse, output...)."""
+    conn = kw.pop("conn", None) or jsyn.all_to_all(N_PRE, N_POST, 0.5, sparse=True)
+    synapse = kw.pop("synapse", None) or jsyn.Expon(tau=a)
+    output = kw.pop("output", jsyn.CUBA(g_max=0.0))
+    proj = jsyn.Projection(conn, synapse, output, pre="P", post="E", **kw)
+    all_groups = {"P": SOURCE, "E": (jsyn.LIF(tau_ref=0.5), N_POST)} | (groups or {})
+    x = {"E": jnp.full((T, N_POST), DRIVE)} | (inputs or {})
+    return jsyn.Network(all_groups, {"p": proj}), x
+
+
+def _g(state):
+    return state.projections["p"].g
+
+
+def _rewards(n):
+    return jnp.zeros((T, n)).at[20].set(1.0).at[45].set(0.5)
+
+
+def _gap_net(a):
+    """Two LIF groups below threshold joined by a gap junction of conductance `a / 10`."""
+    gap = jsyn.GapJunction(jsyn.all_to_all(2, 2, a / 10.0), 0.5, pre="A", post="B")
+    net = jsyn.Network({"A": (jsyn.LIF(), 2), "B": (jsyn.LIF(), 2)}, gaps={"gj": gap})
+    x = {"A": jnp.full((T, 2), 8.0), "B": jnp.full((T, 2), 2.0)}
+    return net, x
+
+
+def _coupling(a):
+    C = jnp.asarray([[0.0, 1.0, 0.5], [0.3, 0.0, 0.2]]) * a
+    coupling = jsyn.AdditiveCoupling(
+        C, delay=jnp.asarray([[0.0, 0.25, 0.1], [0.3, 0.0, 0.15]]), dt=DT
+    )
+    x = jnp.sin(jnp.arange(T)[:, None] * 0.3 + jnp.arange(2.0))
+    return coupling, x
+
+
+NOT_YET = "refused: not batched yet, run these trials with jax.vmap (the vmap column)"
+_release_refusal = (ValueError, "does not batch stochastic projections", NOT_YET)
+ROWS = {
+    "STP": Row(lambda a: _net(a, stp=jsyn.STP(U=0.2, tau_f=50.0, tau_d=100.0)), _g),
+    "STD": Row(lambda a: _net(a, stp=jsyn.STD(U=0.4, tau=80.0)), _g),
+    "STDP": Row(lambda a: _net(a, plasticity=jsyn.STDP()), _g),
+    "TripletSTDP": Row(lambda a: _net(a, plasticity=jsyn.TripletSTDP()), _g),
+    "RewardSTDP": Row(
+        lambda a: _net(
+            a,
+            plasticity=jsyn.RewardSTDP(modulator="DA"),
+            groups={"DA": (jsyn.Neuromodulator(), N_POST)},
+            inputs={"DA": _rewards(N_POST)},
+        ),
+        _g,
+    ),
+    "SynapticScaling": Row(lambda a: _net(a, plasticity=jsyn.SynapticScaling(rate_target=5.0)), _g),
+    "binomial release": Row(
+        lambda a: _net(a, release=jsyn.StochasticRelease(p=0.6, n_sites=3)),
+        _g,
+        key=True,
+        refused={"trials": _release_refusal},
+    ),
+    "quantal release": Row(
+        lambda a: _net(a, stp=jsyn.QuantalSTP(U=0.5, n_sites=4)),
+        _g,
+        key=True,
+        refused={"trials": _release_refusal},
+    ),
+    "modulated gain": Row(
+        lambda a: _net(
+            a,
+            modulation=jsyn.ModulatedGain("DA", k=0.5),
+            groups={"DA": (jsyn.Neuromodulator(), N_POST)},
+            inputs={"DA": _rewards(N_POST)},
+        ),
+        _g,
+        refused={"trials": (ValueError, r"\(stochastic release.*or a modulated gain yet", NOT_YET)},
+    ),
+    "one delay": Row(lambda a: _net(a, delay=0.3, dt=DT), _g),
+    "per-synapse delays": Row(
+        lambda a: _net(a, delay=jnp.linspace(0.0, 0.6, N_PRE * N_POST), dt=DT, max_delay=0.6), _g
+    ),
+    "fractional delay": Row(lambda a: _net(a, delay=0.25, dt=DT), _g),
+    "Dense": Row(lambda a: _net(a, conn=jsyn.all_to_all(N_PRE, N_POST, 0.5)), _g),
+    "Sparse": Row(lambda a: _net(a, conn=jsyn.fixed_prob(N_PRE, N_POST, 0.6, key=2, w=0.5)), _g),
+    "gap junctions": Row(
+        _gap_net,
+        lambda s: s.groups["B"].V,
+        refused={"trials": (ValueError, "does not batch gap junctions", NOT_YET)},
+    ),
+    "couplings": Row(
+        _coupling,
+        None,
+        refused={
+            "trials": (
+                TypeError,
+                "needs a jsyn.Network",
+                "by design: a coupling runs alone under jsyn.simulate, not in a network; "
+                "batch it with jax.vmap (the vmap column)",
+            )
+        },
+    ),
+}
+
+
+def _run(row: Row, a, n_steps=T, state=None, inputs=None):
+    """`(final state, (spikes or None, trace))` of a run of the row's system."""
+    system, x = row.build(a)
+    x = x if inputs is None else inputs
+    if row.observe is None:  # a coupling: its output is the trace
+        return jsyn.simulate(system, x, DT, state=state, record=lambda s, out: (None, out))
+    key = jax.random.key(7) if row.key and state is None else None
+
+    def record(s, spikes):
+        return spikes, row.observe(s)
+
+    return jsyn.simulate(system, x, DT, state=state, key=key, n_steps=n_steps, record=record)
+
+
+def _trace(row, a):
+    return _run(row, a)[1][1]
+
+
+def _cell(name, column):
+    """The row's refusal of the column (an error), if it refuses it."""
+    return ROWS[name].refused.get(column)
+
+
+@pytest.mark.parametrize("name", list(ROWS))
+def test_simulate_and_jit(name):
+    row = ROWS[name]
+    trace = np.asarray(_trace(row, row.a))
+    assert np.all(np.isfinite(trace)) and np.any(trace != 0.0)
+    jitted = jax.jit(lambda a: _trace(row, a))(row.a)
+    np.testing.assert_allclose(jitted, trace, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ROWS))
+def test_grad_equals_finite_differences(name):
+    row = ROWS[name]
+
+    def loss(a):
+        return jnp.sum(_trace(row, a))
+
+    grad = float(jax.grad(loss)(jnp.asarray(row.a)))
+    fd = central_fd(lambda a: float(loss(jnp.asarray(a))), row.a, eps=1e-5)
+    assert grad != 0.0
+    np.testing.assert_allclose(grad, fd, rtol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ROWS))
+def test_vmap_equals_loop(name):
+    row = ROWS[name]
+    values = jnp.asarray([row.a, 1.5 * row.a])
+    batched = jax.vmap(lambda a: _trace(row, a))(values)
+    for i, a in enumerate(values):
+        np.testing.assert_allclose(batched[i], _trace(row, a), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ROWS))
+def test_trials_equal_single_runs(name):
+    row = ROWS[name]
+    values = (row.a, 1.5 * row.a)
+    systems = [row.build(a) for a in values]
+    refusal = _cell(name, "trials")
+    if refusal is not None:
+        error, match, _ = refusal
+        with pytest.raises(error, match=match):
+            jsyn.trials(jsyn.stack([s for s, _ in systems]))
+        return
+    tb = jsyn.trials(jsyn.stack([s for s, _ in systems]))
+    inputs = tb.merge_inputs(
+        {g: jnp.stack([x[g] for _, x in systems], axis=1) for g in systems[0][1]}
+    )
+    state = tb.init_state()
+
+    def record(s, spikes):
+        return spikes, row.observe(s)
+
+    _, (spikes, trace) = jsyn.simulate(tb.net, inputs, DT, state=state, record=record)
+    for b, a in enumerate(values):
+        single_spikes, single_trace = _run(row, a)[1]
+        for group, n in tb.single.sizes:
+            np.testing.assert_array_equal(tb.split(spikes[group], group)[b], single_spikes[group])
+        np.testing.assert_allclose(tb.split(trace, N_POST)[b], single_trace, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(ROWS))
+def test_save_load_continue_equals_one_run(name, tmp_path):
+    row = ROWS[name]
+    system, x = row.build(row.a)
+    half = T // 2
+    first = jax.tree.map(lambda v: v[:half], x)
+    second = jax.tree.map(lambda v: v[half:], x)
+    mid, (_, trace_a) = _run(row, row.a, half, inputs=first)
+    path = jsyn.save(tmp_path / "state.jsyn", mid)
+    back = jsyn.load(path, mid)
+    _, (_, trace_b) = _run(row, row.a, T - half, state=back, inputs=second)
+    _, (_, whole) = _run(row, row.a)
+    np.testing.assert_array_equal(np.concatenate([trace_a, trace_b]), whole)
+
+
+# -- the page --------------------------------------------------------------------------
+
+
+def matrix() -> str:
+    """The matrix as the markdown table of docs/composability.md."""
+    lines = ["| feature | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    notes = []
+    for name, row in ROWS.items():
+        cells = []
+        for column in COLUMNS:
+            refusal = row.refused.get(column)
+            if refusal is None:
+                cells.append("✓")
+            else:
+                notes.append(f"- **{name}, {column}**: {refusal[2]}.")
+                cells.append(f"refused ({len(notes)})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n" + "\n".join(f"{i + 1}. {n[2:]}" for i, n in enumerate(notes))
+
+
+def test_the_docs_page_prints_the_matrix():
+    assert matrix() in DOCS.read_text(), (
+        "docs/composability.md must hold the matrix of this test; paste:\n" + matrix()
+    )
