@@ -32,8 +32,8 @@ from ._params import AbstractParam
 from ._sharding import shard_batch
 from ._resume import resumable_sweep
 from .fitting import select
-from .fitting._select import _follow
-from .simulate import _input_checks, _step_checks, simulate
+from .fitting._select import follow
+from .simulate import input_checks, simulate, step_checks
 
 _NOT_VMAP_EXACT = ("rbg", "unsafe_rbg")  # see the jax.random documentation
 
@@ -141,7 +141,7 @@ def grid(model: eqx.Module, values: Mapping[str, object] | None = None, /, **nam
     batch = jax.tree.map(lambda x: _repeat(x, B) if eqx.is_array(x) else x, model)
     for path, column, idx in zip(paths, columns, index):
         batch = eqx.tree_at(
-            lambda m, p=path: _follow(m, p), batch, jax.tree.map(lambda c: c[idx], column)
+            lambda m, p=path: follow(m, p), batch, jax.tree.map(lambda c: c[idx], column)
         )
     return batch
 
@@ -149,7 +149,7 @@ def grid(model: eqx.Module, values: Mapping[str, object] | None = None, /, **nam
 def _entries(model, path, name: str, values):
     """The `k` entries of one named parameter, shaped `(k, *field_shape)`: an array, or an
     `AbstractParam` of the field's kind holding `k` raw values."""
-    node = _follow(model, path)
+    node = follow(model, path)
     values = jnp.asarray(values)
     if values.ndim == 0 or values.shape[0] == 0:
         raise ValueError(
@@ -274,7 +274,7 @@ def sweep(
     # The value checks of jsyn.simulate, once for the whole batch while the values are
     # concrete (a bad member is named by its index); under jit they run with the batch.
     steps_first = inputs if shared_inputs else jax.tree.map(_time_first, inputs)
-    val.raise_concrete(val.collect(models) + _step_checks(dt) + _input_checks(steps_first))
+    val.raise_concrete(val.collect(models) + step_checks(dt) + input_checks(steps_first))
     batched = (models, None if shared_inputs else inputs, state, key if per_member_key else None)
     shared = (inputs if shared_inputs else None, None if per_member_key else key, dt)
     options = dict(record=record, n_steps=n_steps, checkpoint=checkpoint, record_every=record_every)

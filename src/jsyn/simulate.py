@@ -135,7 +135,7 @@ def simulate(
     T = _n_steps(leaves, n_steps)
     given = state is not None
     if not given:
-        state = _initial_state(system, leaves, key)
+        state = initial_state(system, leaves, key)
     elif key is not None:
         raise ValueError("simulate takes key only to build the state; with state= given, drop key.")
     else:
@@ -200,7 +200,7 @@ def simulate(
     if delay is not None:
         chunk = _progress.chunk_length(T, every, progress_chunk)
         return _progress.run_chunked(
-            _recording_step, system, state, inputs, dt, recorder(record), T, every, chunk, delay
+            recording_step, system, state, inputs, dt, recorder(record), T, every, chunk, delay
         )
     # Inside a trace (jit, vmap, grad) the run is traced inline: a nested jit would only
     # cache the trace, and its boundary hides what XLA could simplify across it (the
@@ -234,7 +234,7 @@ def entry_checks(system, inputs, dt, state=None) -> list[val.Check]:
     """Every value check of a run, made once at its entry: the parameters of every
     component (`constraints()`, finiteness, `dt_constraints(dt)`), `dt`, the inputs
     (finite, and `system.input_constraints(inputs)` where defined) and a given `state`."""
-    checks = val.collect(system, dt) + _step_checks(dt) + _input_checks(inputs)
+    checks = val.collect(system, dt) + step_checks(dt) + input_checks(inputs)
     if inputs is not None and isinstance(system, AbstractSystem):
         checks += list(system.input_constraints(inputs))
     if state is not None:
@@ -289,7 +289,7 @@ def _run_inline(system, state, inputs, dt, record, T, traced, lengths, every=1):
 _run = eqx.filter_jit(_run_inline)
 
 
-def _recording_step(system, dt, record):
+def recording_step(system, dt, record):
     """The scan body: one step of `system`, recording its output or `record(state, out)`."""
 
     def body(carry, x):
@@ -302,7 +302,7 @@ def _recording_step(system, dt, record):
 def thinned_scan(system, state, inputs, dt, record, T: int, every: int):
     """A scan over blocks of `every` steps that records only the last step of each."""
 
-    body = _recording_step(system, dt, record)
+    body = recording_step(system, dt, record)
 
     def block(carry, xs):
         def quiet(c, x):
@@ -355,7 +355,7 @@ def scan(system, state, inputs, dt, record, T: int, lengths: tuple[int, ...] | N
     """The run itself, without the checks: a plain `lax.scan`, or nested scans whose inner
     levels are rematerialised (`jax.checkpoint`) when `lengths` is given."""
 
-    body = _recording_step(system, dt, record)
+    body = recording_step(system, dt, record)
 
     if lengths is None:
         return jax.lax.scan(body, state, inputs, length=T)
@@ -408,7 +408,8 @@ def _time_length(leaves) -> int:
     return lengths.pop()
 
 
-def _initial_state(system, leaves, key):
+def initial_state(system, leaves, key):
+    """`system.init_state` for inputs `leaves` (their trailing shape) and `key`."""
     if leaves:
         first = leaves[0]
         n = tuple(np.shape(first)[1:])
@@ -468,11 +469,13 @@ def _check_state(system, state, leaves):
             )
 
 
-def _step_checks(dt) -> list[val.Check]:
+def step_checks(dt) -> list[val.Check]:
+    """The checks of a time step `dt`, as `simulate` makes them."""
     return [val.time_step(dt)]
 
 
-def _input_checks(inputs) -> list[val.Check]:
+def input_checks(inputs) -> list[val.Check]:
+    """The checks of `inputs` (finite numbers), as `simulate` makes them."""
     checks = []
     for path, leaf in jax.tree_util.tree_leaves_with_path(inputs):
         if val.is_key(leaf) or not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):

@@ -626,7 +626,7 @@ def test_the_sums_of_one_forward_pass_equal_jacfwd_of_the_residual(sums_in_scan)
     "batched": fit_many's rule for a batch (`jax.vmap` over two points), recording by
     recording."""
     from jsyn import _fit_solve
-    from jsyn.simulate import _initial_state
+    from jsyn.simulate import initial_state
 
     fit_module = importlib.import_module("jsyn.fit")
     dt, T = 0.1, 300
@@ -647,7 +647,7 @@ def test_the_sums_of_one_forward_pass_equal_jacfwd_of_the_residual(sums_in_scan)
         spread=0.5, level=0.95, checkpoint=None, convention=None,
     )  # fmt: skip
     cfg = cfg._replace(sums_in_scan=bool(sums_in_scan))
-    state = _initial_state(model, [spikes], None)
+    state = initial_state(model, [spikes], None)
     theta0, _, predict, moments, *_ = _fit_solve._problem(
         model, spikes, target, weights, state, dt, cfg
     )
@@ -693,7 +693,7 @@ def test_the_batched_sums_equal_those_of_each_recording():
     pass, to 1e-12 (float64): per-recording inputs, targets and weights, two columns; and
     with one target shared by a batch of points (multi-start inside fit_many)."""
     from jsyn import _fit_solve
-    from jsyn.simulate import _initial_state
+    from jsyn.simulate import initial_state
 
     fit_module = importlib.import_module("jsyn.fit")
     dt, T, n = 0.1, 60, 3
@@ -708,7 +708,7 @@ def test_the_batched_sums_equal_those_of_each_recording():
         max_steps=None, tol=None, record=None, n_starts=1, spread=0.5, level=0.95,
         checkpoint=None, convention=None,
     )  # fmt: skip
-    state = _initial_state(model, [inputs[0]], None)
+    state = initial_state(model, [inputs[0]], None)
     thetas = jnp.log(jnp.array([[1.0, 5.0, 1.0], [0.8, 6.0, 1.5], [1.5, 4.0, 0.7]]))
 
     def moments(sums_in_scan, x, y, w, theta):

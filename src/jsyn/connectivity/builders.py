@@ -27,7 +27,7 @@ def _rng(key) -> np.random.Generator:
     if isinstance(key, int | np.integer):
         return np.random.default_rng(int(key))
     key = jnp.asarray(key) if not hasattr(key, "dtype") else key
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    if val.is_key(key):
         key = jax.random.key_data(key)
     data = val.concrete(key)
     if data is None:

@@ -9,10 +9,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..simulate import _recording_step
+from ..simulate import recording_step
 
 
-class _Moments(NamedTuple):
+class Moments(NamedTuple):
     """What least squares needs of the residuals $r$ (weighted, raveled) and their
     Jacobian $J$ at one point."""
 
@@ -29,7 +29,7 @@ def _step(rebuild, dt_static, record, dtype, columns: int):
 
     def step(th, model, dt, s, other, x):
         dt = eqx.combine(dt, dt_static)
-        s, out = _recording_step(rebuild(model, th), dt, record)(eqx.combine(s, other), x)
+        s, out = recording_step(rebuild(model, th), dt, record)(eqx.combine(s, other), x)
         s, other = eqx.partition(s, eqx.is_inexact_array)
         return (s, jnp.asarray(out).astype(dtype).reshape(columns)), other
 
@@ -52,8 +52,8 @@ def _advance(step, theta, model, dt, basis, s, ts, other, x):
     return jax.vmap(tangent, out_axes=((None, None), 0, None))(basis, ts)
 
 
-def _moments_fn(rebuild, dt_static, cfg):
-    r"""`moments(theta, model, dt, state, inputs, target, weights) -> _Moments` from one
+def moments_fn(rebuild, dt_static, cfg):
+    r"""`moments(theta, model, dt, state, inputs, target, weights) -> Moments` from one
     forward pass; `rebuild(model, theta)` puts the raw parameters `theta` into the model's
     arrays `model`, and `dt` is the array part of the step (`eqx.partition`), the rest
     `dt_static`: arrays are arguments, since the batched rule cannot close over a tracer.
@@ -76,13 +76,13 @@ def _moments_fn(rebuild, dt_static, cfg):
     @batched.def_vmap
     def rule(axis_size, in_batched, *args):
         out = _moments_many(rebuild, dt_static, cfg, axis_size, in_batched, *args)
-        return out, _Moments(f=True, g=True, A=True)
+        return out, Moments(f=True, g=True, A=True)
 
     return batched
 
 
 def _moments(rebuild, dt_static, cfg, theta, model, dt, state, inputs, target, weights):
-    """One recording: see `_moments_fn`."""
+    """One recording: see `moments_fn`."""
     dtype = theta.dtype
     p = theta.size
     basis = jnp.eye(p, dtype=dtype)
@@ -109,7 +109,7 @@ def _moments(rebuild, dt_static, cfg, theta, model, dt, state, inputs, target, w
     acc = None
     if cfg.sums_in_scan:
         zero = jnp.zeros((), dtype)
-        acc = _Moments(f=zero, g=jnp.zeros((p,), dtype), A=jnp.zeros((p, p), dtype))
+        acc = Moments(f=zero, g=jnp.zeros((p,), dtype), A=jnp.zeros((p, p), dtype))
     tangents = jax.tree.map(lambda leaf: jnp.zeros((p, *jnp.shape(leaf)), leaf.dtype), state)
     carry = (state, other, tangents, acc)
     (*_, acc), stored = jax.lax.scan(body, carry, (inputs, target, sqrt_w), length=cfg.T)
@@ -122,12 +122,12 @@ def _moments(rebuild, dt_static, cfg, theta, model, dt, state, inputs, target, w
     return _sums(out, jnp.moveaxis(t_out, 1, 0), y)
 
 
-def _sums(out, t_out, y) -> _Moments:
-    """`_Moments` of the weighted prediction `out` and its tangents `t_out` (`p` rows, then
+def _sums(out, t_out, y) -> Moments:
+    """`Moments` of the weighted prediction `out` and its tangents `t_out` (`p` rows, then
     the shape of `out`) against the weighted target `y`."""
     r = (out - y).reshape(-1)
     t_out = t_out.reshape(t_out.shape[0], -1)
-    return _Moments(f=jnp.sum(r * r), g=t_out @ r, A=t_out @ t_out.T)
+    return Moments(f=jnp.sum(r * r), g=t_out @ r, A=t_out @ t_out.T)
 
 
 def _moments_many(rebuild, dt_static, cfg, n, in_batched, *args):
@@ -209,4 +209,4 @@ def _moments_many(rebuild, dt_static, cfg, n, in_batched, *args):
     (*_, acc), _ = jax.lax.scan(body, carry, xs, length=cfg.T, unroll=2)
     gram = jnp.zeros((n, p + 1, p + 1), dtype).at[:, rows, cols].set(acc.T)
     gram = gram + jnp.swapaxes(jnp.triu(gram, 1), 1, 2)
-    return _Moments(f=gram[:, 0, 0], g=gram[:, 0, 1:], A=gram[:, 1:, 1:])
+    return Moments(f=gram[:, 0, 0], g=gram[:, 0, 1:], A=gram[:, 1:, 1:])

@@ -165,25 +165,27 @@ def _message(status_code, stderr, names, model) -> str:
     return _EXPLAIN[status]
 
 
-def _result(out, names, level) -> FitResult:
+def build_result(out, names, level) -> FitResult:
+    """The `FitResult` of a compiled solve's `Solution`, its parameters named `names`."""
+
     def named(values):
         return dict(zip(names, values))
 
-    stderr = named(out["stderr"])
+    stderr = named(out.stderr)
     return FitResult(
-        model=out["model"],
-        value=named(out["value"]),
+        model=out.model,
+        value=named(out.value),
         stderr=stderr,
-        ci_low=named(out["ci_low"]),
-        ci_high=named(out["ci_high"]),
-        loss=out["loss"],
-        history=out["history"],
-        n_steps=out["n_steps"],
-        status_code=out["status_code"],
-        converged=out["converged"],
-        noise_std=out["noise_std"],
-        covariance=out["covariance"],
+        ci_low=named(out.ci_low),
+        ci_high=named(out.ci_high),
+        loss=out.loss,
+        history=out.history,
+        n_steps=out.n_steps,
+        status_code=out.status_code,
+        converged=out.converged,
+        noise_std=out.noise_std,
+        covariance=out.covariance,
         names=names,
         level=level,
-        message=_message(out["status_code"], stderr, names, out["model"]),
+        message=_message(out.status_code, stderr, names, out.model),
     )

@@ -13,7 +13,8 @@ from .._params import AbstractParam
 _KEYS = jax.tree_util
 
 
-def _node_is_param(x) -> bool:
+def node_is_param(x) -> bool:
+    """Whether a node of a model is a constrained parameter (`AbstractParam`)."""
     return isinstance(x, AbstractParam)
 
 
@@ -21,7 +22,8 @@ def _name(path) -> str:
     return _KEYS.keystr(path).lstrip(".")
 
 
-def _follow(obj, path):
+def follow(obj, path):
+    """The node of `obj` at `path` (a key path of `jax.tree_util`)."""
     for key in path:
         if isinstance(key, _KEYS.GetAttrKey):
             obj = getattr(obj, key.name)
@@ -37,8 +39,8 @@ def _follow(obj, path):
 def _fittable(model) -> dict[str, tuple]:
     """`{name: path}` of every floating array or constrained parameter of `model`."""
     found = {}
-    for path, node in _KEYS.tree_flatten_with_path(model, is_leaf=_node_is_param)[0]:
-        if _node_is_param(node) or (
+    for path, node in _KEYS.tree_flatten_with_path(model, is_leaf=node_is_param)[0]:
+        if node_is_param(node) or (
             isinstance(node, jax.Array | np.ndarray) and jnp.issubdtype(node.dtype, jnp.inexact)
         ):
             found[_name(path)] = path
@@ -79,11 +81,11 @@ def select(model, params) -> tuple[tuple[str, ...], tuple[tuple, ...]]:
     # An equinox filter: a pytree of bools (or callables) matching the model, as for
     # eqx.partition.
     chosen, _ = eqx.partition(model, params)
-    leaves = _KEYS.tree_flatten_with_path(chosen, is_leaf=_node_is_param)[0]
+    leaves = _KEYS.tree_flatten_with_path(chosen, is_leaf=node_is_param)[0]
     selected = [
         (_name(path), path)
         for path, node in leaves
-        if _name(path) in fittable and not (_node_is_param(node) and node.raw is None)
+        if _name(path) in fittable and not (node_is_param(node) and node.raw is None)
     ]
     if not selected:
         raise ValueError(
@@ -95,9 +97,11 @@ def select(model, params) -> tuple[tuple[str, ...], tuple[tuple, ...]]:
 
 
 def _leaf(model, path):
-    node = _follow(model, path)
-    return node.raw if _node_is_param(node) else node
+    node = follow(model, path)
+    return node.raw if node_is_param(node) else node
 
 
-def _where(paths):
+def where(paths):
+    """A function of a model giving its leaves at `paths` (raw values of parameters), for
+    `eqx.tree_at`."""
     return lambda m: [_leaf(m, path) for path in paths]

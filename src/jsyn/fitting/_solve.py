@@ -10,16 +10,17 @@ import jax
 import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, Bool, Float, Int
 
 from .. import _validation as val
 from .._params import resolve
 from ..simulate import scan
-from ._moments import _Moments, _moments_fn
+from ._moments import Moments, moments_fn
 from ._result import STATUSES
-from ._select import _follow, _node_is_param, _where
+from ._select import follow, node_is_param, where
 
 
-class _Config(NamedTuple):
+class Config(NamedTuple):
     paths: tuple
     record: Callable | None
     loss: str | Callable
@@ -36,14 +37,58 @@ class _Config(NamedTuple):
     sums_in_scan: bool = False
 
 
-def _problem(model, inputs, target, weights, state, dt, cfg: _Config):
+class _LMState(eqx.Module):
+    """The carry of the Levenberg-Marquardt loop."""
+
+    first: Bool[Array, ""]  # the first pass evaluates the initial guess only
+    it: Int[Array, ""]  # the number of steps taken
+    theta: Float[Array, " p"]  # the raw parameters
+    at: Moments  # the sums at theta
+    f: Float[Array, ""]  # the loss (sum of squares) at theta
+    lam: Float[Array, ""]  # the damping
+    nu: Float[Array, ""]  # the damping's growth factor on a rejected step
+    done: Bool[Array, ""]  # the stopping test was met (or the loss is 0 or not finite)
+    history: Float[Array, " steps"]  # the mean loss after each step
+
+
+class _OptaxState(eqx.Module):
+    """The carry of the optax loop."""
+
+    it: Int[Array, ""]
+    theta: Float[Array, " p"]
+    opt_state: Any
+    done: Bool[Array, ""]
+    history: Float[Array, " steps"]
+
+
+class Solution(eqx.Module):
+    """What one fit returns from the compiled solve (with a leading recording axis on
+    every array for `fit_many`); `FitResult` is built from it."""
+
+    model: Any  # the fitted model
+    value: list  # the physical values of the fitted leaves, one array each
+    stderr: list
+    ci_low: list
+    ci_high: list
+    loss: Array
+    history: Array  # the mean loss after each step (NaN after the last)
+    n_steps: Array
+    status_code: Array  # an index into STATUSES
+    converged: Array
+    noise_std: Array
+    covariance: Array  # of the raw parameters
+    sign_flip: Array  # per column: the initial prediction's sign opposes the target's
+    model_bad: Array  # the initial model breaks a constraint
+
+
+def _problem(model, inputs, target, weights, state, dt, cfg: Config):
     dtype = jnp.result_type(target)
-    leaves0 = [jnp.asarray(leaf, dtype) for leaf in _where(cfg.paths)(model)]
+    leaves0 = [jnp.asarray(leaf, dtype) for leaf in where(cfg.paths)(model)]
     theta0, unravel = ravel_pytree(leaves0)
     arrays, static = eqx.partition(model, eqx.is_array)
 
     def rebuild_from(arrays, theta):
-        return eqx.tree_at(_where(cfg.paths), eqx.combine(arrays, static), unravel(theta))
+        return eqx.tree_at(where(cfg.paths), eqx.combine(arrays, static), unravel(theta))
 
     def rebuild(theta):
         return rebuild_from(arrays, theta)
@@ -59,7 +104,7 @@ def _problem(model, inputs, target, weights, state, dt, cfg: _Config):
         return pred.astype(dtype)
 
     dt_array, dt_static = eqx.partition(dt, eqx.is_array)
-    moments_of = _moments_fn(rebuild_from, dt_static, cfg)
+    moments_of = moments_fn(rebuild_from, dt_static, cfg)
 
     def moments(theta):
         jax.eval_shape(predict, theta)  # the shape check, with its message
@@ -67,7 +112,7 @@ def _problem(model, inputs, target, weights, state, dt, cfg: _Config):
 
     def physical_list(theta):
         m = rebuild(theta)
-        return [jnp.asarray(resolve(_follow(m, p)), dtype) for p in cfg.paths]
+        return [jnp.asarray(resolve(follow(m, p)), dtype) for p in cfg.paths]
 
     def physical(theta):
         return ravel_pytree(physical_list(theta))[0]
@@ -76,7 +121,7 @@ def _problem(model, inputs, target, weights, state, dt, cfg: _Config):
     return theta0, rebuild, predict, moments, physical, unravel_physical
 
 
-def _tolerance(cfg: _Config, dtype) -> float:
+def _tolerance(cfg: Config, dtype) -> float:
     if cfg.tol is not None:
         return cfg.tol
     return max(1.49e-8, 100.0 * float(jnp.finfo(dtype).eps))
@@ -86,11 +131,11 @@ def _finite_or_inf(f):
     return jnp.where(jnp.isfinite(f), f, jnp.inf)
 
 
-def _levenberg_marquardt(moments, theta0, capped, target_size: int, cfg: _Config):
+def _levenberg_marquardt(moments, theta0, capped, target_size: int, cfg: Config):
     """Levenberg-Marquardt with Marquardt's diagonal scaling and Nielsen's damping update;
     a step moves the raw value of a constrained parameter (`capped`: 1 for the entries of
     `AbstractParam` leaves, else 0) by at most 1.
-    `moments` (the sums of `_Moments`, one forward pass) is evaluated once per iteration,
+    `moments` (the sums of `Moments`, one forward pass) is evaluated once per iteration,
     at the trial point; the first iteration evaluates the initial guess. Returns the
     optimum, the mean loss over the `target_size` samples, the history, the number of
     steps, whether the stopping test was met, and the moments there."""
@@ -100,11 +145,11 @@ def _levenberg_marquardt(moments, theta0, capped, target_size: int, cfg: _Config
     p = theta0.size
     one = jnp.ones((), theta0.dtype)
 
-    def cond(c):
-        return c["first"] | ((~c["done"]) & (c["it"] < cfg.max_steps))
+    def cond(c: _LMState):
+        return c.first | ((~c.done) & (c.it < cfg.max_steps))
 
-    def body(c):
-        first, theta, at, f, lam, nu = (c[k] for k in ("first", "theta", "at", "f", "lam", "nu"))
+    def body(c: _LMState):
+        first, theta, at, f, lam, nu = c.first, c.theta, c.at, c.f, c.lam, c.nu
         g, A = at.g, at.A
         d = jnp.maximum(jnp.diag(A), 1e-12 * jnp.max(jnp.diag(A)) + jnp.finfo(A.dtype).tiny)
         M = jnp.where(first, jnp.eye(p, dtype=A.dtype), A + lam * jnp.diag(d))
@@ -124,37 +169,37 @@ def _levenberg_marquardt(moments, theta0, capped, target_size: int, cfg: _Config
         small_f = (jnp.abs(actual) <= tol * f) & (predicted <= tol * f)
         small_x = jnp.linalg.norm(delta) <= tol * (jnp.linalg.norm(theta) + tol)
         f_new = jnp.where(ok, f_t, f)
-        it = c["it"] + jnp.where(first, 0, 1)
-        return {
-            "first": jnp.zeros((), bool),
-            "it": it,
-            "theta": jnp.where(ok, trial, theta),
-            "at": jax.tree.map(lambda new, old: jnp.where(ok, new, old), at_t, at),
-            "f": f_new,
-            "lam": jnp.where(first, lam, jnp.where(ok, lam_ok, lam * nu)),
-            "nu": jnp.where(ok, 2.0 * one, 2.0 * nu),
-            "done": (~first & (small_f | small_x)) | (f_new == 0) | ~jnp.isfinite(f_new),
-            "history": c["history"].at[it].set(f_new / m),
-        }
+        it = c.it + jnp.where(first, 0, 1)
+        return _LMState(
+            first=jnp.zeros((), bool),
+            it=it,
+            theta=jnp.where(ok, trial, theta),
+            at=jax.tree.map(lambda new, old: jnp.where(ok, new, old), at_t, at),
+            f=f_new,
+            lam=jnp.where(first, lam, jnp.where(ok, lam_ok, lam * nu)),
+            nu=jnp.where(ok, 2.0 * one, 2.0 * nu),
+            done=(~first & (small_f | small_x)) | (f_new == 0) | ~jnp.isfinite(f_new),
+            history=c.history.at[it].set(f_new / m),
+        )
 
     nothing = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-    c = {
-        "first": jnp.ones((), bool),
-        "it": jnp.zeros((), jnp.int32),
-        "theta": theta0,
-        "at": nothing,
-        "f": jnp.inf * one,
-        "lam": 1e-3 * one,
-        "nu": 2.0 * one,
-        "done": jnp.zeros((), bool),
-        "history": jnp.full(cfg.max_steps + 1, jnp.nan, theta0.dtype),
-    }
+    c = _LMState(
+        first=jnp.ones((), bool),
+        it=jnp.zeros((), jnp.int32),
+        theta=theta0,
+        at=nothing,
+        f=jnp.inf * one,
+        lam=1e-3 * one,
+        nu=2.0 * one,
+        done=jnp.zeros((), bool),
+        history=jnp.full(cfg.max_steps + 1, jnp.nan, theta0.dtype),
+    )
     c = jax.lax.while_loop(cond, body, c)
-    done = c["done"] & jnp.isfinite(c["f"])
-    return c["theta"], c["f"] / m, c["history"], c["it"], done, c["at"]
+    done = c.done & jnp.isfinite(c.f)
+    return c.theta, c.f / m, c.history, c.it, done, c.at
 
 
-def _loss_value(cfg: _Config, predict, target, weights):
+def _loss_value(cfg: Config, predict, target, weights):
     if callable(cfg.loss):
         return lambda theta: cfg.loss(predict(theta), target)
     if weights is None:
@@ -162,7 +207,7 @@ def _loss_value(cfg: _Config, predict, target, weights):
     return lambda theta: jnp.mean(weights * (predict(theta) - target) ** 2)
 
 
-def _optax_loop(loss_fn, theta0, cfg: _Config):
+def _optax_loop(loss_fn, theta0, cfg: Config):
     opt = cfg.optimizer
     tol = _tolerance(cfg, theta0.dtype)
     grad_fn = jax.value_and_grad(loss_fn)
@@ -171,39 +216,39 @@ def _optax_loop(loss_fn, theta0, cfg: _Config):
     with jax.numpy_dtype_promotion("standard"):
         opt_state0 = opt.init(theta0)
 
-    def cond(c):
-        return (~c["done"]) & (c["it"] < cfg.max_steps)
+    def cond(c: _OptaxState):
+        return (~c.done) & (c.it < cfg.max_steps)
 
-    def body(c):
-        f, g = grad_fn(c["theta"])
+    def body(c: _OptaxState):
+        f, g = grad_fn(c.theta)
         # optax mixes Python floats with its int32 step count; allow that promotion here
         # even where a user runs with jax_numpy_dtype_promotion="strict".
         with jax.numpy_dtype_promotion("standard"):
-            updates, opt_state = opt.update(g, c["opt_state"], c["theta"])
-        theta = optax.apply_updates(c["theta"], updates)
+            updates, opt_state = opt.update(g, c.opt_state, c.theta)
+        theta = optax.apply_updates(c.theta, updates)
         f_new = loss_fn(theta)
         done = jnp.abs(f - f_new) <= tol * jnp.abs(f_new)
-        return {
-            "it": c["it"] + 1,
-            "theta": theta,
-            "opt_state": opt_state,
-            "done": done | ~jnp.isfinite(f_new),
-            "history": c["history"].at[c["it"] + 1].set(f_new),
-        }
+        return _OptaxState(
+            it=c.it + 1,
+            theta=theta,
+            opt_state=opt_state,
+            done=done | ~jnp.isfinite(f_new),
+            history=c.history.at[c.it + 1].set(f_new),
+        )
 
-    c = {
-        "it": jnp.zeros((), jnp.int32),
-        "theta": theta0,
-        "opt_state": opt_state0,
-        "done": jnp.zeros((), bool),
-        "history": history,
-    }
+    c = _OptaxState(
+        it=jnp.zeros((), jnp.int32),
+        theta=theta0,
+        opt_state=opt_state0,
+        done=jnp.zeros((), bool),
+        history=history,
+    )
     c = jax.lax.while_loop(cond, body, c)
-    converged = c["done"] & jnp.isfinite(c["history"][c["it"]])
-    return c["theta"], loss_fn(c["theta"]), c["history"], c["it"], converged
+    converged = c.done & jnp.isfinite(c.history[c.it])
+    return c.theta, loss_fn(c.theta), c.history, c.it, converged
 
 
-def _diagnose(at: _Moments, theta, scale, tol):
+def _diagnose(at: Moments, theta, scale, tol):
     """What least squares tells at the end, from $r^\\top r$, $J^\\top r$ and $J^\\top J$:
     which parameters the data determine, the covariance of the raw parameters up to the
     factor $s^2$, and whether the Gauss–Newton model promises any further gain.
@@ -261,7 +306,7 @@ def _status(finite, out_of_range, undetermined, done, optimal):
     return jnp.where(finite, code, STATUSES.index("non_finite")).astype(jnp.int32)
 
 
-def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config, scanned=None):
+def _solve(model, inputs, target, weights, state, dt, key, cfg: Config, scanned=None):
     """The fit of one recording. `scanned`: the target and weights as the simulation's
     scans take them (the same values; `fit_many` passes them laid out time-major)."""
     theta0, rebuild, predict, moments, physical, unravel_physical = _problem(
@@ -270,8 +315,8 @@ def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config, scanned
     dtype = theta0.dtype
     capped = ravel_pytree(
         [
-            jnp.full(jnp.shape(leaf), _node_is_param(_follow(model, path)), dtype)
-            for leaf, path in zip(_where(cfg.paths)(model), cfg.paths)
+            jnp.full(jnp.shape(leaf), node_is_param(follow(model, path)), dtype)
+            for leaf, path in zip(where(cfg.paths)(model), cfg.paths)
         ]
     )[0]
     sqrt_w = jnp.ones((), dtype) if weights is None else jnp.sqrt(weights)
@@ -328,31 +373,31 @@ def _solve(model, inputs, target, weights, state, dt, key, cfg: _Config, scanned
     stderr = jnp.sqrt(jnp.diag(D @ jnp.where(jnp.isnan(cov), 0.0, cov) @ D.T))
     stderr = jnp.where(jnp.isnan(se_raw), jnp.nan, stderr)
     a, b = physical(theta - z * se_raw), physical(theta + z * se_raw)
-    return {
-        "model": fitted,
-        "value": unravel_physical(value),
-        "stderr": unravel_physical(stderr),
-        "ci_low": unravel_physical(jnp.minimum(a, b)),
-        "ci_high": unravel_physical(jnp.maximum(a, b)),
-        "loss": loss,
-        "history": history,
-        "n_steps": n_steps,
-        "status_code": status,
-        "converged": status == STATUSES.index("converged"),
-        "noise_std": jnp.sqrt(s2),
-        "covariance": cov,
-        "sign_flip": sign_flip,
-        "model_bad": model_bad,
-    }
+    return Solution(
+        model=fitted,
+        value=unravel_physical(value),
+        stderr=unravel_physical(stderr),
+        ci_low=unravel_physical(jnp.minimum(a, b)),
+        ci_high=unravel_physical(jnp.maximum(a, b)),
+        loss=loss,
+        history=history,
+        n_steps=n_steps,
+        status_code=status,
+        converged=status == STATUSES.index("converged"),
+        noise_std=jnp.sqrt(s2),
+        covariance=cov,
+        sign_flip=sign_flip,
+        model_bad=model_bad,
+    )
 
 
 @eqx.filter_jit
-def _solve_one(model, inputs, target, weights, state, dt, key, cfg):
+def solve_one(model, inputs, target, weights, state, dt, key, cfg):
     return _solve(model, inputs, target, weights, state, dt, key, cfg)
 
 
 @eqx.filter_jit
-def _solve_many(model, inputs, targets, weights, state, dt, keys, cfg, axes):
+def solve_many(model, inputs, targets, weights, state, dt, keys, cfg, axes):
     cfg = cfg._replace(sums_in_scan=True)
 
     def one(inputs, target, weights, key, scanned):

@@ -39,18 +39,21 @@ Reference: Nocedal & Wright 2006, *Numerical Optimization*, ch. 10; Seber & Wild
 """
 
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jaxtyping import Array
 
 from .. import _validation as val
 from .._params import Bounded, resolve
-from ..simulate import _initial_state, _input_checks, _step_checks, checkpoint_lengths
-from ._result import STATUSES as STATUSES, FitResult as FitResult, _result
-from ._select import _KEYS, _follow, _where, select as select
-from ._solve import _Config, _solve_many, _solve_one
+from ..simulate import checkpoint_lengths, initial_state, input_checks, step_checks
+from ._result import STATUSES as STATUSES, FitResult as FitResult, build_result
+from ._select import follow, select as select, where
+from ._solve import Config, solve_many, solve_one
 from .psc import CONVENTIONS
 
 
@@ -117,11 +120,14 @@ def _check_delays(model, names, paths) -> None:
     [0, max_delay] of the module that holds it."""
     for name, path in zip(names, paths):
         last = path[-1]
-        owner = _follow(model, path[:-1])
+        owner = follow(model, path[:-1])
         max_delay = getattr(owner, "max_delay", None)
-        if not (isinstance(last, _KEYS.GetAttrKey) and last.name == "delay") or max_delay is None:
+        if (
+            not (isinstance(last, jax.tree_util.GetAttrKey) and last.name == "delay")
+            or max_delay is None
+        ):
             continue
-        node = _follow(model, path)
+        node = follow(model, path)
         if not (isinstance(node, Bounded) and node.lower >= 0 and node.upper <= max_delay):
             value = np.ravel(np.asarray(resolve(node)))[0]
             raise ValueError(
@@ -147,34 +153,46 @@ def _check_samples(target, weights, n_params: int, batched: bool) -> None:
         )
 
 
+class FitOptions(eqx.Module):
+    """The options of `jsyn.fit` and `jsyn.fit_many` as the user gave them (see there)."""
+
+    params: Any
+    loss: str | Callable
+    weights: Any
+    optimizer: Any
+    max_steps: int | None
+    tol: float | None
+    record: Callable | None
+    n_starts: int
+    spread: float
+    level: float
+    checkpoint: Any
+    convention: str | None
+
+
+class Prepared(NamedTuple):
+    """A fit's checked data and its compiled solve's configuration."""
+
+    names: tuple[str, ...]  # the fitted parameters' names
+    target: Array  # the target, in the model's sign convention
+    weights: Array | None
+    w_axis: int | None  # fit_many: 0 for weights per recording, None for shared ones
+    cfg: Config
+
+
 def _prepare(
-    model,
-    inputs,
-    target,
-    dt,
-    *,
-    batched: bool,
-    shared_inputs: bool = True,
-    params,
-    loss,
-    weights,
-    optimizer,
-    max_steps,
-    tol,
-    record,
-    n_starts,
-    spread,
-    level,
-    checkpoint,
-    convention,
-):
+    model, inputs, target, dt, options: FitOptions, *, batched: bool, shared_inputs: bool = True
+) -> Prepared:
+    """Check the fit's data and options (errors name the bad value) and configure it."""
+    params, loss, weights = options.params, options.loss, options.weights
+    optimizer, max_steps, level = options.optimizer, options.max_steps, options.level
     names, paths = select(model, params)
     _check_delays(model, names, paths)
     target = jnp.asarray(target)
     if not jnp.issubdtype(target.dtype, jnp.floating):
         target = target.astype(jnp.result_type(float))
     _concrete_finite(target, "the target", "drop or interpolate the NaN samples")
-    if _convention_sign(model, convention) < 0:
+    if _convention_sign(model, options.convention) < 0:
         target = -target
     if isinstance(loss, str):
         if loss not in ("mse", "weighted"):
@@ -196,8 +214,8 @@ def _prepare(
         max_steps = 200 if optimizer is None else 2000
     if not 0.0 < level < 1.0:
         raise ValueError(f"jsyn.fit: level must lie in (0, 1) (got {level}); e.g. 0.95.")
-    if int(n_starts) < 1:
-        raise ValueError(f"jsyn.fit: n_starts must be >= 1 (got {n_starts}).")
+    if int(options.n_starts) < 1:
+        raise ValueError(f"jsyn.fit: n_starts must be >= 1 (got {options.n_starts}).")
     leaves = jax.tree.leaves(inputs)
     T = target.shape[1 if batched else 0] if target.ndim > int(batched) else None
     if T is None:
@@ -205,7 +223,7 @@ def _prepare(
             f"jsyn.fit: the target needs a leading time axis"
             f"{' after the recording axis' if batched else ''} (got shape {target.shape})."
         )
-    n_params = sum(int(np.size(leaf)) for leaf in _where(paths)(model))
+    n_params = sum(int(np.size(leaf)) for leaf in where(paths)(model))
     _check_samples(target, weights, n_params, batched)
     axis = 1 if batched and not shared_inputs else 0
     for leaf in leaves:
@@ -215,21 +233,21 @@ def _prepare(
                 f"jsyn.fit: inputs of shape {shape} do not match the target's {T} time "
                 "steps; give inputs with the same time axis as the target."
             )
-    val.raise_concrete(_step_checks(dt) + _input_checks(inputs))
-    cfg = _Config(
+    val.raise_concrete(step_checks(dt) + input_checks(inputs))
+    cfg = Config(
         paths=paths,
-        record=record,
+        record=options.record,
         loss=loss,
         optimizer=optimizer,
         max_steps=int(max_steps),
-        tol=None if tol is None else float(tol),
+        tol=None if options.tol is None else float(options.tol),
         level=float(level),
         T=int(T),
-        lengths=checkpoint_lengths(checkpoint, int(T)),
-        n_starts=int(n_starts),
-        spread=float(spread),
+        lengths=checkpoint_lengths(options.checkpoint, int(T)),
+        n_starts=int(options.n_starts),
+        spread=float(options.spread),
     )
-    return names, target, weights, w_axis, cfg
+    return Prepared(names, target, weights, w_axis, cfg)
 
 
 def _raise_bad_model(bad, model) -> None:
@@ -246,8 +264,8 @@ def _raise_sign_flip(flip, convention) -> None:
     flip = np.asarray(flip)
     if not flip.any():
         return
-    where = np.argwhere(flip)[0]
-    at = f"column {int(where[-1])}" + (f" of recording {int(where[0])}" if flip.ndim > 1 else "")
+    first = np.argwhere(flip)[0]
+    at = f"column {int(first[-1])}" + (f" of recording {int(first[0])}" if flip.ndim > 1 else "")
     taken = (
         "as the model's output"
         if convention is None
@@ -353,12 +371,7 @@ def fit(
     print(res.summary())
     ```
     """
-    names, target, weights, _, cfg = _prepare(
-        model,
-        inputs,
-        target,
-        dt,
-        batched=False,
+    options = FitOptions(
         params=params,
         loss=loss,
         weights=weights,
@@ -372,13 +385,14 @@ def fit(
         checkpoint=checkpoint,
         convention=convention,
     )
+    names, target, weights, _, cfg = _prepare(model, inputs, target, dt, options, batched=False)
     if state is None:
-        state = _initial_state(model, jax.tree.leaves(inputs), None)
+        state = initial_state(model, jax.tree.leaves(inputs), None)
     key = jax.random.key(0) if key is None else key
-    out = _solve_one(model, inputs, target, weights, state, dt, key, cfg)
-    _raise_bad_model(out["model_bad"], model)
-    _raise_sign_flip(out["sign_flip"], convention)
-    return _result(out, names, cfg.level)
+    out = solve_one(model, inputs, target, weights, state, dt, key, cfg)
+    _raise_bad_model(out.model_bad, model)
+    _raise_sign_flip(out.sign_flip, convention)
+    return build_result(out, names, cfg.level)
 
 
 def fit_many(
@@ -431,13 +445,7 @@ def fit_many(
                     f"jsyn.fit_many: per-recording inputs need a leading axis of {n_rec} "
                     f"(got shape {np.shape(leaf)}); or pass shared_inputs=True for one drive."
                 )
-    names, targets, weights, w_axis, cfg = _prepare(
-        model,
-        inputs,
-        targets,
-        dt,
-        batched=True,
-        shared_inputs=shared_inputs,
+    options = FitOptions(
         params=params,
         loss=loss,
         weights=weights,
@@ -451,12 +459,15 @@ def fit_many(
         checkpoint=checkpoint,
         convention=convention,
     )
+    names, targets, weights, w_axis, cfg = _prepare(
+        model, inputs, targets, dt, options, batched=True, shared_inputs=shared_inputs
+    )
     if state is None:
         one = leaves if shared_inputs else [leaf[0] for leaf in leaves]
-        state = _initial_state(model, one, None)
+        state = initial_state(model, one, None)
     keys = jax.random.split(jax.random.key(0) if key is None else key, n_rec)
     axes = (None if shared_inputs else 0, w_axis)
-    out = _solve_many(model, inputs, targets, weights, state, dt, keys, cfg, axes)
-    _raise_bad_model(out["model_bad"], model)
-    _raise_sign_flip(out["sign_flip"], convention)
-    return _result(out, names, cfg.level)
+    out = solve_many(model, inputs, targets, weights, state, dt, keys, cfg, axes)
+    _raise_bad_model(out.model_bad, model)
+    _raise_sign_flip(out.sign_flip, convention)
+    return build_result(out, names, cfg.level)
