@@ -166,7 +166,7 @@ ALL_SYSTEMS = [
     # A source: its size is fixed by its spikes, and it ignores the drive it is given.
     Case(
         "SpikeTimes",
-        jsyn.SpikeTimes([0.0, 1.0, 1.04, 7.3, 19.9, 25.0], [0, 1, 1, 2, 0, 2], n=3),
+        jsyn.SpikeTimes([0.0, 1.0, 1.34, 7.3, 19.9, 25.0], [0, 1, 1, 2, 0, 2], n=3),
         spike_train,
         (),
         fixed_size=True,

@@ -123,7 +123,7 @@ def test_by_default_shows_a_bar_only_where_one_can_run(monkeypatch, capsys):
     monkeypatch.setattr(_progress, "AUTO_DELAY", 0.0)  # show it even for this short run
     with _progress.by_default():
         _assert_identical(jsyn.simulate(syn, x, DT), whole)
-        assert "jsyn.simulate (biological time)" in capsys.readouterr().err
+        assert "s of biological time" in capsys.readouterr().err
         traced = jax.jit(lambda x: jsyn.simulate(syn, x, DT)[1])(x)  # no bar, no error
         jsyn.simulate(syn, x, DT, checkpoint=2)  # a gradient tool: no bar
         jsyn.simulate(syn, x, DT, progress=False)
@@ -132,3 +132,38 @@ def test_by_default_shows_a_bar_only_where_one_can_run(monkeypatch, capsys):
             jsyn.simulate(syn, x, DT)
     assert "jsyn.simulate" not in capsys.readouterr().err
     np.testing.assert_array_equal(traced, whole[1])
+
+
+# -- what the bar says: biological seconds per wall second, round totals, compiling --------
+
+
+def test_bar_text_rounds_the_totals():
+    """Issue 19: totals printed as `1.4000000000000001/2.0`."""
+    assert _progress.describe(14000, 20000, 0.1, 2.5) == (
+        "1.4/2 s of biological time, 2.5 s per wall s"
+    )
+    assert _progress.describe(0, 14000, 0.1, None) == "0/1.4 s of biological time, compiling"
+
+
+def test_bar_shows_biological_seconds_per_wall_second_after_compiling(monkeypatch):
+    """Issue 19: the bar showed wall seconds per biological second, and nothing during the
+    first chunk's compilation. The clock is faked: built at 0 s, the first chunk (1 s of
+    biological time) ends at 10 s (compiling), the second at 12 s."""
+    clock = iter([0.0, 10.0, 12.0])
+    monkeypatch.setattr(_progress.time, "perf_counter", lambda: next(clock))
+    bar = _progress._BioBar(20000, 0.1, delay=0.0)
+    assert bar.bar.desc == "jsyn.simulate: 0/2 s of biological time, compiling"
+    bar.advance(jnp.zeros(()), 10000)
+    assert bar.bar.desc == "jsyn.simulate: 1/2 s of biological time, 0.1 s per wall s"
+    bar.advance(jnp.zeros(()), 10000)  # 1 s of biological time in 2 s: 0.5 per wall s
+    assert bar.bar.desc == "jsyn.simulate: 2/2 s of biological time, 0.5 s per wall s"
+    bar.bar.close()
+
+
+def test_a_run_shows_the_round_total_and_the_rate(capsys):
+    x = _spikes(14000, 1)
+    jsyn.simulate(jsyn.Expon(), x, 0.1, progress=True, progress_chunk=7000)
+    err = capsys.readouterr().err
+    assert "0/1.4 s of biological time, compiling" in err
+    assert "1.4/1.4 s of biological time" in err and "s per wall s" in err
+    assert "1.4000000000000001" not in err

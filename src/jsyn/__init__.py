@@ -19,6 +19,7 @@ from ._params import (
     resolve as resolve,
 )
 from ._save import load as load, save as save
+from ._units import UnitWarning as UnitWarning
 from .batch import grid as grid, stack as stack, sweep as sweep
 from .connectivity import (
     AbstractConnection as AbstractConnection,
@@ -71,6 +72,8 @@ from .neurons import (
     Poisson as Poisson,
     PoissonState as PoissonState,
     SigmoidSurrogate as SigmoidSurrogate,
+    SpikeInput as SpikeInput,
+    SpikeInputState as SpikeInputState,
     SpikeTimes as SpikeTimes,
     SpikeTimesState as SpikeTimesState,
 )

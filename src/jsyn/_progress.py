@@ -10,6 +10,7 @@ function serves them all; a last, shorter chunk compiles once more (cached like 
 import contextlib
 import contextvars
 import functools
+import time
 
 import equinox as eqx
 import jax
@@ -96,24 +97,72 @@ def run_chunked(step, system, state, inputs, dt, record, T: int, every: int, chu
     dynamic, rest = eqx.partition((step, system, inputs, dt, record, every), eqx.is_array)
     leaves, treedef = jax.tree.flatten(rest)
     static = (treedef, tuple(leaves))
-    # counted in steps, shown in biological seconds (1 step = dt / 1000 s)
-    scale = float(dt) / 1000.0
-    desc = "jsyn.simulate (biological time)"
-    with tqdm(total=T, unit="s", unit_scale=scale, desc=desc, delay=delay) as bar:
+    bar = _BioBar(T, float(dt), delay)
+    with bar:
         in_flight = []  # dispatch the next chunk before waiting for the last one
         for start in range(0, T, chunk):
             n = min(chunk, T - start)
             state, buffers = _chunk(static, n, dynamic, state, np.int32(start), buffers)
             in_flight.append((state, n))
             if len(in_flight) == 2:
-                _wait(bar, *in_flight.pop(0))
-        _wait(bar, *in_flight.pop())
+                bar.advance(*in_flight.pop(0))
+        bar.advance(*in_flight.pop())
     return state, buffers
 
 
-def _wait(bar, state, n: int) -> None:
-    jax.block_until_ready(state)
-    bar.update(n)
+def seconds(x: float) -> str:
+    """Biological seconds for the bar, rounded to 4 significant digits (`1.4`, not
+    `1.4000000000000001`)."""
+    return f"{x:.4g}"
+
+
+def describe(done: int, total: int, dt: float, rate: float | None) -> str:
+    """The bar's text after `done` of `total` steps of `dt` ms: biological seconds done and
+    in all, and `rate`, biological seconds per wall second (`None`: the first chunk is
+    still compiling)."""
+    scale = dt / 1000.0  # one step in biological seconds
+    speed = "compiling" if rate is None else f"{rate:.3g} s per wall s"
+    return f"{seconds(done * scale)}/{seconds(total * scale)} s of biological time, {speed}"
+
+
+class _BioBar:
+    """A `tqdm` bar counted in steps and labelled in biological seconds (done, in all, and
+    per wall second). It says "compiling" until the first chunk is done; the rate then
+    counts from the end of that chunk, so that compilation does not weigh on it."""
+
+    def __init__(self, total: int, dt: float, delay: float):
+        self.dt, self.total, self.done = dt, total, 0
+        self.started = None  # (wall time, steps done) at the end of the first chunk
+        self.created = time.perf_counter()
+        self.bar = tqdm(
+            total=total,
+            desc=self.label(0, None),
+            bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]",
+            delay=delay,
+        )
+
+    def label(self, done: int, rate: float | None) -> str:
+        return f"jsyn.simulate: {describe(done, self.total, self.dt, rate)}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+    def advance(self, state, n: int) -> None:
+        """Wait for the chunk that ends in `state` (`n` steps), then show it."""
+        jax.block_until_ready(state)
+        now = time.perf_counter()
+        self.done += n
+        if self.started is None:  # the first chunk: its rate includes the compilation
+            self.started = (now, self.done)
+            rate = self.done * self.dt / 1000.0 / max(now - self.created, 1e-9)
+        else:
+            t0, done0 = self.started
+            rate = (self.done - done0) * self.dt / 1000.0 / max(now - t0, 1e-9)
+        self.bar.set_description_str(self.label(self.done, rate), refresh=False)
+        self.bar.update(n)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=5)

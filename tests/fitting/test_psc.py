@@ -1,5 +1,7 @@
 """jsyn.PSC: the voltage-clamp current of a delay/STP/kinetics/output chain."""
 
+import warnings
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -99,3 +101,17 @@ def test_clamp_convention_is_the_membrane_current_inward_negative():
         ValueError, match="PSC.convention must be 'into_cell'.*'clamp'.*got 'inward'"
     ):
         jsyn.PSC(jsyn.AMPA(), jsyn.COBA(), convention="inward")
+
+
+def test_a_holding_potential_in_volts_warns():
+    """Issue 19: `V_hold=-0.07` (volts) fitted g_max = 1802 nS and said "converged"."""
+    syn, out = jsyn.DualExpon(1.0, 6.0), jsyn.COBA(E=0.0)
+    with pytest.warns(jsyn.UnitWarning, match=r"V_hold is in mV and -0.07 mV.*\(-70 mV\)"):
+        jsyn.PSC(syn, out, V_hold=-0.07)
+    with pytest.warns(jsyn.UnitWarning, match=r"0.04 mV"):
+        jsyn.PSC(syn, out, V_hold=jnp.array([-70.0, 0.04]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        jsyn.PSC(syn, out, V_hold=0.0)  # a common clamp for inhibitory currents
+        jsyn.PSC(syn, out, V_hold=jnp.array([-70.0, 0.0, 10.0]))
+        jax.jit(lambda v: jsyn.PSC(syn, out, V_hold=v).V_hold)(-0.07)  # traced: not known

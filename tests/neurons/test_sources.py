@@ -1,5 +1,7 @@
 """Spike sources: given times and Poisson trains."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,12 +12,15 @@ import jsyn
 
 def test_spike_times_land_on_nearest_step_and_are_counted():
     src = jsyn.SpikeTimes([0.0, 1.0, 1.04, 2.26, 0.3], [0, 1, 1, 0, 2])
-    _, spikes = jsyn.simulate(src, None, 0.1, n_steps=30)
+    shared = r"2 spikes into steps.*neuron 1, spikes at 1 and 1.04 ms, both in step 10"
+    with pytest.warns(jsyn.UnitWarning, match=shared):
+        _, spikes = jsyn.simulate(src, None, 0.1, n_steps=30)
     expected = np.zeros((30, 3))
     expected[0, 0] = expected[10, 1] = expected[23, 0] = expected[3, 2] = 1
     expected[10, 1] += 1  # two spikes in one step add up: none is dropped
     np.testing.assert_array_equal(spikes, expected)
-    np.testing.assert_array_equal(src.raster(30, 0.1), expected)
+    with pytest.warns(jsyn.UnitWarning, match=shared):
+        np.testing.assert_array_equal(src.raster(30, 0.1), expected)
 
 
 def test_spike_times_split_run_continues():
@@ -158,3 +163,123 @@ def test_poisson_in_a_network_is_checked_with_the_run_dt(getkey):
     jsyn.simulate(net, None, 0.5, n_steps=5, key=getkey())
     with pytest.raises(ValueError, match=r"Poisson needs rates \* dt / 1000 <= 1.*dt=1.0"):
         jsyn.simulate(net, None, 1.0, n_steps=5, key=getkey())
+
+
+# -- units: values that are probably in the wrong unit warn where they enter ----------------
+
+
+def test_poisson_rates_all_below_1_hz_warn_as_likely_1_per_ms():
+    with pytest.warns(jsyn.UnitWarning, match=r"all below 1 Hz \(max 0.02 Hz\).*multiply by 1000"):
+        jsyn.Poisson(jnp.full(100, 0.02))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        jsyn.Poisson(jnp.full(100, 20.0))  # Hz: no warning
+        jsyn.Poisson(jnp.array([0.5, 3.0]))  # one slow rate among others: no warning
+        jsyn.Poisson(jnp.zeros(3))  # a silent group is meant
+        jax.jit(lambda r: jsyn.Poisson(r).rates)(jnp.full(3, 0.02))  # traced: not known
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=jsyn.UnitWarning)  # the documented opt-out
+        jsyn.Poisson(jnp.full(3, 0.02))
+
+
+def test_spike_times_in_seconds_warn_at_the_run_and_in_the_raster():
+    """Issue 19: spike times in seconds put 4 spikes into rows 0-1 at dt = 0.1 ms."""
+    src = jsyn.SpikeTimes([0.010, 0.040, 0.045, 0.090, 0.120])
+    match = (
+        r"SpikeTimes puts 5 spikes into steps.*both in step 0 of dt=0.1 ms.*multiply them by 1000"
+    )
+    with pytest.warns(jsyn.UnitWarning, match=match):
+        jsyn.simulate(src, None, 0.1, n_steps=10)
+    with pytest.warns(jsyn.UnitWarning, match=match):
+        src.raster(10, 0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        jsyn.simulate(jsyn.SpikeTimes([10.0, 40.0, 45.0, 90.0, 120.0]), None, 0.1, n_steps=10)
+
+
+# -- exact steps: computed on the host, whatever the dtype ----------------------------------
+
+
+def test_raster_rows_are_exact_in_float32():
+    """Issue 19: in float32, 1677721.7 ms at dt = 0.1 ms went to row 16777218."""
+    with jax.enable_x64(False):
+        src = jsyn.SpikeTimes([1677721.7, 0.25, 12.34])
+        assert src.times.dtype == jnp.float32
+        raster = src.raster(16777230, 0.1)
+        assert raster.dtype == jnp.float32
+        np.testing.assert_array_equal(np.flatnonzero(np.asarray(raster[:, 0])), [2, 123, 16777217])
+
+
+def test_a_float32_run_that_would_move_a_spike_is_refused():
+    with jax.enable_x64(False):
+        src = jsyn.SpikeTimes([1.0, 1677721.7])
+        with pytest.raises(ValueError, match=r"cannot place every spike on its step.*x64"):
+            jsyn.simulate(src, None, 0.1, n_steps=10)
+        jsyn.simulate(jsyn.SpikeTimes([1.0, 2.5]), None, 0.1, n_steps=10)  # short: exact
+
+
+# -- in time order: a step costs its own spikes, not the stored ones -----------------------
+
+
+def test_unsorted_spikes_replay_like_the_raster(getkey):
+    rng = np.random.default_rng(3)
+    times = rng.uniform(0.0, 50.0, 400)
+    cells = rng.integers(0, 7, 400)
+    src = jsyn.SpikeTimes(times, cells, n=7)
+    np.testing.assert_array_equal(np.diff(np.asarray(src.times)) >= 0, True)  # time order
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=jsyn.UnitWarning)  # bursts are meant here
+        raster = src.raster(501, 0.1)
+        _, spikes = jsyn.simulate(src, None, 0.1, n_steps=501)
+    np.testing.assert_array_equal(spikes, raster)
+    assert float(spikes.sum()) == 400
+    ref = np.zeros((501, 7))
+    np.add.at(ref, (np.rint(times / 0.1).astype(int), cells), 1.0)
+    np.testing.assert_array_equal(spikes, ref)
+
+
+def test_spike_times_state_saves_and_continues(tmp_path):
+    src = jsyn.SpikeTimes(np.arange(0.0, 10.0, 0.7))
+    mid, first = jsyn.simulate(src, None, 0.1, n_steps=40)
+    jsyn.save(tmp_path / "state.eqx", mid)
+    loaded = jsyn.load(tmp_path / "state.eqx", src.init_state())
+    _, second = jsyn.simulate(src, None, 0.1, n_steps=60, state=loaded)
+    _, whole = jsyn.simulate(src, None, 0.1, n_steps=100)
+    np.testing.assert_array_equal(whole, np.concatenate([first, second]))
+
+
+def test_gradients_flow_through_a_spike_times_source():
+    """The source is piecewise constant in the spike times (zero gradient, as a central
+    difference inside a step says); gradients of the downstream synapse still flow."""
+
+    def loss(tau, times):
+        src = jsyn.SpikeTimes(times, [0, 0, 1], n=2)
+        _, x = jsyn.simulate(src, None, 0.1, n_steps=80)
+        return jsyn.simulate(jsyn.Expon(tau=tau), x, 0.1)[1].sum()
+
+    times = jnp.array([0.5, 3.0, 1.2])
+    g_tau, g_t = jax.grad(loss, argnums=(0, 1))(5.0, times)
+    fd = (loss(5.0 + 1e-5, times) - loss(5.0 - 1e-5, times)) / 2e-5
+    np.testing.assert_allclose(g_tau, fd, rtol=1e-6)
+    np.testing.assert_array_equal(g_t, 0.0)
+    np.testing.assert_allclose(loss(5.0, times + 1e-3), loss(5.0, times), rtol=1e-14)
+
+
+def test_a_raster_through_inputs_drives_a_network_like_the_source():
+    """`SpikeInput` fed `SpikeTimes.raster` through `inputs=` is the same network run as
+    the `SpikeTimes` group itself."""
+    src = jsyn.SpikeTimes([1.0, 2.3, 4.0, 7.7], [0, 1, 0, 1], n=2)
+
+    def net(group):
+        proj = jsyn.Projection(
+            jsyn.all_to_all(2, 3, 5.0), jsyn.Expon(5.0), jsyn.COBA(E=0.0), pre="in", post="c"
+        )
+        return jsyn.Network({"in": group, "c": (jsyn.LIF(), 3)}, {"p": proj})
+
+    rec = lambda s, o: (o["in"], s.groups["c"].V)  # noqa: E731
+    _, (spikes, V) = jsyn.simulate(net(src), None, 0.1, n_steps=100, record=rec)
+    raster = {"in": src.raster(100, 0.1)}
+    _, (spikes2, V2) = jsyn.simulate(net((jsyn.SpikeInput(), 2)), raster, 0.1, record=rec)
+    np.testing.assert_array_equal(spikes2, spikes)
+    np.testing.assert_array_equal(V2, V)
+    assert float(spikes.sum()) == 4

@@ -8,12 +8,14 @@ delay of the whole response.
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .. import _validation as val
 from .._component import AbstractSystem
 from .._custom_types import Shape
 from .._params import Param, param, resolve
+from .._units import warn_unit
 from ..outputs import AbstractOutput
 
 CONVENTIONS = ("into_cell", "clamp")
@@ -67,7 +69,11 @@ class PSC(AbstractSystem):
     - `output`: its output law (`CUBA`, `COBA`, `MgBlock`), or a tuple, one per synapse.
     - `stp`: optional short-term plasticity (`STD`, `STP`), applied before the kinetics.
     - `delay`: optional delay system (for example `jsyn.Delay`), applied to the current.
-    - `V_hold`: holding potential (mV), scalar or per column. Default -70.0.
+    - `V_hold`: holding potential (mV), scalar or per column. Default -70.0. A value
+      between -1 and 1 mV other than 0 is most likely in volts (`-0.07` for -70 mV, which
+      would fit a conductance 1000 times too large): built with known values it gives a
+      `jsyn.UnitWarning` (0 mV, a common holding potential for inhibitory currents, does
+      not).
     - `convention`: `"into_cell"` (default) or `"clamp"`, the sign of the output (above).
 
     Fit its parameters by dotted name, for example `"synapse.tau_decay"`,
@@ -102,6 +108,16 @@ class PSC(AbstractSystem):
                 raise TypeError(
                     f"PSC.output must be jsyn output laws such as COBA (got {type(o).__name__})."
                 )
+
+        V_hold = val.concrete(resolve(self.V_hold))
+        volts = None if V_hold is None else V_hold[(V_hold != 0) & (np.abs(V_hold) < 1)]
+        if volts is not None and volts.size:
+            warn_unit(
+                f"PSC.V_hold is in mV and {volts.flat[0]:g} mV is most likely a potential in "
+                f"volts ({volts.flat[0] * 1000:g} mV); pass V_hold in mV, or if it is meant, "
+                "silence this with warnings.filterwarnings('ignore', "
+                "category=jsyn.UnitWarning)."
+            )
 
     def constraints(self):
         return (val.finite("PSC", "V_hold", resolve(self.V_hold)),)

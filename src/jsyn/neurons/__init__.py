@@ -15,6 +15,8 @@ from .neuromodulator import (
 from .sources import (
     Poisson as Poisson,
     PoissonState as PoissonState,
+    SpikeInput as SpikeInput,
+    SpikeInputState as SpikeInputState,
     SpikeTimes as SpikeTimes,
     SpikeTimesState as SpikeTimesState,
 )
