@@ -124,6 +124,8 @@ def python_blocks(path: Path) -> str:
         "docs/fitting.md",
         "docs/batch.md",
         "docs/plasticity.md",
+        "docs/save-load.md",
+        "docs/coming-from.md",
     ],
 )
 def test_the_code_on_a_page_runs_as_pasted(page, tmp_path):

@@ -33,11 +33,12 @@ pytestmark = pytest.mark.slow  # builds the site (running the notebooks) and ope
 
 
 def _tools_or_skip():
-    """selenium and chromedriver, or a skip that CI turns into a failure."""
+    """mkdocs, selenium and chromedriver, or a skip that CI turns into a failure."""
     try:
+        import mkdocs  # noqa: F401
         import selenium  # noqa: F401
-    except ImportError:
-        missing = "selenium (pip install '.[docs]')"
+    except ImportError as error:
+        missing = f"{error.name} (pip install '.[docs]')"
     else:
         driver = Path(CHROMEDRIVER).exists()
         missing = None if driver else "chromedriver (apt-get install chromium chromium-driver)"
@@ -49,6 +50,7 @@ def _tools_or_skip():
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
+    _tools_or_skip()
     if os.environ.get("JSYN_SITE"):
         return Path(os.environ["JSYN_SITE"])
     out = tmp_path_factory.mktemp("site")
