@@ -8,6 +8,14 @@ from jsyn import demo
 from jsyn.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def no_compile_cache(monkeypatch):
+    """`jsyn fit` and `jsyn demo` would keep compiled programs in ~/.cache/jsyn/jax."""
+    monkeypatch.setenv("JSYN_NO_COMPILE_CACHE", "1")
+
+
 EXAMPLES = ("expon", "alpha", "dual_expon", "dual_expon_v2", "voltage_jump", "cuba_vs_coba")
 EXAMPLES += ("ampa", "gaba_a", "bio_nmda", "nmda", "gaba_b", "stp", "std", "gap_junction")
 EXAMPLES += ("additive_coupling", "diffusive_coupling", "stdp_window", "triplet_frequency")
@@ -265,3 +273,62 @@ def test_demo_progress_flag_turns_the_default_bar_on_and_off(monkeypatch):
     assert main(["demo", "--no-progress", "--out", "unused"]) == 0
     assert seen == [True, False]
     assert _progress._AUTO.get() is False  # restored after the command
+
+
+def _unit_mistakes(tmp_path):
+    """The four inputs of issue 19 that `jsyn fit` fitted and called "converged"."""
+    from jsyn import io
+
+    rec = io.load_recording(io.example_path())
+    np.savez(tmp_path / "plain.npz", t=rec.t, traces=rec.traces, V_hold=-70.0)
+    (tmp_path / "s.txt").write_text("0.010 0.040 0.045 0.090 0.120\n")
+    counts = rec.raster()[:, 0].astype(int)
+    rows = [f"{t / 1000:.6g},{float(i)!r},{s}" for t, i, s in zip(rec.t, rec.traces[:, 0], counts)]
+    (tmp_path / "tsec.csv").write_text("# V_hold = -70\nt,I,spikes\n" + "\n".join(rows) + "\n")
+    np.savez(tmp_path / "raster.npz", t=rec.t, traces=rec.traces, spikes=counts, V_hold=-70.0)
+    np.savez(tmp_path / "volts.npz", t=rec.t, traces=rec.traces, spikes=rec.spikes, V_hold=-0.07)
+    return {
+        "seconds spikes": (["plain.npz", "--spikes", "s.txt"], "spike times in seconds"),
+        "seconds time": (["tsec.csv"], "time step is 0.0001 ms.*in seconds"),
+        "raster npz": (["raster.npz"], "0/1 value per sample"),
+        "volts V_hold": (["volts.npz"], "V_hold = -0.07 mV.*in volts.*give -70"),
+    }
+
+
+def test_unit_mistakes_are_errors_naming_the_mistake(tmp_path, capsys):
+    import re
+
+    for argv, match in _unit_mistakes(tmp_path).values():
+        files = [str(tmp_path / a) if "." in a else a for a in argv]
+        assert main(["fit", *files, "--model", "DualExpon"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and re.search(match, err), err
+
+
+@pytest.mark.slow  # a fit (~3 s)
+def test_warn_only_shows_the_warning_and_fits(tmp_path, capsys):
+    argv, _ = _unit_mistakes(tmp_path)["seconds spikes"]
+    files = [str(tmp_path / a) if "." in a else a for a in argv]
+    with pytest.warns(UserWarning, match="spike times in seconds"):
+        assert main(["fit", *files, "--model", "DualExpon", "--warn-only"]) in (0, 1)
+    assert "synapse.tau_rise" in capsys.readouterr().out
+
+
+def test_the_compile_cache_folder_and_its_opt_outs(tmp_path, monkeypatch):
+    import jax
+
+    from jsyn.cli import compile_cache_dir, use_compile_cache
+
+    assert use_compile_cache() is None  # JSYN_NO_COMPILE_CACHE=1 (the autouse fixture)
+    monkeypatch.delenv("JSYN_NO_COMPILE_CACHE")
+    assert use_compile_cache(disabled=True) is None  # --no-cache
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        assert use_compile_cache() == tmp_path / "jsyn" / "jax" == compile_cache_dir()
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "jsyn" / "jax")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert compile_cache_dir() == tmp_path / "home" / ".cache" / "jsyn" / "jax"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .io.fit_recording import MODELS
 
 CONVENTIONS = ("clamp", "into_cell")
 _CONVENTION_TEXT = {
@@ -58,6 +59,11 @@ def _add_demo(commands) -> None:
         default=True,
         help="show a progress bar for simulations that take over a second (default: on)",
     )
+    demo.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not use the compilation cache (~/.cache/jsyn/jax; also JSYN_NO_COMPILE_CACHE=1)",
+    )
     demo.set_defaults(handler=_demo)
 
 
@@ -65,6 +71,7 @@ def _demo(args: argparse.Namespace) -> int:
     from ._progress import by_default
     from .demo import run_demo
 
+    use_compile_cache(args.no_cache)
     try:
         with by_default(args.progress):
             run_demo(args.out)
@@ -74,25 +81,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-_FIT_MODELS = {
-    # model: (default parameters to fit, output law, reversal potential E in mV)
-    "Expon": (("tau", "g_max"), "COBA", 0.0),
-    "Alpha": (("tau_decay", "g_max"), "COBA", 0.0),
-    "DualExpon": (("tau_rise", "tau_decay", "g_max"), "COBA", 0.0),
-    "AMPA": (("beta", "g_max"), "COBA", 0.0),  # alpha trades off against g_max
-    "GABAa": (("beta", "g_max"), "COBA", -80.0),
-    "NMDA": (("tau_rise", "tau_decay", "g_max"), "MgBlock", 0.0),
-}
-
-
 def _add_fit(commands) -> None:
     fit = commands.add_parser(
         "fit",
         help="fit a synapse model to a voltage-clamp recording",
-        description="Fit the current of jsyn.PSC(MODEL, output law, V_hold) to a recording "
-        "(CSV or NPZ: time in ms, current in pA; see jsyn.io) driven by the presynaptic "
-        "spikes, and print the fitted values with their confidence intervals and the fit's "
-        "status. The recording is read as a voltage-clamp membrane current, inward negative "
+        description="Fit the current of jsyn.PSC([STP ->] MODEL -> output law [-> delay], "
+        "V_hold) to a recording (CSV or NPZ: time in ms, current in pA; ABF or NWB files of "
+        "sweeps with the extras abf/nwb; see jsyn.io) driven by the presynaptic spikes or "
+        "stimuli, and print every setting, the fitted values with their confidence "
+        "intervals, the paired-pulse ratios of data and fit, and the fit's status. The "
+        "recording is read as a voltage-clamp membrane current, inward negative "
         "(--convention clamp), unless told otherwise. Without RECORDING, fits the example "
         "recording shipped with jsyn. Runs in float64. Exit status: 0 when the fit "
         "converged, 1 when it did not (or an output file could not be written), 2 for "
@@ -103,7 +101,56 @@ def _add_fit(commands) -> None:
         nargs="?",
         type=Path,
         metavar="RECORDING",
-        help="a .csv or .npz recording (default: the shipped example, jsyn/data/example_psc.csv)",
+        help="a .csv, .npz, .abf or .nwb recording (default: the shipped example, "
+        "jsyn/data/example_psc.csv)",
+    )
+    fit.add_argument(
+        "--sweeps",
+        action="append",
+        metavar="LIST",
+        help="ABF/NWB: the sweeps to use, e.g. 0-9 or 0,2,5-7 (default all); repeat for sets "
+        "at other holding potentials (--sweeps 0-4 --sweeps 5-9 --V-hold -70,40), fitted "
+        "jointly",
+    )
+    fit.add_argument(
+        "--channel",
+        metavar="CH",
+        help="ABF: the ADC channel index (default 0); NWB: the electrode or series name",
+    )
+    fit.add_argument(
+        "--stim",
+        metavar="HOW",
+        help="the stimulus times: 'protocol' (the file's digital output or stimulus series, "
+        "or its spikes), 'auto' (detected from the stimulus artifacts), or a comma-separated "
+        "list in ms from the sweep's start (default: the file's, else auto)",
+    )
+    fit.add_argument(
+        "--stp", choices=("STP", "STD"), help="fit short-term plasticity too (default: none)"
+    )
+    fit.add_argument(
+        "--max-delay",
+        type=float,
+        metavar="MS",
+        help="fit a synaptic latency bounded to [0, MS] ms (default: no delay)",
+    )
+    fit.add_argument(
+        "--blank",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="give the MS ms from each stimulus weight 0 (artifact blanking; default 0)",
+    )
+    fit.add_argument(
+        "--baseline",
+        type=float,
+        metavar="MS",
+        help="subtract the mean of the MS ms before the first stimulus (0: none; default 5 "
+        "for ABF and NWB sweeps, none for CSV and NPZ)",
+    )
+    fit.add_argument(
+        "--per-sweep",
+        action="store_true",
+        help="fit each sweep on its own (jsyn.fit_many) instead of their average",
     )
     fit.add_argument(
         "--spikes",
@@ -128,196 +175,202 @@ def _add_fit(commands) -> None:
         "(inward positive)",
     )
     fit.add_argument(
-        "--model", required=True, choices=sorted(_FIT_MODELS), help="the receptor kinetics"
+        "--model",
+        required=True,
+        metavar="MODEL",
+        help=f"the receptor kinetics: one of {', '.join(MODELS)}, or two joined by '+' for a "
+        "mixed current (DualExpon+NMDA: AMPA- and NMDA-like parts, fitted jointly on sweeps "
+        "at two holding potentials)",
     )
     fit.add_argument(
         "--params",
         metavar="NAMES",
         help="comma-separated parameters to fit (default per model, e.g. "
-        "tau_rise,tau_decay,g_max for DualExpon)",
+        "tau_rise,tau_decay,g_max for DualExpon, plus those of --stp and the delay)",
     )
     fit.add_argument(
         "--V-hold",
         dest="V_hold",
-        type=float,
         metavar="MV",
-        help="holding potential (mV), if the recording does not give it",
+        help="holding potential(s) (mV), if the recording does not give them: one value, or "
+        "one per set of --sweeps, comma-separated",
     )
     fit.add_argument(
-        "--E", type=float, metavar="MV", help="reversal potential (mV; default by model)"
+        "--E",
+        metavar="MV",
+        help="reversal potential(s) (mV; default by model), one per part of MODEL",
     )
     fit.add_argument("--out", type=Path, metavar="JSON", help="write the results as JSON")
-    fit.add_argument("--plot", type=Path, metavar="PNG", help="plot data, fit and loss")
+    fit.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PNG",
+        help="plot the whole train with the fit, its residuals, the first response zoomed "
+        "and the loss",
+    )
     fit.add_argument("--starts", type=int, default=1, metavar="K", help="multi-start (default 1)")
+    fit.add_argument(
+        "--warn-only",
+        action="store_true",
+        help="report the unit checks of jsyn.io (a time step below 0.001 ms, several spikes "
+        "in one sample, V_hold between -1 and 1 mV: the marks of seconds or volts) as "
+        "warnings and fit anyway (default: they are errors, exit status 2)",
+    )
+    fit.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not use the compilation cache (~/.cache/jsyn/jax; also JSYN_NO_COMPILE_CACHE=1)",
+    )
     fit.set_defaults(handler=_fit)
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from .io import RecordingError
+    import warnings
+
+    from .io import RecordingError, RecordingWarning
 
     try:
-        return _run_fit(args)
-    except (RecordingError, ValueError, TypeError) as err:
+        with warnings.catch_warnings():
+            if not args.warn_only:
+                warnings.simplefilter("error", RecordingWarning)
+            return _run_fit(args)
+    except (RecordingError, RecordingWarning, ValueError, TypeError) as err:
         message = " ".join(str(err).split())
         print(f"jsyn fit: error: {message}", file=sys.stderr)
         return 2
+
+
+def _numbers(text: str | None, what: str):
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise ValueError(f"{what} must be numbers in mV, comma-separated (got {text!r})") from None
+    return values[0] if len(values) == 1 else values
+
+
+def _stim(text: str | None):
+    if text is None or text in ("auto", "protocol"):
+        return text
+    try:
+        return [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise ValueError(
+            f"--stim must be 'protocol', 'auto' or times in ms, comma-separated (got {text!r})"
+        ) from None
 
 
 def _run_fit(args: argparse.Namespace) -> int:
     import json
 
     import jax
-    import jax.numpy as jnp
-    import numpy as np
 
     jax.config.update("jax_enable_x64", True)
-    import jsyn
+    use_compile_cache(args.no_cache)
+    from .io.fit_recording import fit_recording
 
-    from .io import RecordingError, example_path, load_recording
-
-    path = example_path() if args.recording is None else args.recording
-    rec = load_recording(path, spikes=args.spikes, V_hold=args.V_hold, columns=args.current)
-    if args.current is None and len(rec.names) > 1:
-        raise RecordingError(
-            f"{path}: has {len(rec.names)} columns besides time and spikes "
-            f"({', '.join(rec.names)}); name the current(s) to fit with --current COLUMN "
-            "(comma-separated for several traces); a spike column must be named 'spikes'"
-        )
-    if rec.V_hold is None:
-        raise RecordingError(
-            f"{path}: no holding potential; pass --V-hold MV or add '# V_hold = MV' to the file"
-        )
-    defaults, output_name, E = _FIT_MODELS[args.model]
-    E = E if args.E is None else args.E
-    names = (
-        defaults
-        if args.params is None
-        else tuple(n.strip() for n in args.params.split(",") if n.strip())
-    )
     if args.starts < 1:
         raise ValueError(f"--starts must be >= 1 (got {args.starts})")
-    spikes = jnp.asarray(rec.raster())
-    target = jnp.asarray(rec.traces)
-    V_hold = jnp.asarray(rec.V_hold)
-
-    def build(synapse, g_max):
-        output = getattr(jsyn, output_name)(g_max=g_max, E=E)
-        return jsyn.PSC(synapse, output, V_hold=V_hold, convention=args.convention)
-
-    synapse = getattr(jsyn, args.model)()
-    # Initial guess: the model's defaults, and g_max scaled to the recording's peak.
-    _, unit = jsyn.simulate(build(synapse, 1.0), spikes, rec.dt)
-    peak = float(jnp.max(jnp.abs(unit)))
-    size = float(jnp.max(jnp.abs(target)))
-    g0 = size / peak if peak > 0 and size > 0 else 1.0
-    for name in names:
-        if name != "g_max" and hasattr(synapse, name):
-            value = getattr(synapse, name)
-            synapse = _wrap(synapse, name, jsyn.LogPositive(value))
-    model = build(synapse, jsyn.SoftplusPositive(g0) if "g_max" in names else g0)
-    res = jsyn.fit(
-        model,
-        spikes,
-        target,
-        rec.dt,
-        params=list(names),
-        n_starts=args.starts,
+    fit = fit_recording(
+        args.recording,
+        model=args.model,
+        params=args.params,
+        stp=args.stp,
+        max_delay=args.max_delay,
+        stim=_stim(args.stim),
+        blank=args.blank,
+        baseline="auto" if args.baseline is None else (args.baseline or None),
+        sweeps=args.sweeps[0] if args.sweeps and len(args.sweeps) == 1 else args.sweeps,
+        channel=args.channel,
+        V_hold=_numbers(args.V_hold, "--V-hold"),
+        E=_numbers(args.E, "--E"),
+        spikes=args.spikes,
+        columns=args.current,
         convention=args.convention,
+        per_sweep=args.per_sweep,
+        n_starts=args.starts,
     )
-    print(
-        f"{args.model} fitted to {path} ({rec.traces.shape[0]} samples, dt = {rec.dt:g} ms, "
-        f"{rec.spikes.size} spikes, V_hold = {', '.join(f'{v:g}' for v in rec.V_hold)} mV)"
-    )
-    print(f"current column(s) {', '.join(rec.names)}, read as {_CONVENTION_TEXT[args.convention]}")
-    print(res.summary())
+    print(_report(fit))
     if args.out is not None:
-        payload = {
-            "model": args.model,
-            "output": output_name,
-            "E": E,
-            "recording": str(path),
-            "dt": rec.dt,
-            "V_hold": rec.V_hold.tolist(),
-            "level": res.level,
-            "params": {
-                name: {
-                    key: _json_numbers(getattr(res, key)[name])
-                    for key in ("value", "stderr", "ci_low", "ci_high")
-                }
-                for name in res.names
-            },
-            "loss": _json_numbers(res.loss),
-            "noise_std": _json_numbers(res.noise_std),
-            "n_steps": int(res.n_steps),
-            "converged": bool(res.converged),
-            "status": res.status,
-            "message": res.message,
-            "convention": args.convention,
-            "columns": list(rec.names),
-        }
         try:
-            args.out.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+            args.out.write_text(json.dumps(fit.payload(), indent=2, allow_nan=False) + "\n")
         except OSError as err:
             print(f"jsyn fit: cannot write {args.out}: {err}", file=sys.stderr)
             return 1
         print(args.out)
     if args.plot is not None:
-        _, fitted = jsyn.simulate(res.model, spikes, rec.dt)
+        from .io.figures import plot_recording_fit
+
         try:
-            _plot_fit(args.plot, rec, np.asarray(fitted), res, args.convention)
+            plot_recording_fit(args.plot, fit)
         except OSError as err:
             print(f"jsyn fit: cannot write {args.plot}: {err}", file=sys.stderr)
             return 1
         print(args.plot)
-    if not res.converged:
-        print(f"jsyn fit: the fit did not converge: {res.message}", file=sys.stderr)
+    if not fit.converged:
+        print(f"jsyn fit: the fit did not converge: {fit.result.message}", file=sys.stderr)
         return 1
     return 0
 
 
-def _json_numbers(x):
-    """A number or nested list for JSON, with NaN and infinities (undetermined intervals,
-    a non-finite loss) as null, which strict JSON readers accept."""
+def _report(fit) -> str:
+    """The printed report: settings (defaults marked), notes, values, ratios, status."""
     import numpy as np
 
-    a = np.asarray(x, dtype=float)
-    return np.where(np.isfinite(a), a, None).tolist()
+    train, res = fit.train, fit.result
+    V = "?" if train.V_hold is None else ", ".join(f"{v:g}" for v in train.V_hold)
+    lines = [
+        f"{fit.model_name} fitted to {fit.source} ({train.t.size} samples, dt = "
+        f"{train.dt:g} ms, {train.stim.size} stimuli, V_hold = {V} mV)",
+        f"current column(s) {', '.join(train.names)}, read as {_CONVENTION_TEXT[fit.convention]}",
+        "settings (* = default):",
+    ]
+    for name, value, default in fit.settings:
+        shown = f"{value:.4g}" if isinstance(value, float) else value
+        lines.append(f"  {name:<16} {shown}{' *' if default else ''}")
+    lines += [f"  - {note}" for note in fit.notes]
+    if np.ndim(res.loss):
+        lines.append(res.summary())
+    else:
+        lines.append(f"{'parameter':<24} {'value':>12} {'stderr':>11}   {res.level:.0%} interval")
+        for name, e in fit.values.items():
+            v, se, lo, hi = (np.ravel(e[k]) for k in ("value", "stderr", "ci_low", "ci_high"))
+            for i in range(v.size):
+                label = name if v.size == 1 else f"{name}[{i}]"
+                lines.append(
+                    f"{label:<24} {v[i]:>12.6g} {se[i]:>11.3g}   [{lo[i]:.6g}, {hi[i]:.6g}]"
+                )
+        lines.append(f"loss {float(res.loss):.6g} after {int(res.n_steps)} steps")
+        lines.append(f"status: {res.message}")
+    if fit.ppr_data is not None:
+        pairs = ", ".join(f"{d:.3g} | {f:.3g}" for d, f in zip(fit.ppr_data, fit.ppr_fit))
+        lines.append(f"paired-pulse ratios A_n/A_1, data | fit: {pairs}")
+    return "\n".join(lines)
 
 
-def _wrap(module, name, value):
-    import equinox as eqx
+def compile_cache_dir() -> Path:
+    """Where `jsyn fit` and `jsyn demo` keep JAX's compiled programs:
+    `$XDG_CACHE_HOME/jsyn/jax`, else `~/.cache/jsyn/jax`."""
+    import os
 
-    return eqx.tree_at(lambda m: getattr(m, name), module, value)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "jsyn" / "jax"
 
 
-def _plot_fit(path: Path, rec, fitted, res, convention: str) -> None:
-    import numpy as np
-    from matplotlib.figure import Figure
+def use_compile_cache(disabled: bool = False) -> Path | None:
+    """Turn on JAX's persistent compilation cache in `compile_cache_dir()`, so a second
+    `jsyn fit` or `jsyn demo` skips compiling; not when `disabled` (`--no-cache`) or the
+    environment sets `JSYN_NO_COMPILE_CACHE=1`. Returns the folder used, or `None`."""
+    import os
 
-    import jsyn.plot
+    import jax
 
-    fig = Figure(figsize=(8, 7), layout="constrained")
-    ax_fit, ax_res, ax_loss = fig.subplots(3, 1, height_ratios=(3, 1.2, 1.5))
-    quantity = "membrane current, inward negative" if convention == "clamp" else None
-    jsyn.plot.fit(
-        rec.t,
-        rec.traces,
-        fitted,
-        labels=rec.names,
-        spikes=rec.spikes,
-        ax=(ax_fit, ax_res),
-        **({} if quantity is None else {"quantity": quantity}),
-    )
-    ax_fit.legend(fontsize="small")
-    text = "; ".join(
-        f"{n.split('.')[-1]} = {float(np.ravel(res.value[n])[0]):.4g} "
-        f"[{float(np.ravel(res.ci_low[n])[0]):.4g}, {float(np.ravel(res.ci_high[n])[0]):.4g}]"
-        for n in res.names
-    )
-    ax_fit.set_title(f"{text} ({res.level:.0%} intervals)", fontsize="small")
-    ax_res.set_xlabel("time (ms); grey: presynaptic spikes")
-    jsyn.plot.losses(res.losses(), ax=ax_loss)
-    fig.savefig(path, dpi=100)
+    if disabled or os.environ.get("JSYN_NO_COMPILE_CACHE", "") not in ("", "0"):
+        return None
+    folder = compile_cache_dir()
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    return folder
 
 
 def main(argv: Sequence[str] | None = None) -> int:

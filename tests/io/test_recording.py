@@ -141,3 +141,50 @@ def test_choosing_trace_columns(tmp_path):
         io.load_recording(path, columns="I")
     with pytest.raises(io.RecordingError, match="pick each column once"):
         io.load_recording(path, columns="Ia,Ia")
+
+
+# ---------------------------------------------------------------------------------------
+# Unit mistakes (issue 19): each passed every check and fitted nonsense
+
+
+def test_spike_times_in_seconds_warn(tmp_path):
+    t = 0.1 * np.arange(2000)
+    np.savez(tmp_path / "r.npz", t=t, traces=np.zeros(2000))
+    seconds = [0.010, 0.040, 0.045, 0.090, 0.120]  # 10, 40, 45, 90, 120 ms
+    with pytest.warns(io.RecordingWarning, match=r"5 spike times share a sample.*seconds"):
+        io.load_recording(tmp_path / "r.npz", spikes=seconds)
+    with pytest.warns(io.RecordingWarning, match="multiply them by 1000"):
+        io.load_spikes(write(tmp_path / "s.txt", " ".join(map(str, seconds))), t=t)
+    # counts per sample in a CSV column are explicit, not a unit mistake
+    column = write(tmp_path / "c.csv", "t,I,spikes\n0,1,0\n0.1,1,2\n0.2,1,0\n")
+    assert io.load_recording(column, V_hold=-70.0).spikes.tolist() == [0.1, 0.1]
+
+
+def test_a_time_column_in_seconds_warns(tmp_path):
+    path = write(tmp_path / "r.csv", "t,I\n" + "".join(f"{1e-4 * i:.4f},1\n" for i in range(5)))
+    with pytest.warns(io.RecordingWarning, match=r"time step is 0.0001 ms.*in seconds"):
+        rec = io.load_recording(path)
+    assert rec.dt == pytest.approx(1e-4)
+    fine = write(tmp_path / "f.csv", "t,I\n" + "".join(f"{1e-3 * i:.3f},1\n" for i in range(5)))
+    assert io.load_recording(fine).dt == pytest.approx(io.MIN_DT)
+
+
+def test_an_npz_raster_as_spike_times_is_refused(tmp_path):
+    t = 0.1 * np.arange(100)
+    raster = np.zeros(100)
+    raster[[10, 40]] = 1
+    np.savez(tmp_path / "r.npz", t=t, traces=np.zeros(100), spikes=raster)
+    with pytest.raises(io.RecordingError, match=r"0/1 value per sample.*spikes=t\[raster > 0\]"):
+        io.load_recording(tmp_path / "r.npz")
+    np.savez(tmp_path / "ok.npz", t=t, traces=np.zeros(100), spikes=t[raster > 0])
+    assert io.load_recording(tmp_path / "ok.npz").spikes.tolist() == [1.0, 4.0]
+
+
+@pytest.mark.parametrize("V_hold, warns", [(-0.07, True), (0.5, True), (0.0, False), (-70, False)])
+def test_a_holding_potential_in_volts_warns(tmp_path, V_hold, warns):
+    np.savez(tmp_path / "r.npz", t=0.1 * np.arange(10), traces=np.zeros(10))
+    if warns:
+        with pytest.warns(io.RecordingWarning, match=f"give {1000 * V_hold:g}"):
+            io.load_recording(tmp_path / "r.npz", V_hold=V_hold)
+    else:  # 0 mV is a common holding potential (IPSCs at the AMPA reversal)
+        assert io.load_recording(tmp_path / "r.npz", V_hold=V_hold).V_hold == [V_hold]

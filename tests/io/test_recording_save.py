@@ -16,7 +16,7 @@ def recording(n, dt=1 / 30, t0=0.0, spikes=None, names=("I", "V")):
         traces=traces[:, : len(names)],
         names=names,
         spikes=spikes,
-        V_hold=np.asarray([-70.123456789, 1 / 3])[: len(names)],
+        V_hold=np.asarray([-70.123456789, 40 + 1 / 3])[: len(names)],
     )
 
 

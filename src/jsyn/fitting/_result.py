@@ -3,6 +3,7 @@
 from typing import Any
 
 import equinox as eqx
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
@@ -31,6 +32,9 @@ _EXPLAIN = {
     "unidentifiable": "unidentifiable: the data do not determine {names}: the prediction "
     "does not change with them, or they trade off against each other; their intervals are "
     "NaN; fix some of them or fit data that constrain them",
+    "too_wide": "unidentifiable: the data hardly determine {names}: the confidence interval "
+    "is infinite or spans more than a factor {wide}; fix some parameters, fit data that "
+    "constrain them, or check the units of the time axis and spike times",
     "out_of_range": "out_of_range: the fitted model breaks its constraints ({what}); wrap "
     "the parameter in jsyn.LogPositive, SoftplusPositive or Bounded so that the optimiser "
     "cannot leave its range",
@@ -71,8 +75,10 @@ class FitResult(eqx.Module):
     - `"non_finite"`: the loss or its Jacobian is NaN or infinite.
     - `"unidentifiable"`: some parameters do not change the prediction (relative effect of
       a unit raw step below $\sqrt\epsilon$), or trade off exactly against others (the
-      column-scaled Gauss–Newton matrix $J^\top J$ is singular to working precision);
-      their intervals are NaN.
+      column-scaled Gauss–Newton matrix $J^\top J$ is singular to working precision):
+      their intervals are NaN; or an interval is infinite, or reaches from a bound
+      $\ell \ge 0$ above $10^6\,\ell$ (six decades: [1e-12, 1e14] ms for a time
+      constant), which no well-determined parameter shows.
     - `"out_of_range"`: the fitted model breaks a constraint that `jsyn.simulate` checks
       (for example a plain `tau` fitted below 0).
 
@@ -146,7 +152,7 @@ class FitResult(eqx.Module):
         return "\n".join(lines)
 
 
-def _message(status_code, stderr, names, model) -> str:
+def _message(status_code, stderr, ci_low, ci_high, names, model) -> str:
     codes = np.asarray(status_code)
     if codes.ndim:
         counts = {STATUSES[c]: int(n) for c, n in zip(*np.unique(codes, return_counts=True))}
@@ -156,7 +162,10 @@ def _message(status_code, stderr, names, model) -> str:
     status = STATUSES[int(codes)]
     if status == "unidentifiable":
         bad = [n for n in names if np.isnan(np.asarray(stderr[n])).any()]
-        return _EXPLAIN[status].format(names=", ".join(bad) or "some parameters")
+        if bad:
+            return _EXPLAIN[status].format(names=", ".join(bad))
+        wide = [n for n in names if _too_wide({n: ci_low[n]}, {n: ci_high[n]}, 0)]
+        return _EXPLAIN["too_wide"].format(names=", ".join(wide), wide=f"{WIDE:.0e}")
     if status == "out_of_range":
         broken = [
             val.message(c, np.asarray(c.bad)) for c in val.collect(model) if np.asarray(c.bad).any()
@@ -165,27 +174,60 @@ def _message(status_code, stderr, names, model) -> str:
     return _EXPLAIN[status]
 
 
+WIDE = 1e6
+"""An interval whose bounds are not finite, or that reaches from `lo >= 0` to above
+`WIDE * lo` (six decades), says the data do not determine the parameter."""
+
+
+def _too_wide(ci_low, ci_high, batch_ndim: int):
+    """Per fit, whether some parameter's interval is infinite or spans over `WIDE` (NaN
+    intervals are undetermined already)."""
+    flags = []
+    for lo, hi in zip(ci_low.values(), ci_high.values()):
+        lo, hi = jnp.asarray(lo), jnp.asarray(hi)
+        wide = ~jnp.isfinite(lo) | ~jnp.isfinite(hi) | ((lo >= 0) & (hi > WIDE * lo))
+        wide = wide & ~jnp.isnan(lo) & ~jnp.isnan(hi)
+        flags.append(jnp.any(wide.reshape(*wide.shape[:batch_ndim], -1), axis=-1))
+    return jnp.any(jnp.stack(flags), axis=0)
+
+
+def _widened_status(status_code, wide):
+    """`"unidentifiable"` for a fit with too wide an interval, unless a graver status
+    (non-finite, out of range) holds."""
+    dtype = jnp.asarray(status_code).dtype
+    graver = jnp.isin(status_code, jnp.asarray([STATUSES.index(s) for s in _GRAVER], dtype))
+    code = jnp.asarray(STATUSES.index("unidentifiable"), dtype)
+    return jnp.where(wide & ~graver, code, status_code)
+
+
+_GRAVER = ("non_finite", "out_of_range")
+
+
 def build_result(out, names, level) -> FitResult:
-    """The `FitResult` of a compiled solve's `Solution`, its parameters named `names`."""
+    """The `FitResult` of a compiled solve's `Solution`, its parameters named `names`; an
+    interval too wide to mean anything makes the fit unidentifiable."""
 
     def named(values):
         return dict(zip(names, values))
 
     stderr = named(out.stderr)
+    ci_low, ci_high = named(out.ci_low), named(out.ci_high)
+    wide = _too_wide(ci_low, ci_high, jnp.ndim(out.loss))
+    status_code = _widened_status(out.status_code, wide)
     return FitResult(
         model=out.model,
         value=named(out.value),
         stderr=stderr,
-        ci_low=named(out.ci_low),
-        ci_high=named(out.ci_high),
+        ci_low=ci_low,
+        ci_high=ci_high,
         loss=out.loss,
         history=out.history,
         n_steps=out.n_steps,
-        status_code=out.status_code,
-        converged=out.converged,
+        status_code=status_code,
+        converged=status_code == jnp.asarray(STATUSES.index("converged"), status_code.dtype),
         noise_std=out.noise_std,
         covariance=out.covariance,
         names=names,
         level=level,
-        message=_message(out.status_code, stderr, names, out.model),
+        message=_message(status_code, stderr, ci_low, ci_high, names, out.model),
     )

@@ -14,6 +14,14 @@ optionally `spikes` (spike times, ms), `V_hold` (mV, scalar or one per trace) an
 commas or whitespace; a non-numeric first line is a header), `.npy`, or a CSV with a
 column `spikes` of 0/1 per sample (then a time column is needed too).
 
+**Unit checks.** The commonest unit mistakes pass every shape check, so they are caught
+where the data enter, as a `RecordingWarning` (a `UserWarning`; silence it with
+`warnings.simplefilter("ignore", jsyn.io.RecordingWarning)` when the data are truly so;
+`jsyn fit` makes it an error): a time step below `MIN_DT` = 0.001 ms (a time column in
+seconds), several spike times in one sample (spike times in seconds on a recording in ms),
+and a holding potential between -1 and 1 mV other than 0 (volts for millivolts). An
+`.npz` whose `spikes` hold one 0 or 1 per sample (the CSV layout, a raster) is refused.
+
 Every problem (missing file, malformed column, mismatched lengths, NaN samples, uneven
 time steps) raises `RecordingError`, a `ValueError` with a one-line message naming the
 file, the column, the place (for text files the line number in the file, counting every
@@ -22,6 +30,7 @@ line from 1; for `.npz` files the sample index, from 0) and the fix.
 
 import csv
 import dataclasses
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -31,8 +40,21 @@ EXAMPLE = "example_psc.csv"
 """The example recording shipped in the package (see `example_path`)."""
 
 
+MIN_DT = 1e-3
+"""The smallest time step (ms) taken without a `RecordingWarning` (1 MHz sampling)."""
+
+
 class RecordingError(ValueError):
     """A recording or spike file that cannot be used; the message says why, in one line."""
+
+
+class RecordingWarning(UserWarning):
+    """A recording whose numbers suggest a unit mistake (seconds for ms, volts for mV);
+    the message names the likely mistake and the fix. `jsyn fit` treats it as an error."""
+
+
+def _warn(source, what: str) -> None:
+    warnings.warn(f"{source}: {what}", RecordingWarning, stacklevel=3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +69,10 @@ class Recording:
     - `spikes`: presynaptic spike times (ms), shape `(n_spikes,)`, or `None`.
     - `V_hold`: holding potential per trace (mV), shape `(k,)`, or `None`.
     - `source`: where it was read from.
+    - `sweep_start`: for files of sweeps (ABF, NWB), the start of each trace's sweep (ms,
+      on the file's clock), shape `(k,)`, or `None`.
+    - `notes`: what the reader assumed or converted, one line each (for example
+      `"channel 0 'nA' -> pA: x 1000"`), for the user to see.
     """
 
     t: np.ndarray
@@ -55,6 +81,8 @@ class Recording:
     spikes: np.ndarray | None = None
     V_hold: np.ndarray | None = None
     source: str = ""
+    sweep_start: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def dt(self) -> float:
@@ -141,9 +169,17 @@ def _check_time(source, t: np.ndarray, lines=None) -> None:
             f"{_place(lines, i)} to {_place(lines, i + 1)} is {steps[i]:g} ms, the first is "
             f"{dt:g} ms; resample the recording",
         )
+    if dt < MIN_DT:
+        _warn(
+            source,
+            f"the time step is {dt:g} ms, below {MIN_DT:g} ms (sampling above 1 MHz); is "
+            "the time column in seconds? jsyn reads time in ms: multiply it by 1000",
+        )
 
 
-def _check_spikes(spikes, t: np.ndarray, source) -> np.ndarray:
+def _check_spikes(spikes, t: np.ndarray, source, *, counted: bool = False) -> np.ndarray:
+    """The spike times, sorted, checked to lie on the recording; unless `counted` (they
+    come from a column of counts per sample), several in one sample warn of seconds."""
     spikes = np.atleast_1d(np.asarray(spikes, dtype=float))
     if spikes.ndim != 1:
         raise _fail(source, f"spike times must be a list (got shape {spikes.shape})")
@@ -157,7 +193,35 @@ def _check_spikes(spikes, t: np.ndarray, source) -> np.ndarray:
             f"spike time {spikes[outside][0]:g} ms lies outside the recording "
             f"[{t[0]:g}, {t[-1]:g}] ms; spike times are in ms, on the recording's clock",
         )
-    return np.sort(spikes)
+    spikes = np.sort(spikes)
+    if not counted:
+        _check_crowding(source, spikes, t)
+    return spikes
+
+
+def _check_crowding(source, spikes: np.ndarray, t: np.ndarray) -> None:
+    rows = np.round((spikes - t[0]) / (t[1] - t[0]))
+    shared = rows[1:] == rows[:-1]
+    if shared.any():
+        i = int(np.flatnonzero(shared)[0])
+        counts = np.unique(rows, return_counts=True)[1]
+        _warn(
+            source,
+            f"{int(counts[counts > 1].sum())} spike times share a sample with another (the "
+            f"first: {spikes[i]:g} and {spikes[i + 1]:g} ms, sample {int(rows[i])}); are the "
+            "spike times in seconds? jsyn reads them in ms: multiply them by 1000",
+        )
+
+
+def _check_V_hold(source, V_hold: np.ndarray) -> None:
+    small = (V_hold != 0.0) & (np.abs(V_hold) < 1.0)
+    if small.any():
+        v = float(V_hold[small][0])
+        _warn(
+            source,
+            f"V_hold = {v:g} mV lies between -1 and 1 mV; is it in volts? jsyn reads mV: "
+            f"give {1000 * v:g}",
+        )
 
 
 def _parse_V_hold(text: str, source, line: int) -> np.ndarray:
@@ -220,7 +284,8 @@ def _load_csv(path: Path, need_traces: bool = True) -> Recording:
     traces = data[:, trace_cols]
     for j, c in enumerate(trace_cols):
         _check_values(path, f"column {header[c]!r}", traces[:, j], t, lines)
-    return _finish(path, t, traces, tuple(header[c] for c in trace_cols), spikes, V_hold)
+    names = tuple(header[c] for c in trace_cols)
+    return checked_recording(path, t, traces, names, spikes, V_hold, counted=True)
 
 
 def _load_npz(path: Path) -> Recording:
@@ -258,12 +323,29 @@ def _load_npz(path: Path) -> Recording:
     if len(names) != traces.shape[1]:
         raise _fail(path, f"'names' has {len(names)} entries for {traces.shape[1]} traces")
     V_hold = arrays.get("V_hold")
-    return _finish(path, t, traces, names, arrays.get("spikes"), V_hold)
+    spikes = arrays.get("spikes")
+    if spikes is not None and _is_raster(spikes, t):
+        raise _fail(
+            path,
+            f"'spikes' holds one 0/1 value per sample ({spikes.size} values, the CSV layout), "
+            "but an .npz holds spike times (ms); save spikes=t[raster > 0] instead",
+        )
+    return checked_recording(path, t, traces, names, spikes, V_hold)
 
 
-def _finish(source, t, traces, names, spikes, V_hold) -> Recording:
+def _is_raster(spikes, t: np.ndarray) -> bool:
+    """A 1-D array of 0s and 1s as long as the time axis: a raster, not spike times."""
+    a = np.asarray(spikes)
+    return a.shape == t.shape and bool(np.isin(a, (0, 1)).all())
+
+
+def checked_recording(
+    source, t, traces, names, spikes, V_hold, *, counted=False, sweep_start=None, notes=()
+) -> Recording:
+    """A `Recording` of arrays a reader has checked (time, traces), with the spike times
+    and holding potentials checked here (`counted`: spikes from counts per sample)."""
     if spikes is not None:
-        spikes = _check_spikes(spikes, t, source)
+        spikes = _check_spikes(spikes, t, source, counted=counted)
     if V_hold is not None:
         V_hold = np.atleast_1d(np.asarray(V_hold, dtype=float))
         if V_hold.size == 1:
@@ -274,16 +356,30 @@ def _finish(source, t, traces, names, spikes, V_hold) -> Recording:
                 f"V_hold must be one finite value or one per trace ({traces.shape[1]}); "
                 f"got {V_hold.tolist()}",
             )
+        _check_V_hold(source, V_hold)
     return Recording(
-        t=t, traces=traces, names=tuple(names), spikes=spikes, V_hold=V_hold, source=str(source)
+        t=t,
+        traces=traces,
+        names=tuple(names),
+        spikes=spikes,
+        V_hold=V_hold,
+        source=str(source),
+        sweep_start=sweep_start,
+        notes=tuple(notes),
     )
 
 
-def load_recording(path, *, spikes=None, V_hold=None, columns=None) -> Recording:
-    """Read a recording from a `.csv` or `.npz` file (see the module docstring).
+def load_recording(
+    path, *, spikes=None, V_hold=None, columns=None, channel=None, sweeps=None
+) -> Recording:
+    """Read a recording from a `.csv`, `.npz`, `.abf` (`jsyn.io.load_abf`, extra `abf`)
+    or `.nwb` (`jsyn.io.load_nwb`, extra `nwb`) file (see the module docstring).
 
     **Arguments:**
     - `path`: the file.
+    - `channel`, `sweeps`: for ABF and NWB files, the channel (ABF: ADC index, default 0;
+      NWB: the name of the series' electrode or of one series) and the sweeps
+      (`"0-9"`, default all), one trace each.
     - `spikes`: spike times (ms) or a spike file (`load_spikes`), replacing any in the file.
     - `V_hold`: holding potential(s) (mV), replacing any in the file (one value, or one
       per kept trace).
@@ -295,12 +391,22 @@ def load_recording(path, *, spikes=None, V_hold=None, columns=None) -> Recording
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if (channel is not None or sweeps is not None) and suffix not in (".abf", ".nwb"):
+        raise _fail(path, "channel= and sweeps= are for .abf and .nwb files; use columns=")
     if suffix == ".npz":
         rec = _load_npz(path)
     elif suffix in (".csv", ".txt", ".tsv"):
         rec = _load_csv(path)
+    elif suffix == ".abf":
+        from .abf import load_abf
+
+        rec = load_abf(path, channel=0 if channel is None else int(channel), sweeps=sweeps)
+    elif suffix == ".nwb":
+        from .nwb import load_nwb
+
+        rec = load_nwb(path, series=channel, sweeps=sweeps)
     else:
-        raise _fail(path, f"unknown format {suffix!r}; use a .csv or .npz file")
+        raise _fail(path, f"unknown format {suffix!r}; use a .csv, .npz, .abf or .nwb file")
     if columns is not None:
         rec = _select(rec, columns)
     if spikes is not None:
@@ -308,7 +414,17 @@ def load_recording(path, *, spikes=None, V_hold=None, columns=None) -> Recording
             spikes = load_spikes(spikes, t=rec.t)
         rec = rec.with_spikes(spikes)
     if V_hold is not None:
-        rec = _finish(rec.source, rec.t, rec.traces, rec.names, rec.spikes, V_hold)
+        rec = checked_recording(
+            rec.source,
+            rec.t,
+            rec.traces,
+            rec.names,
+            rec.spikes,
+            V_hold,
+            counted=True,  # checked already
+            sweep_start=rec.sweep_start,
+            notes=rec.notes,
+        )
     return rec
 
 
@@ -341,6 +457,7 @@ def load_spikes(path, *, t: np.ndarray | None = None) -> np.ndarray:
     **Raises:** `RecordingError` with a one-line message.
     """
     path = Path(path)
+    counted = False  # times from a column of counts per sample
     if path.suffix.lower() == ".npy":
         if not path.exists():
             raise _fail(path, "file not found; check the path")
@@ -365,7 +482,7 @@ def load_spikes(path, *, t: np.ndarray | None = None) -> np.ndarray:
         ]
         header = lines[0][1].lower().replace(" ", "") if lines else ""
         if "spikes" in header.split(",") and len(header.split(",")) > 1:
-            times = _load_csv(path, need_traces=False).spikes
+            times, counted = _load_csv(path, need_traces=False).spikes, True
         else:
             if lines and not _is_number(lines[0][1].replace(",", " ").split()[0]):
                 lines = lines[1:]
@@ -380,7 +497,7 @@ def load_spikes(path, *, t: np.ndarray | None = None) -> np.ndarray:
     if times.size == 0:
         raise _fail(path, "holds no spike times")
     if t is not None:
-        return _check_spikes(times, np.asarray(t, dtype=float), path)
+        return _check_spikes(times, np.asarray(t, dtype=float), path, counted=counted)
     if not np.all(np.isfinite(times)):
         raise _fail(path, "spike times contain NaN or infinite values; remove them")
     return np.sort(times)

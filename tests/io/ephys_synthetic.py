@@ -1,0 +1,101 @@
+"""Synthetic evoked trains with known truth, written by the field's own libraries (pyabf's
+ABF1 writer, pynwb): stimulus artifacts, a holding-current baseline, white noise and
+spontaneous events on top of the current of a known `jsyn.PSC`."""
+
+import datetime
+
+import jax.numpy as jnp
+import numpy as np
+
+import jsyn
+
+DT = 0.05  # ms: 20 kHz
+T = 6000  # samples: 300 ms per sweep
+STIM = np.array([20.0, 40.0, 60.0, 80.0, 100.0, 250.0])  # a 50 Hz train and a recovery pulse
+TRUTH = {"U": 0.3, "tau_f": 60.0, "tau_d": 120.0, "tau_rise": 0.8, "tau_decay": 5.0}
+TRUTH |= {"g_max": 4.0, "delay": 2.0}
+V_HOLD = -70.0
+ARTIFACT = np.array([900.0, -500.0, 150.0])  # pA on the 3 samples from each stimulus
+
+
+def truth_psc(V_hold=V_HOLD):
+    d = TRUTH
+    return jsyn.PSC(
+        jsyn.DualExpon(d["tau_rise"], d["tau_decay"]),
+        jsyn.COBA(g_max=d["g_max"], E=0.0),
+        stp=jsyn.STP(U=d["U"], tau_f=d["tau_f"], tau_d=d["tau_d"]),
+        delay=jsyn.Delay(d["delay"], DT, max_delay=10.0),
+        V_hold=V_hold,
+        convention="clamp",
+    )
+
+
+def clean_current(V_hold=V_HOLD) -> np.ndarray:
+    """The clamp current (pA, inward negative) of the truth, shape `(T,)`."""
+    spikes = np.zeros((T, 1))
+    spikes[np.round(STIM / DT).astype(int), 0] = 1.0
+    _, current = jsyn.simulate(truth_psc(V_hold), jnp.asarray(spikes), DT)
+    return np.asarray(current)[:, 0]
+
+
+def sweeps(n: int = 10, *, noise=4.0, seed=0, V_hold=V_HOLD) -> np.ndarray:
+    """`n` sweeps `(n, T)` pA: the truth, a holding current of -30 pA (drifting by a few pA
+    from sweep to sweep), white noise, spontaneous events of -12 pA (2 Hz: Poisson, 0.6
+    per sweep on average) at random times, and a stimulus artifact at each stimulus."""
+    rng = np.random.default_rng(seed)
+    clean = clean_current(V_hold)
+    t = DT * np.arange(T)
+    out = np.empty((n, T))
+    for i in range(n):
+        y = clean - 30.0 + rng.normal(0.0, 2.0) + noise * rng.normal(size=T)
+        for onset in rng.uniform(0.0, t[-1], size=rng.poisson(2.0 * t[-1] / 1000.0)):
+            s = np.clip(t - onset, 0.0, None)
+            y -= 12.0 * (np.exp(-s / 4.0) - np.exp(-s / 0.5)) * (t > onset) / 0.7
+        for k in np.round(STIM / DT).astype(int):
+            y[k : k + ARTIFACT.size] += ARTIFACT
+        out[i] = y
+    return out
+
+
+def write_abf(path, data: np.ndarray, *, units="pA") -> None:
+    """`data` `(sweeps, T)` in `units`, as an ABF1 file at 20 kHz (pyabf's writer)."""
+    import pyabf.abfWriter
+
+    pyabf.abfWriter.writeABF1(data.astype(np.float32), str(path), 1000.0 / DT, units=units)
+
+
+def write_nwb(path, data: np.ndarray, *, V_hold=None, ttl=True) -> None:
+    """`data` `(sweeps, T)` pA as an NWB 2 file: one VoltageClampSeries per sweep (in
+    amperes, conversion 1e-12), each with its VoltageClampStimulusSeries (the holding
+    command, volts) in the IntracellularRecordingsTable, sweeps 1 s apart, and a TTL
+    series of the stimuli on the session clock (`ttl`)."""
+    from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+    from pynwb.icephys import VoltageClampSeries, VoltageClampStimulusSeries
+
+    n = data.shape[0]
+    V_hold = np.full(n, V_HOLD) if V_hold is None else np.asarray(V_hold)
+    start = datetime.datetime(2026, 12, 7, tzinfo=datetime.timezone.utc)
+    nwb = NWBFile(session_description="jsyn test", identifier="jsyn", session_start_time=start)
+    device = nwb.create_device(name="amplifier")
+    electrode = nwb.create_icephys_electrode(name="elec0", description="", device=device)
+    rate = 1000.0 / DT
+    for i in range(n):
+        common = dict(
+            starting_time=float(i), rate=rate, electrode=electrode, sweep_number=np.uint32(i)
+        )
+        command = VoltageClampStimulusSeries(
+            name=f"command{i:02d}", data=np.full(T, V_hold[i] / 1000.0), gain=1.0, **common
+        )
+        response = VoltageClampSeries(
+            name=f"sweep{i:02d}", data=data[i], conversion=1e-12, gain=1.0, **common
+        )
+        nwb.add_intracellular_recording(electrode=electrode, stimulus=command, response=response)
+    if ttl:
+        level = np.zeros(int(n * rate))
+        for i in range(n):
+            for s in STIM:
+                k = int(round((i * 1000.0 + s) / DT))
+                level[k : k + 4] = 5.0
+        nwb.add_stimulus(TimeSeries(name="stim_ttl", data=level, unit="volts", rate=rate))
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
