@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ball_and_stick
+from cells import ball_and_stick
 
 jx = pytest.importorskip("jaxley")
 
@@ -179,6 +179,9 @@ def test_errors_name_the_value_and_the_fix():
         ProjectionSites(jsyn.Projection(jsyn.one_to_one(2), jsyn.AMPA(), jsyn.COBA()), at=[1])
     with pytest.raises(ValueError, match="x=...\\) is a relative position"):
         compartment(cell, 1, 1.5)
+    system = DendriticCell(cell, {"s": PSCSites(psc, at=[1])}, current_at=[0])
+    with pytest.raises(ValueError, match=r"keys \['current', 's'\].*got \['s'\]"):
+        jsyn.simulate(system, {"s": jnp.zeros((3, 1))}, 0.025)
     noisy = jsyn.Projection(
         jsyn.one_to_one(1), jsyn.Expon(2.0), jsyn.COBA(), release=jsyn.StochasticRelease(p=0.5)
     )
