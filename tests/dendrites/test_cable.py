@@ -14,7 +14,14 @@ from jsyn.dendrites import DendriticCell, PSCSites, jaxley_numerics  # noqa: E40
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # in jaxley
 
-N_COMP, LENGTH, RADIUS, R_AXIAL, G_LEAK, C_M = 50, 500.0, 1.0, 100.0, 1e-4, 1.0  # µm, Ω cm, S/cm², µF/cm²
+N_COMP, LENGTH, RADIUS, R_AXIAL, G_LEAK, C_M = (
+    50,
+    500.0,
+    1.0,
+    100.0,
+    1e-4,
+    1.0,
+)  # µm, Ω cm, S/cm², µF/cm²
 LAMBDA = np.sqrt(RADIUS * 1e-4 / G_LEAK / (2 * R_AXIAL)) * 1e4  # µm
 X = (np.arange(N_COMP) + 0.5) * LENGTH / N_COMP  # compartment centres (µm)
 TAU_M = C_M / G_LEAK * 1e-3  # ms

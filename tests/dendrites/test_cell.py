@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ball_and_stick
+from cells import ball_and_stick
 
 jx = pytest.importorskip("jaxley")
 
@@ -44,9 +44,7 @@ def mixed():
     trainable leak conductance."""
     cell = ball_and_stick(trainable="Leak_gLeak")
     sites = [compartment(cell, 1, x) for x in (0.1, 0.5, 0.95)]
-    proj = jsyn.Projection(
-        jsyn.one_to_one(3), jsyn.AMPA(), jsyn.COBA(g_max=2.0), stp=jsyn.STP()
-    )
+    proj = jsyn.Projection(jsyn.one_to_one(3), jsyn.AMPA(), jsyn.COBA(g_max=2.0), stp=jsyn.STP())
     placements = {"glu": PSCSites(_glutamate(), at=sites), "proj": ProjectionSites(proj, at=sites)}
     return DendriticCell(cell, placements, readout=[0]), sites
 
@@ -58,7 +56,7 @@ def test_gates_equal_standalone_jsyn(mixed):
     _, rec = jsyn.simulate(system, {"glu": raster, "proj": raster}, DT, record=record)
     _, alone = jsyn.simulate(_glutamate(), raster, DT, record="state")
     for inside, outside in zip(jax.tree.leaves(rec["synapses.glu"]), jax.tree.leaves(alone)):
-        np.testing.assert_array_equal(inside, outside)
+        np.testing.assert_allclose(inside, outside, rtol=1e-14, atol=1e-15)  # to rounding
     # the current of each step is the output laws at the local potential after the step
     V = rec["cell.v"][:, np.asarray(sites)]
     gA, gN = rec["synapses.glu"].synapses[0].g, rec["synapses.glu"].synapses[1].g
@@ -76,6 +74,7 @@ def _soma_loss(system, raster):
     return jnp.mean((v + 70.0) ** 2)
 
 
+@pytest.mark.slow  # compiles a jaxley cell's run anew (tens of s on a loaded machine)
 def test_gradients_match_central_differences(mixed):
     """d loss / d (AMPA g_max, NMDA tau_decay, jaxley's leak conductance) against central
     differences (float64)."""
@@ -105,6 +104,7 @@ def test_gradients_match_central_differences(mixed):
         assert float(fd) != 0.0
 
 
+@pytest.mark.slow  # compiles a jaxley cell's run anew (tens of s on a loaded machine)
 def test_vmap_over_parameters_and_trials_equals_a_loop(mixed):
     system, _ = mixed
     rasters = jnp.stack([_raster(3, seed=s) for s in (2, 3)])
@@ -119,6 +119,7 @@ def test_vmap_over_parameters_and_trials_equals_a_loop(mixed):
         np.testing.assert_allclose(batched[k], run(g_max[k], rasters[k]), rtol=1e-10)
 
 
+@pytest.mark.slow  # compiles a jaxley cell's run anew (tens of s on a loaded machine)
 def test_spikes_of_one_cell_drive_synapses_on_another(getkey):
     """Cell A (HH soma, driven by a current) fires; its soma detector drives a PSC on cell
     B's dendrite (the PSC's gates equal a standalone run on A's detected spikes) and a
@@ -159,7 +160,7 @@ def test_spikes_of_one_cell_drive_synapses_on_another(getkey):
     assert int(spikes_a.sum()) >= 2  # A fired
     _, alone = jsyn.simulate(psc, spikes_a, DT, record="state")
     for inside, outside in zip(jax.tree.leaves(rec["synapses.from_a"]), jax.tree.leaves(alone)):
-        np.testing.assert_array_equal(inside, outside)
+        np.testing.assert_allclose(inside, outside, rtol=1e-14, atol=1e-15)  # to rounding
     assert int(rec["spikes.b"].sum()) >= 1  # B fired, driven by A
     w = rec["synapses.plastic"].w
     assert float(jnp.abs(w[-1] - w[0]).max()) > 0.0  # the rule saw B's spikes
@@ -178,6 +179,9 @@ def test_errors_name_the_value_and_the_fix():
         ProjectionSites(jsyn.Projection(jsyn.one_to_one(2), jsyn.AMPA(), jsyn.COBA()), at=[1])
     with pytest.raises(ValueError, match="x=...\\) is a relative position"):
         compartment(cell, 1, 1.5)
+    system = DendriticCell(cell, {"s": PSCSites(psc, at=[1])}, current_at=[0])
+    with pytest.raises(ValueError, match=r"keys \['current', 's'\].*got \['s'\]"):
+        jsyn.simulate(system, {"s": jnp.zeros((3, 1))}, 0.025)
     noisy = jsyn.Projection(
         jsyn.one_to_one(1), jsyn.Expon(2.0), jsyn.COBA(), release=jsyn.StochasticRelease(p=0.5)
     )

@@ -12,8 +12,8 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess test
         "pip install 'jsyn[jaxley]'."
     ) from err
 
-from .cell import DendriticCell as DendriticCell, DendriticState as DendriticState
 from ._units import jaxley_numerics as jaxley_numerics
+from .cell import DendriticCell as DendriticCell, DendriticState as DendriticState
 from .morphology import compartment as compartment, compartments as compartments
 from .placement import (
     AbstractPlacement as AbstractPlacement,

@@ -94,8 +94,8 @@ class DendriticCell(AbstractSystem):
 
     The synaptic current is thus explicit in $V$ (taken at the start of each step). It is
     stable while a compartment's synaptic conductance stays well below $C_k/\Delta t$
-    (for a 1 µm thick, 10 µm long compartment, $C_k \approx 0.3$ pF: 12 nS at
-    `dt=0.025`); halve `dt` or use longer compartments for larger conductances.
+    (for a 10 µm long compartment of 1 µm radius, $C_k \approx 0.6$ pF: 25 nS at
+    `dt=0.025`); use a smaller `dt` or longer compartments for larger conductances.
 
     **Inputs** (a dict, time leading): under each placement name with `pre=None`, its
     presynaptic spikes (shape `(time, n_pre)`, 0/1 or counts; turn a `jsyn.SpikeTimes`
@@ -224,6 +224,18 @@ class DendriticCell(AbstractSystem):
             + [np.asarray(self.current_at, np.int32)]
         )
 
+    def _check_inputs(self, x):
+        wanted = {name for name, p in self.placements.items() if p.pre is None}
+        wanted |= {"current"} if self.current_at else set()
+        given = set(x) if isinstance(x, Mapping) else None
+        if given != wanted:
+            raise ValueError(
+                f"DendriticCell takes a dict of inputs with keys {sorted(wanted)} (spikes of "
+                f"the placements without pre=, and 'current' with current_at; got "
+                f"{sorted(given) if given is not None else type(x).__name__}); match them."
+            )
+        return x
+
     def init_state(self, n=None, *, dtype=None, key=None) -> DendriticState:
         """The state at the cell's initial potentials (jaxley's `"v"`, set with
         `cell.set("v", ...)`) and channel gates, synapses at rest. `n` is ignored (the
@@ -251,7 +263,7 @@ class DendriticCell(AbstractSystem):
     def step(self, state: DendriticState, x, dt) -> tuple[DendriticState, Float[Array, " n"]]:
         """One step of `dt` ms (see the class docstring): returns the new state and the
         membrane potential at the `readout` compartments (mV)."""
-        x = {} if x is None else x
+        x = self._check_inputs({} if x is None else x)
         v_old = state.cell["v"]
         dtype = v_old.dtype
         currents = [state.current[name] for name in self.placements]

@@ -14,14 +14,14 @@ the synaptic current at those sites (pA, into the cell), with jsyn's own `step`:
 import abc
 
 import equinox as eqx
-import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .. import PSC, Projection
 
 
 def _as_sites(at, what: str) -> tuple[int, ...]:
-    sites = tuple(int(k) for k in jnp.atleast_1d(jnp.asarray(at)).tolist())
+    sites = tuple(int(k) for k in np.atleast_1d(np.asarray(at)).tolist())
     if not sites:
         raise ValueError(f"{what} needs at least one compartment (got at={at!r}).")
     if any(k < 0 for k in sites):
@@ -59,9 +59,7 @@ class AbstractPlacement(eqx.Module):
         """The state of the placed system at rest."""
 
     @abc.abstractmethod
-    def step(
-        self, state, spikes, V, dt, *, post_spikes
-    ) -> tuple[object, Float[Array, " n_sites"]]:
+    def step(self, state, spikes, V, dt, *, post_spikes) -> tuple[object, Float[Array, " n_sites"]]:
         """Step the system with this step's presynaptic `spikes` (shape `(n_pre,)`) and the
         membrane potential `V` (mV) at its sites at the end of the step; return the new
         state and the current into the cell at each site (pA). `post_spikes`: the spikes

@@ -1,4 +1,5 @@
-"""Cells for the tests of `jsyn.dendrites`, built in code with jaxley."""
+"""Cells for the tests of `jsyn.dendrites`, built in code with jaxley (a helper module, imported
+by the tests of this folder)."""
 
 import pytest
 
