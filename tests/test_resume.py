@@ -65,12 +65,12 @@ def run_network(path, n_steps=2000, every=100, **kw):
     )  # fmt: skip
 
 
-def run_trials(path, n_steps=600, every=50):
+def run_trials(path, n_steps=600, every=50, resume=True):
     batch = jsyn.trials(network(), 2)
     state = batch.init_state(jax.random.split(jax.random.key(1), 2))
     return batch.simulate(
         DT, state=state, n_steps=n_steps, record=record, devices=jax.devices()[:1],
-        checkpoint_to=path, checkpoint_every=every, resume=True,
+        checkpoint_to=path, checkpoint_every=every, resume=resume,
     )  # fmt: skip
 
 
