@@ -89,6 +89,8 @@ from .plasticity import (
     STP as STP,
     AbstractLongTermPlasticity as AbstractLongTermPlasticity,
     AbstractShortTermPlasticity as AbstractShortTermPlasticity,
+    Clopath as Clopath,
+    ClopathState as ClopathState,
     QuantalSTP as QuantalSTP,
     QuantalSTPState as QuantalSTPState,
     RewardSTDP as RewardSTDP,

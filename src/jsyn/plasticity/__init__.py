@@ -2,6 +2,7 @@
 whose weights live in the network state (`jsyn.Projection(..., plasticity=rule)`)."""
 
 from .base import AbstractLongTermPlasticity as AbstractLongTermPlasticity
+from .clopath import Clopath as Clopath, ClopathState as ClopathState
 from .homeostatic import (
     SynapticScaling as SynapticScaling,
     SynapticScalingState as SynapticScalingState,
