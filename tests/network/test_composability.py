@@ -141,7 +141,6 @@ ROWS = {
     "gap junctions": Row(
         _gap_net,
         lambda s: s.groups["B"].V,
-        refused={"trials": (ValueError, "does not batch gap junctions", NOT_YET)},
     ),
     "couplings": Row(
         _coupling,

@@ -134,7 +134,7 @@ def test_nonlinear_kinetics_keep_per_synapse_state():
     conn = jsyn.fixed_prob(8, 6, 0.5, key=0)
     proj = jsyn.Projection(conn, jsyn.AMPA(), jsyn.COBA())
     assert proj.per_synapse
-    assert proj.init_state().synapse.g.shape == (conn.n_syn,)
+    assert proj.init_state().transmission.synapse.g.shape == (conn.n_syn,)
     assert not jsyn.Projection(conn, jsyn.Expon()).per_synapse
 
 

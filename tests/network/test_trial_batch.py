@@ -177,10 +177,34 @@ def test_bad_uses_are_refused_with_the_fix():
         batch.merge_inputs({"cells": jnp.zeros((5, 32))})
     with pytest.raises(ValueError, match="64 values"):
         batch.split(jnp.zeros((5, 32)), "cells")
-    gap = jsyn.GapJunction(jsyn.all_to_all(2, 2, 0.1), 1.0, pre="A", post="A")
-    coupled = jsyn.Network({"A": (jsyn.LIF(), 2)}, gaps={"gj": gap})
-    with pytest.raises(ValueError, match="gap junctions"):
-        jsyn.trials(coupled, 2)
+
+
+def test_gap_junctions_in_trials_equal_single_runs():
+    """A gap junction between two groups and one within a group (spikelets and currents),
+    with a conductance per trial: each trial equals its single run."""
+
+    def coupled(w):
+        between = jsyn.GapJunction(jsyn.all_to_all(2, 3, w), 0.8, pre="A", post="B")
+        within = jsyn.GapJunction(
+            jsyn.all_to_all(2, 2, w, self_connections=False), 0.5, pre="A", post="A"
+        )
+        groups = {"A": (jsyn.LIF(tau_ref=1.0), 2), "B": (jsyn.LIF(), 3)}
+        return jsyn.Network(groups, gaps={"ab": between, "aa": within})
+
+    ws = (0.1, 0.3)
+    inputs = {"A": jnp.array([30.0, 24.0]), "B": jnp.array([5.0, 8.0, 2.0])}
+    T = 200
+    batch = jsyn.trials(jsyn.stack([coupled(w) for w in ws]))
+    x = batch.merge_inputs({g: jnp.broadcast_to(I, (T, 2, I.shape[0])) for g, I in inputs.items()})
+    record = lambda s, spikes: (spikes, s.groups["B"].V)  # noqa: E731
+    _, (spikes, V) = jsyn.simulate(batch.net, x, DT, state=batch.init_state(), record=record)
+    for b, w in enumerate(ws):
+        single = {g: jnp.broadcast_to(I, (T, I.shape[0])) for g, I in inputs.items()}
+        _, (s_spikes, s_V) = jsyn.simulate(coupled(w), single, DT, record=record)
+        assert np.asarray(s_spikes["A"]).sum() > 2  # spikelets are sent
+        for g in ("A", "B"):
+            np.testing.assert_array_equal(batch.split(spikes[g], g)[b], s_spikes[g])
+        np.testing.assert_allclose(batch.split(V, "B")[b], s_V, rtol=1e-9, atol=1e-9)
 
 
 ON_DEVICES = """

@@ -21,13 +21,15 @@ $B$, not $B^2$), which sums in another order than the single run's matrix produc
 traces agree to rounding. `jsyn.Poisson` groups draw each trial's spikes from the
 trial's own key (`jax.vmap` over the trials' keys, exact for JAX's default generator).
 
-Not supported: gap junctions, and a `jsyn.Neuromodulator` group of size 1 (give it one
-cell per postsynaptic neuron).
+Gap junctions are batched as projections are (block-diagonal connections, the spikelets
+of the next step per postsynaptic cell). Not supported: a `jsyn.Neuromodulator` group of
+size 1 (give it one cell per postsynaptic neuron), stochastic projections and modulated
+gains.
 """
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -39,6 +41,7 @@ from .. import _validation as val
 from .._sharding import shard_batch
 from .._resume import resumable_trials
 from ..connectivity import Dense, Sparse
+from ..gap_junction import GapJunction
 from ..neurons import AbstractNeuron, Neuromodulator, Poisson, PoissonState, SpikeTimes
 from ..simulate import simulate
 from .network import Network, NetworkState
@@ -71,8 +74,9 @@ def trials(net: Network, B: int | None = None) -> "TrialBatch":
     Trial $b$ of `per_trial` equals
     `jsyn.simulate(net, None, 0.1, key=key_b, n_steps=5000)[1]["E"]`.
 
-    Not batched yet (refused with an error, never dropped): gap junctions, a one-cell
-    `jsyn.Neuromodulator` group, projections with stochastic release or a modulated gain;
+    Not batched yet (refused with an error, never dropped): a one-cell
+    `jsyn.Neuromodulator` group, stochastic projections (stochastic release,
+    `jsyn.QuantalSTP`, `jsyn.OUNoise`) or a modulated gain;
     run those trials with `jax.vmap` or one by one.
     """
     if not isinstance(net, Network):
@@ -165,6 +169,7 @@ class _TrialPoisson(AbstractNeuron):
     source: Poisson  # rates of shape (B, n)
     B: int = eqx.field(static=True)
     n: int = eqx.field(static=True)
+    needs_key: ClassVar[bool] = True
 
     def constraints(self):
         return ()  # the source's own
@@ -198,11 +203,6 @@ class TrialBatch:
     """
 
     def __init__(self, net: Network, batch: Network | None, B: int):
-        if net.gaps:
-            raise ValueError(
-                f"jsyn.trials does not batch gap junctions (the network has {sorted(net.gaps)}); "
-                "run such trials with jax.vmap."
-            )
         self.single, self.B, self._batch, self._shards = net, B, batch, {}
         sizes = dict(net.sizes)
         self._kinds: dict[Any, _Kind] = {}
@@ -224,7 +224,11 @@ class TrialBatch:
             )
             for pname, proj in net.projections.items()
         }
-        self.net = Network(groups, projections)
+        gaps = {
+            gname: self._gap(gname, gap, None if batch is None else batch.gaps[gname])
+            for gname, gap in net.gaps.items()
+        }
+        self.net = Network(groups, projections, gaps)
 
     # -- building the batched network -------------------------------------------------
 
@@ -272,45 +276,66 @@ class TrialBatch:
             return SpikeTimes(np.asarray(times).reshape(-1), np.asarray(idx).reshape(-1), n * B)
         return self._expand(neuron, stacked, kind)
 
-    def _projection(self, pname: str, p: Projection, stacked, sizes) -> Projection:
+    def _connection(self, what: str, conn, stacked, event_driven: bool) -> tuple[Sparse, "_Kind"]:
+        """`conn` for the batch: block-diagonal `jsyn.Sparse` (trial $b$ wired to trial $b$
+        only), its synapses ordered by presynaptic neuron; and how they lie. A `Dense`
+        connection is event-driven when `event_driven`; a `Sparse` one keeps its own."""
         B = self.B
-        pre_kind = _Kind((p.n_pre,), _interleave(p.n_pre, B))
-        post_kind = _Kind((p.n_post,), _interleave(p.n_post, B))
-        conn = p.conn
         if isinstance(conn, Sparse):
             pre, post = np.asarray(conn.pre_idx), np.asarray(conn.post_idx)
+            event_driven = conn.event_driven
         elif isinstance(conn, Dense):
             pre, post = (a.reshape(-1) for a in np.indices(conn.syn_shape))
         else:
             raise TypeError(
-                f"jsyn.trials batches jsyn.Sparse and jsyn.Dense connections (projection "
-                f"{pname!r} has {type(conn).__name__})."
-            )
-        if p.needs_key or p.modulation is not None:
-            raise ValueError(
-                f"jsyn.trials does not batch stochastic projections (stochastic release, "
-                f"jsyn.QuantalSTP, jsyn.OUNoise) or a modulated gain yet (projection "
-                f"{pname!r}); run these trials with jax.vmap or one by one."
+                f"jsyn.trials batches jsyn.Sparse and jsyn.Dense connections ({what} has "
+                f"{type(conn).__name__})."
             )
         trial = np.arange(B)[:, None]
         pre_b = (pre[None, :] * B + trial).reshape(-1)  # trial-major: b * n_syn + s
         post_b = (post[None, :] * B + trial).reshape(-1)
         order = np.argsort(pre_b, kind="stable")
         syn_kind = _Kind(conn.syn_shape, order)
+        w = self._expand(conn.w, None if stacked is None else stacked.w, syn_kind)
+        batched = Sparse(
+            pre_b[order],
+            post_b[order],
+            conn.n_pre * B,
+            conn.n_post * B,
+            w,
+            event_driven=event_driven,
+        )
+        return batched, syn_kind
+
+    def _gap(self, gname: str, gap: GapJunction, stacked) -> GapJunction:
+        """A gap junction of the batch: its connection block-diagonal, its spikelet
+        factor one per postsynaptic cell of the batch (or shared)."""
+        post_kind = _Kind((gap.n_post,), _interleave(gap.n_post, self.B))
+        self._kinds[(gname, "post")] = post_kind
+        conn, _ = self._connection(
+            f"gap junction {gname!r}", gap.conn, None if stacked is None else stacked.conn, True
+        )
+        k = self._expand(gap.k_spikelet, None if stacked is None else stacked.k_spikelet, post_kind)
+        return GapJunction(conn, k, pre=gap.pre, post=gap.post)
+
+    def _projection(self, pname: str, p: Projection, stacked, sizes) -> Projection:
+        B = self.B
+        pre_kind = _Kind((p.n_pre,), _interleave(p.n_pre, B))
+        post_kind = _Kind((p.n_post,), _interleave(p.n_post, B))
+        if p.needs_key or p.modulation is not None:
+            raise ValueError(
+                f"jsyn.trials does not batch stochastic projections (stochastic release, "
+                f"jsyn.QuantalSTP, jsyn.OUNoise) or a modulated gain yet (projection "
+                f"{pname!r}); run these trials with jax.vmap or one by one."
+            )
+        s = stacked if stacked is not None else None
+        # a plastic Dense projection keeps its per-synapse traces (its single run's)
+        batched_conn, syn_kind = self._connection(
+            f"projection {pname!r}", p.conn, None if s is None else s.conn, p.plasticity is None
+        )
         self._kinds[(pname, "pre")] = pre_kind
         self._kinds[(pname, "post")] = post_kind
         self._kinds[(pname, "syn")] = syn_kind
-        s = stacked if stacked is not None else None
-        w = self._expand(conn.w, None if s is None else s.conn.w, syn_kind)
-        batched_conn = Sparse(
-            pre_b[order],
-            post_b[order],
-            p.n_pre * B,
-            p.n_post * B,
-            w,
-            # a plastic Dense projection keeps its per-synapse traces (its single run's)
-            event_driven=getattr(conn, "event_driven", p.plasticity is None),
-        )
         layout = syn_kind if p.synapse_params == "synapse" else post_kind
         delay = None
         if p.line is not None:
@@ -402,7 +427,8 @@ class TrialBatch:
                 ps,
                 [each(getattr(ps, f), kinds[f]) for f in names],
             )
-        return NetworkState(groups=groups, projections=projections, gaps={})
+        gaps = {g: leaf_fn(x, self._kinds[(g, "post")]) for g, x in state.gaps.items()}
+        return NetworkState(groups=groups, projections=projections, gaps=gaps)
 
     def merge_state(self, states: NetworkState) -> NetworkState:
         """The batched network's state from the trials' states, stacked `(B, ...)` (each
