@@ -159,7 +159,12 @@ def brian2_run(sites, raster):
     syn.x, syn.gA, syn.gN = 1.0, G_AMPA * b2.nS, G_NMDA * b2.nS
     mon = b2.StateMonitor(cell, "v", record=[0])
     net = b2.Network(cell, pre, syn, mon)
-    return lambda: net.run(raster.shape[0] * DT * b2.ms)
+
+    def run():
+        net.run(raster.shape[0] * DT * b2.ms)
+        return np.asarray(mon.v[0] / b2.mV)
+
+    return run
 
 
 def main():
@@ -184,18 +189,24 @@ def main():
         t0 = time.perf_counter()
         jax.block_until_ready(f(*a))
         print(f"{name}: first call (compile + run) {time.perf_counter() - t0:.1f} s")
-    brian = None if args.no_brian2 else brian2_run(sites, raster)
-    times = {name: [] for name in [*runs, *([] if brian is None else ["brian2"])]}
+    times = {name: [] for name in [*runs, *([] if args.no_brian2 else ["brian2"])]}
+    soma = {}
     for _ in range(args.repeats):  # interleaved
         for name, (f, a) in runs.items():
             t0 = time.perf_counter()
-            jax.block_until_ready(f(*a))
+            out = jax.block_until_ready(f(*a))
             times[name].append(time.perf_counter() - t0)
-        if brian is not None:
-            brian = brian2_run(sites, raster)  # a fresh network: the same run again
+            soma[name] = np.asarray(out)
+        if not args.no_brian2:
+            brian = brian2_run(sites, raster)  # a fresh network each time: the same run
             t0 = time.perf_counter()
-            brian()
+            soma["brian2"] = brian()
             times["brian2"].append(time.perf_counter() - t0)
+    for name in ("jsyn forward", "brian2"):
+        if name in soma:
+            v = soma[name].ravel()
+            spikes = int(np.sum((v[:-1] < -20) & (v[1:] >= -20)))
+            print(f"{name}: soma mean {v.mean():.2f} mV, max {v.max():.1f} mV, {spikes} spikes")
     sim_s = args.ms / 1000
     fwd = np.median(times["jsyn forward"])
     for name, ts in times.items():
