@@ -130,6 +130,7 @@ def crash_at_save(monkeypatch, n: int):
     monkeypatch.setattr(_resume, "save", failing)
 
 
+@pytest.mark.slow  # compiles the network: 40 s on the loaded 2-core machine
 def test_a_crashed_network_run_resumes_bit_for_bit(tmp_path, monkeypatch):
     whole = run_network(tmp_path / "whole.ckpt", n_steps=400, every=50)
     crash_at_save(monkeypatch, 3)
@@ -160,7 +161,7 @@ def test_a_crashed_sweep_resumes_bit_for_bit(tmp_path, monkeypatch):
     assert_bitwise(resumed, plain)
 
 
-@pytest.mark.slow  # compiles the trial batch twice: 30 s on a loaded machine
+@pytest.mark.slow  # compiles the trial batch twice: 3-5 min on the loaded 2-core machine
 def test_trial_batch_equals_its_one_call_run(tmp_path):
     batch = jsyn.trials(network(), 2)
     state = batch.init_state(jax.random.split(jax.random.key(1), 2))
@@ -354,7 +355,7 @@ def finish(runner: str, path: Path, out: Path) -> list[np.ndarray]:
         return [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
 
 
-@pytest.mark.slow  # one child process per kill, each compiling the network (~5 s each)
+@pytest.mark.slow  # a process per kill, each compiling: 10-20 min in all at load 19-30
 @pytest.mark.parametrize(
     "runner, every, pauses", [("run_network", 100, (2, 1)), ("run_trials", 50, (3,))]
 )
