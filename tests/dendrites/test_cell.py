@@ -182,6 +182,11 @@ def test_errors_name_the_value_and_the_fix():
     system = DendriticCell(cell, {"s": PSCSites(psc, at=[1])}, current_at=[0])
     with pytest.raises(ValueError, match=r"keys \['current', 's'\].*got \['s'\]"):
         jsyn.simulate(system, {"s": jnp.zeros((3, 1))}, 0.025)
+    plastic = jsyn.Projection(
+        jsyn.one_to_one(1), jsyn.Expon(2.0), jsyn.COBA(), plasticity=jsyn.STDP()
+    )
+    with pytest.raises(ValueError, match=r"synapses \['p'\] have a plasticity rule.*post="):
+        DendriticCell(cell, {"p": ProjectionSites(plastic, at=[1])})
     noisy = jsyn.Projection(
         jsyn.one_to_one(1), jsyn.Expon(2.0), jsyn.COBA(), release=jsyn.StochasticRelease(p=0.5)
     )

@@ -158,6 +158,11 @@ class DendriticCell(AbstractSystem):
                 f"DendriticCell takes synapses as a dict of name to placement (got "
                 f"{type(synapses).__name__}); e.g. {{'ampa': PSCSites(psc, at=[3, 7])}}."
             )
+        if not synapses and not current_at:
+            raise ValueError(
+                "DendriticCell needs synapses (a dict of placements) or current_at (an "
+                "injected current); got neither."
+            )
         with jaxley_numerics():
             cell.to_jax()
         self.n_comp = n_comp = len(cell.nodes)
@@ -191,6 +196,13 @@ class DendriticCell(AbstractSystem):
             raise ValueError(
                 f"DendriticCell post={post!r} is not a detector (got {names}); add it to "
                 "detectors=."
+            )
+        learning = sorted(name for name, p in synapses.items() if p.learns)
+        if learning and post is None:
+            raise ValueError(
+                f"DendriticCell synapses {learning} have a plasticity rule, which needs the "
+                "cell's spikes: name a detector as post= (e.g. detectors={'soma': 0}, "
+                "post='soma')."
             )
         self.post = post
         comps = range(n_comp) if readout is None else np.atleast_1d(readout).tolist()

@@ -54,6 +54,11 @@ class AbstractPlacement(eqx.Module):
         """Whether `init_state` needs a PRNG key (stochastic parts). Default: no."""
         return False
 
+    @property
+    def learns(self) -> bool:
+        """Whether a plasticity rule reads the postsynaptic spikes. Default: no."""
+        return False
+
     @abc.abstractmethod
     def init_state(self, *, dtype, key=None):
         """The state of the placed system at rest."""
@@ -176,11 +181,14 @@ class ProjectionSites(AbstractPlacement):
     def needs_key(self) -> bool:
         return self.projection.needs_key
 
+    @property
+    def learns(self) -> bool:
+        return self.projection.plasticity is not None
+
     def init_state(self, *, dtype, key=None):
         return self.projection.init_state(dtype=dtype, key=key)
 
     def step(self, state, spikes, V, dt, *, post_spikes):
-        learns = self.projection.plasticity is not None
-        kwargs = {"post_spikes": post_spikes} if learns else {}
+        kwargs = {"post_spikes": post_spikes} if self.learns else {}
         state, _ = self.projection.step(state, spikes, dt, **kwargs)
         return state, self.projection.current(state, V)
