@@ -38,17 +38,18 @@ def clean_current(V_hold=V_HOLD) -> np.ndarray:
     return np.asarray(current)[:, 0]
 
 
-def sweeps(n: int = 10, *, noise=4.0, seed=0, V_hold=V_HOLD) -> np.ndarray:
+def sweeps(n: int = 10, *, noise=4.0, seed=0, V_hold=V_HOLD, events_hz=2.0) -> np.ndarray:
     """`n` sweeps `(n, T)` pA: the truth, a holding current of -30 pA (drifting by a few pA
-    from sweep to sweep), white noise, spontaneous events of -12 pA (2 Hz: Poisson, 0.6
-    per sweep on average) at random times, and a stimulus artifact at each stimulus."""
+    from sweep to sweep), white noise, spontaneous events of -12 pA (`events_hz`, Poisson:
+    0.6 per sweep on average at 2 Hz) at random times, and a stimulus artifact at each
+    stimulus."""
     rng = np.random.default_rng(seed)
     clean = clean_current(V_hold)
     t = DT * np.arange(T)
     out = np.empty((n, T))
     for i in range(n):
         y = clean - 30.0 + rng.normal(0.0, 2.0) + noise * rng.normal(size=T)
-        for onset in rng.uniform(0.0, t[-1], size=rng.poisson(2.0 * t[-1] / 1000.0)):
+        for onset in rng.uniform(0.0, t[-1], size=rng.poisson(events_hz * t[-1] / 1000.0)):
             s = np.clip(t - onset, 0.0, None)
             y -= 12.0 * (np.exp(-s / 4.0) - np.exp(-s / 0.5)) * (t > onset) / 0.7
         for k in np.round(STIM / DT).astype(int):

@@ -180,6 +180,7 @@ def fit_recording(
     convention: str = "clamp",
     per_sweep: bool = False,
     n_starts: int = 1,
+    tol: float | None = None,
 ) -> RecordingFit:
     """Fit `PSC([stp ->] model -> output law [-> delay])` to the evoked currents of a file.
 
@@ -201,7 +202,7 @@ def fit_recording(
     - `V_hold`: holding potential(s) (mV) where the file does not give them.
     - `E`: reversal potential(s) (mV), default per model; `spikes`, `columns`: as
       `load_recording`; `convention`: of the recorded current (default `"clamp"`).
-    - `n_starts`: multi-start, as `jsyn.fit`.
+    - `n_starts`, `tol`: multi-start and the stopping tolerance, as `jsyn.fit`.
 
     **Returns:** a `RecordingFit`. **Raises:** `RecordingError`/`ValueError` for bad input.
     """
@@ -268,6 +269,7 @@ def fit_recording(
             shared_inputs=True,
             weights=weights,
             n_starts=n_starts,
+            tol=tol,
             convention=convention,
         )
     else:
@@ -279,6 +281,7 @@ def fit_recording(
             params=list(fit_names),
             weights=weights,
             n_starts=n_starts,
+            tol=tol,
             convention=convention,
         )
     fitted = _predict(jsyn, result, spikes_in, train.dt, per_sweep)
