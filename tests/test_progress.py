@@ -124,7 +124,7 @@ def test_by_default_shows_a_bar_only_where_one_can_run(monkeypatch, capsys):
     with _progress.by_default():
         _assert_identical(jsyn.simulate(syn, x, DT), whole)
         assert "s of biological time" in capsys.readouterr().err
-        traced = jax.jit(lambda x: jsyn.simulate(syn, x, DT)[1])(x)  # no bar, no error
+        traced = jax.jit(lambda syn, x: jsyn.simulate(syn, x, DT)[1])(syn, x)  # no bar, no error
         jsyn.simulate(syn, x, DT, checkpoint=2)  # a gradient tool: no bar
         jsyn.simulate(syn, x, DT, progress=False)
         assert "jsyn.simulate" not in capsys.readouterr().err

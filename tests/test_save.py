@@ -96,7 +96,7 @@ def runs():
 
 def test_network_model_and_state_round_trip(tmp_path, runs):
     net, _, (state, _) = runs
-    like = (make_network(rate=0.3, w_in=2.0), make_network().init_state(key=jax.random.key(9)))
+    like = (make_network(rate=3.0, w_in=2.0), make_network().init_state(key=jax.random.key(9)))
     back = jsyn.load(jsyn.save(tmp_path / "run.jsyn", (net, state)), like)
     assert_identical(back, (net, state))
     # weak typing survives (a parameter given as a Python number), typed keys are rewrapped
@@ -215,7 +215,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 import jsyn
 from test_save import DT, N_REST, make_network, record
-like_net = make_network(rate=0.3, w_in=2.0)  # other values, the same structure
+like_net = make_network(rate=3.0, w_in=2.0)  # other values, the same structure
 like = (like_net, like_net.init_state(key=jax.random.key(123)))
 net, state = jsyn.load(sys.argv[1], like)
 jsyn.save(sys.argv[2], jsyn.simulate(net, None, DT, n_steps=N_REST, state=state, record=record))
