@@ -59,6 +59,7 @@ def site(tmp_path_factory) -> Path:
         cwd=ROOT,
         capture_output=True,
         text=True,
+        # Agg, as scripts and CI often set it, must not hide the notebooks' figures
         env={**os.environ, "MPLBACKEND": "Agg", "NO_MKDOCS_2_WARNING": "1"},
         timeout=1800,
     )
