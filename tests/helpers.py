@@ -497,3 +497,39 @@ def param_value(system, name):
 def with_param(system, name, value):
     """`system` with parameter `name` replaced by a plain array `value`."""
     return eqx.tree_at(lambda s: getattr(s, name), system, value, is_leaf=lambda x: x is None)
+
+
+# The catalogue (issue 23): AdEx and Izhikevich below threshold (smooth traces), and the
+# new plasticity options on 3 -> 3 projections.
+ALL_SYSTEMS += [
+    Case(
+        "AdEx-subthreshold",
+        jsyn.AdEx(),
+        lambda **kw: current_steps(high=300.0, **kw),
+        ("g_L", "tau_w", "a"),
+        record=lambda state, spikes: state.V + 70.0,
+    ),
+    Case(
+        "Izhikevich-subthreshold",
+        jsyn.Izhikevich(),
+        lambda **kw: current_steps(high=2.0, **kw),
+        ("a", "b"),
+        record=lambda state, spikes: state.V + 65.0,
+    ),
+    Case(
+        "VogelsSprekeler-Dense",
+        plastic_pair(jsyn.VogelsSprekeler(eta=0.005, alpha=0.5)),
+        lambda **kw: pre_and_post_spikes(**{"n": 9, **kw}),
+        ("eta", "tau"),
+        fixed_size=True,
+    ),
+    Case(
+        "STDP-nn_restr-clip-each-event-Dense",
+        plastic_pair(
+            jsyn.STDP(A_plus=0.02, A_minus=0.015, pairing="nn_restr", clip_each_event=True)
+        ),
+        lambda **kw: pre_and_post_spikes(**{"n": 9, **kw}),
+        ("A_plus", "tau_pre"),
+        fixed_size=True,
+    ),
+]
