@@ -1,5 +1,6 @@
 """`jsyn.stack`, `jsyn.grid`, `jsyn.sweep`: a sweep equals a Python loop of `jsyn.simulate`
-over its members, on one device, on 4 emulated devices and over two processes."""
+over its members, on one device, on 4 emulated devices and over two processes (with a
+network of Poisson input and STDP and a sharded trial batch, typed keys)."""
 
 import socket
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 import jsyn
 from helpers import DT, central_fd, spike_train
-from sweep_on_devices import loss as sweep_loss, problem
+from sweep_on_devices import N_STEPS, B, loss as sweep_loss, network, network_keys, problem, record
 
 HERE = Path(__file__).parent
 SRC = HERE.parent / "src"
@@ -193,6 +194,19 @@ def test_one_key_is_shared_and_a_batch_of_keys_is_one_per_member():
         jsyn.sweep(models, x, DT, key=rbg)
 
 
+def test_keys_are_checked_once_raw_or_typed():
+    models = jsyn.stack([NoisyExpon(jnp.asarray(t)) for t in (2.0, 4.0, 8.0)])
+    x = spike_train(n_steps=20)
+    with pytest.raises(TypeError, match=r"jsyn.sweep needs a PRNG key \(got float64 of shape"):
+        jsyn.sweep(models, x, DT, key=jnp.zeros(2))
+    two = jax.random.split(jax.random.key(0), 2)
+    with pytest.raises(ValueError, match=r"one key or 3 keys \(got keys of shape \(2,\)\)"):
+        jsyn.sweep(models, x, DT, key=two)
+    raw = jax.random.split(jax.random.PRNGKey(3), 3)  # uint32, shape (3, 2): one per member
+    _, own = jsyn.sweep(models, x, DT, key=raw)
+    np.testing.assert_allclose(own[2], jsyn.simulate(member(models, 2), x, DT, key=raw[2])[1])
+
+
 @pytest.mark.slow  # 5-11 s; CI runs the slow lane too
 def test_gradients_through_a_sweep_match_single_runs_and_finite_differences():
     x = spike_train(n_steps=150, n=2)
@@ -238,7 +252,7 @@ def run_workers(tmp_path, n_devices: int, n_processes: int = 1):
             subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         )
     try:
-        logs = [p.communicate(timeout=240)[0].decode() for p in procs]
+        logs = [p.communicate(timeout=600)[0].decode() for p in procs]
     finally:
         for p in procs:
             p.kill()
@@ -262,6 +276,37 @@ def check_against_one_device(got):
     np.testing.assert_allclose(got["current_padded"], current_padded, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got["grad_tau"], grad.synapse.tau_decay.raw, rtol=1e-12)
     np.testing.assert_allclose(got["grad_g_max"], grad.output.g_max.raw, rtol=1e-12)
+    even, _, spikes = problem()
+    grad_spikes = jax.grad(lambda s: sweep_loss(even, s))(spikes)  # a shared input's
+    np.testing.assert_allclose(got["grad_spikes"], grad_spikes, rtol=1e-12)
+    check_networks_against_a_loop(got)
+
+
+def check_networks_against_a_loop(got):
+    """The sharded network sweep and trial batch (typed keys, Poisson input, STDP) equal
+    a loop of single runs in this process."""
+    sweep_keys, trial_keys = network_keys()
+    weights = jnp.linspace(0.4, 1.0, B)
+    batch = jsyn.trials(network(), B)
+    trial_spikes = batch.split_devices(jnp.asarray(got["trials_spikes"]), "E")
+    trial_V = batch.split_devices(jnp.asarray(got["trials_V"]), "E")
+    for b in range(B):
+        runs = {
+            "sweep": (
+                network(weights[b]),
+                sweep_keys[b],
+                got["sweep_spikes"][b],
+                got["sweep_V"][b],
+            ),
+            "trials": (network(), trial_keys[b], trial_spikes[b], trial_V[b]),
+        }
+        for kind, (net, key, spikes, V) in runs.items():
+            final, out = jsyn.simulate(net, None, 0.1, key=key, n_steps=N_STEPS, record=record)
+            np.testing.assert_array_equal(spikes, out["spikes"], err_msg=f"{kind} {b}")
+            np.testing.assert_allclose(V, out["V"], rtol=1e-12, atol=1e-9, err_msg=kind)
+            w = final.projections["in"].w
+            np.testing.assert_allclose(got[f"{kind}_w"][b], w, rtol=1e-12, atol=1e-12)
+            assert out["spikes"].sum() > 5 and np.ptp(w) > 0  # it spikes and it learns
 
 
 @pytest.mark.slow  # 5-11 s; CI runs the slow lane too
@@ -272,6 +317,7 @@ def test_four_devices_give_the_one_device_result_sharded(tmp_path):
     assert got["n_devices_on_two"] == 2  # devices=jax.devices()[:2]
     np.testing.assert_allclose(got["on_two"], got["current"], rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(got["local_rows"], [0, 2, 4, 6])  # 2 members a device
+    assert got["trials_devices"] == 4
 
 
 @pytest.mark.slow
@@ -279,6 +325,6 @@ def test_two_processes_give_the_one_process_result(tmp_path):
     results = run_workers(tmp_path, n_devices=2, n_processes=2)
     for pid, got in enumerate(results):
         check_against_one_device(got)
-        assert got["n_processes"] == 2 and got["n_devices"] == 4
+        assert got["n_processes"] == 2 and got["n_devices"] == 4 and got["trials_devices"] == 4
         # each process holds its own half of the batch
         np.testing.assert_array_equal(got["local_rows"], [4 * pid, 4 * pid + 2])
