@@ -209,9 +209,9 @@ def test_gap_junctions_in_trials_equal_single_runs():
 
 ON_DEVICES = """
 import sys
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{here!r}, {tests!r}]
 import jax, numpy as np, jsyn
-from test_trials import DT, network, record
+from test_trial_batch import DT, network, record
 assert len(jax.devices()) == 4
 net = network()
 batch = jsyn.trials(net, 4)
@@ -238,14 +238,16 @@ def test_trials_split_over_four_devices_equal_the_one_device_run():
     import sys
     from pathlib import Path
 
-    here = Path(__file__).parents[1]
+    here = Path(__file__).parent
+    tests = here.parent
     env = {
         **os.environ,
         "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-        "PYTHONPATH": os.pathsep.join([str(here.parent / "src"), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(tests.parent / "src"), os.environ.get("PYTHONPATH", "")]),
         "JAX_ENABLE_X64": "1",
     }
-    code = ON_DEVICES.replace("{tests!r}", repr(str(here))).replace("N)", f"{N})")
+    code = ON_DEVICES.replace("{here!r}", repr(str(here))).replace("{tests!r}", repr(str(tests)))
+    code = code.replace("N)", f"{N})")
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
 
