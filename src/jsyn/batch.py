@@ -29,8 +29,8 @@ import numpy as np
 
 from . import _validation as val
 from ._params import AbstractParam
-from ._sharding import shard_batch
 from ._resume import resumable_sweep
+from ._sharding import shard_batch
 from .fitting import select
 from .fitting._select import follow
 from .simulate import input_checks, simulate, step_checks

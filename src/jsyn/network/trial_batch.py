@@ -38,8 +38,8 @@ import numpy as np
 from jaxtyping import Array
 
 from .. import _validation as val
-from .._sharding import shard_batch
 from .._resume import resumable_trials
+from .._sharding import shard_batch
 from ..connectivity import Dense, Sparse
 from ..gap_junction import GapJunction
 from ..neurons import AbstractNeuron, Neuromodulator, Poisson, PoissonState, SpikeTimes
