@@ -240,6 +240,7 @@ def test_trials_split_over_four_devices_equal_the_one_device_run():
 
     here = Path(__file__).parent
     tests = here.parent
+    src = str(tests.parent / "src")
     env = {
         **os.environ,
         "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
