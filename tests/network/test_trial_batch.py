@@ -244,9 +244,7 @@ def test_trials_split_over_four_devices_equal_the_one_device_run():
     env = {
         **os.environ,
         "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-        "PYTHONPATH": os.pathsep.join(
-            [str(tests.parent / "src"), os.environ.get("PYTHONPATH", "")]
-        ),
+        "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
         "JAX_ENABLE_X64": "1",
     }
     code = ON_DEVICES.replace("{here!r}", repr(str(here))).replace("{tests!r}", repr(str(tests)))
