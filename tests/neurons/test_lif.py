@@ -42,7 +42,9 @@ def test_refractory_period_holds_V_for_tau_ref_over_dt_steps():
     for _ in range(30):
         state, spk = lif.step(state, jnp.array([1000.0]), 0.1)
         V.append(float(state.V[0]))
-    held = np.flatnonzero(np.asarray(V) != -60.0)[0]
+    # the refractory time left is counted down in floats, so the 20th step may still hold
+    # ~1e-16 ms of it; the potential then moves by ~1e-13 mV there, not by a step's worth
+    held = np.flatnonzero(np.abs(np.asarray(V) + 60.0) > 1e-9)[0]
     assert held == 20  # 2 ms at 0.1 ms, then the potential moves again
 
 
