@@ -87,7 +87,7 @@ def _coupling(a):
     C = jnp.asarray([[0.0, 1.0, 0.5], [0.3, 0.0, 0.2]]) * a
     delay = jnp.asarray([[0.0, 0.25, 0.1], [0.3, 0.0, 0.15]])
     coupling = jsyn.AdditiveCoupling(C, delay=delay, dt=DT, max_delay=0.3)
-    x = jnp.sin(jnp.arange(T)[:, None] * 0.3 + jnp.arange(2.0))
+    x = jnp.sin(jnp.arange(T, dtype=jnp.float64)[:, None] * 0.3 + jnp.arange(2.0)[None, :])
     return coupling, x
 
 
