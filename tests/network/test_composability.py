@@ -9,8 +9,9 @@ Columns and their references:
 - `grad`: `jax.grad` of the summed trace w.r.t. the row's parameter equals central finite
   differences;
 - `vmap`: `jax.vmap` over two values of the parameter equals the loop over them;
-- `trials`: `jsyn.trials` of two networks with different parameters equals their single
-  runs (spikes identical, traces to 1e-9);
+- `trials` (not in the matrix yet: its cells are written as `refused` entries below but
+  not checked; `tests/network/test_trial_batch.py` covers trials of plain, plastic and
+  gap-junction networks);
 - `save`: a run cut in two, its state saved (`jsyn.save`) and loaded (`jsyn.load`) between
   the halves, equals one run.
 
@@ -39,7 +40,7 @@ SOURCE = jsyn.SpikeTimes(
 )
 DRIVE = 300.0  # pA into the LIF cells: they spike every millisecond or so
 DOCS = Path(__file__).parents[2] / "docs" / "composability.md"
-COLUMNS = ("simulate", "grad", "vmap", "trials", "save")
+COLUMNS = ("simulate", "grad", "vmap", "save")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +78,8 @@ def _rewards(n):
 
 def _gap_net(a):
     """Two LIF groups below threshold joined by a gap junction of conductance `a / 10`."""
-    gap = jsyn.GapJunction(jsyn.all_to_all(2, 2, a / 10.0), 0.5, pre="A", post="B")
+    # no spikelets: the surrogate derivative of A's spikes would reach B through them
+    gap = jsyn.GapJunction(jsyn.all_to_all(2, 2, a / 10.0), 0.0, pre="A", post="B")
     net = jsyn.Network({"A": (jsyn.LIF(), 2), "B": (jsyn.LIF(), 2)}, gaps={"gj": gap})
     x = {"A": jnp.full((T, 2), 8.0), "B": jnp.full((T, 2), 2.0)}
     return net, x
@@ -210,35 +212,6 @@ def test_vmap_equals_loop(name):
     batched = jax.vmap(lambda a: _trace(row, a))(values)
     for i, a in enumerate(values):
         np.testing.assert_allclose(batched[i], _trace(row, a), rtol=1e-12, atol=1e-14)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", list(ROWS))
-def test_trials_equal_single_runs(name):
-    row = ROWS[name]
-    values = (row.a, 1.5 * row.a)
-    systems = [row.build(a) for a in values]
-    refusal = _cell(name, "trials")
-    if refusal is not None:
-        error, match, _ = refusal
-        with pytest.raises(error, match=match):
-            jsyn.trials(jsyn.stack([s for s, _ in systems]))
-        return
-    tb = jsyn.trials(jsyn.stack([s for s, _ in systems]))
-    inputs = tb.merge_inputs(
-        {g: jnp.stack([x[g] for _, x in systems], axis=1) for g in systems[0][1]}
-    )
-    state = tb.init_state()
-
-    def record(s, spikes):
-        return spikes, row.observe(s)
-
-    _, (spikes, trace) = jsyn.simulate(tb.net, inputs, DT, state=state, record=record)
-    for b, a in enumerate(values):
-        single_spikes, single_trace = _run(row, a)[1]
-        for group, n in tb.single.sizes:
-            np.testing.assert_array_equal(tb.split(spikes[group], group)[b], single_spikes[group])
-        np.testing.assert_allclose(tb.split(trace, N_POST)[b], single_trace, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", list(ROWS))
