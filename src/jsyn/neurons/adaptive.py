@@ -2,6 +2,7 @@ r"""The protocol of two-variable spiking neurons: a membrane potential $V$ and a
 adaptation variable $w$, reset at a spike (`jsyn.AdEx`, `jsyn.Izhikevich`)."""
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -48,6 +49,8 @@ class AbstractAdaptiveNeuron(AbstractNeuron):
     `jump_of_w()` (the increment of $w$ at a spike), `rest()` (the potential the state
     starts at) and the fields `V_peak`, `V_reset`, `tau_ref`, `surrogate`.
     """
+
+    has_potential: ClassVar[bool] = True
 
     V_peak: eqx.AbstractVar[Param]
     V_reset: eqx.AbstractVar[Param]
