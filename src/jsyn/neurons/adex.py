@@ -87,7 +87,7 @@ class AdEx(AbstractAdaptiveNeuron):
         return resolve(self.a, like) * (V - resolve(self.E_L, like))
 
     def hold(self, V, w, h, like):
-        return kin.relax(w, self.w_nullcline(V, like), kin.decay(h, resolve(self.tau_w, like)))
+        return kin.relax(w, self.w_nullcline(V, like), h, resolve(self.tau_w, like))
 
     def jump_of_w(self, like):
         return resolve(self.b, like)

@@ -68,7 +68,7 @@ class Izhikevich(AbstractAdaptiveNeuron):
 
     def hold(self, V, w, h, like):
         a = resolve(self.a, like)
-        return kin.relax(w, self.w_nullcline(V, like), kin.decay(h, 1.0 / a))
+        return kin.relax(w, self.w_nullcline(V, like), h, 1.0 / a)
 
     def jump_of_w(self, like):
         return resolve(self.d, like)

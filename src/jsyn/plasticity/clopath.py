@@ -110,9 +110,9 @@ class Clopath(AbstractComponent):
         pre, V = jnp.asarray(pre, like.dtype), jnp.asarray(V, like.dtype)
         dt = jnp.asarray(dt, like.dtype)
         tau_x = resolve(self.tau_x, like)
-        u_minus = kin.relax(state.u_minus, V, kin.decay(dt, resolve(self.tau_minus, like)))
-        u_plus = kin.relax(state.u_plus, V, kin.decay(dt, resolve(self.tau_plus, like)))
-        x_bar = state.x_bar * kin.decay(dt, tau_x)
+        u_minus = kin.relax(state.u_minus, V, dt, resolve(self.tau_minus, like))
+        u_plus = kin.relax(state.u_plus, V, dt, resolve(self.tau_plus, like))
+        x_bar = kin.decayed(state.x_bar, dt, tau_x)
         theta_minus = resolve(self.theta_minus, like)
         ltp = jnp.maximum(V - resolve(self.theta_plus, like), 0.0) * jnp.maximum(
             u_plus - theta_minus, 0.0
