@@ -124,7 +124,8 @@ class SpikeTimes(AbstractNeuron):
             residual = jnp.zeros_like(times)
         else:
             order = np.argsort(known, kind="stable")
-            residual = jnp.asarray(known - np.asarray(times, np.float64), dtype)
+            rounded = known.astype(np.dtype(dtype)).astype(np.float64)  # on the host, also in jit
+            residual = jnp.asarray(known - rounded, dtype)
         self.times = times[order]
         self.residual = residual[order]
         self.indices = jnp.asarray(indices, dtype=jnp.int32)[order]
