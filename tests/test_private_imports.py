@@ -12,34 +12,8 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-# (importing file, module, name): to be removed as their owners make the names public.
-KNOWN = {
-    # jsyn.batch (sweeps) reuses the selection of fitting and the entry checks of simulate
-    ("jsyn/batch.py", "jsyn.fitting._select", "_follow"),
-    ("jsyn/batch.py", "jsyn.simulate", "_input_checks"),
-    ("jsyn/batch.py", "jsyn.simulate", "_step_checks"),
-    # fitting's internals share helpers across their modules and with simulate
-    ("jsyn/fitting/_moments.py", "jsyn.simulate", "_recording_step"),
-    ("jsyn/fitting/_solve.py", "jsyn.fitting._moments", "_Moments"),
-    ("jsyn/fitting/_solve.py", "jsyn.fitting._moments", "_moments_fn"),
-    ("jsyn/fitting/_solve.py", "jsyn.fitting._select", "_follow"),
-    ("jsyn/fitting/_solve.py", "jsyn.fitting._select", "_node_is_param"),
-    ("jsyn/fitting/_solve.py", "jsyn.fitting._select", "_where"),
-    ("jsyn/fitting/fitter.py", "jsyn.simulate", "_initial_state"),
-    ("jsyn/fitting/fitter.py", "jsyn.simulate", "_input_checks"),
-    ("jsyn/fitting/fitter.py", "jsyn.simulate", "_step_checks"),
-    ("jsyn/fitting/fitter.py", "jsyn.fitting._result", "_result"),
-    ("jsyn/fitting/fitter.py", "jsyn.fitting._select", "_KEYS"),
-    ("jsyn/fitting/fitter.py", "jsyn.fitting._select", "_follow"),
-    ("jsyn/fitting/fitter.py", "jsyn.fitting._select", "_where"),
-    ("jsyn/fitting/fitter.py", "jsyn.fitting._solve", "_Config"),
-    ("jsyn/fitting/fitter.py", "jsyn.fitting._solve", "_solve_many"),
-    ("jsyn/fitting/fitter.py", "jsyn.fitting._solve", "_solve_one"),
-    # plasticity models share checks with their base modules
-    ("jsyn/plasticity/quantal.py", "jsyn.plasticity.short_term", "_check_U"),
-    ("jsyn/plasticity/stdp.py", "jsyn.plasticity.base", "_same"),
-    ("jsyn/plasticity/triplet.py", "jsyn.plasticity.base", "_same"),
-}
+# (importing file, module, name) of imports allowed by exception: none left.
+KNOWN: set[tuple[str, str, str]] = set()
 
 
 def _target(path: Path, node: ast.ImportFrom) -> list[str]:

@@ -75,7 +75,8 @@ class AbstractLongTermPlasticity(AbstractComponent):
         )
 
 
-def _same(x):
+def unchanged(x):
+    """The identity: the synapses a rule's update reads are the ones it was given."""
     return x
 
 
@@ -123,11 +124,11 @@ class AbstractTraceRule(AbstractLongTermPlasticity):
     clip_each_event: eqx.AbstractVar[bool]
 
     @abc.abstractmethod
-    def depress(self, w, pre, traces, at=_same):
+    def depress(self, w, pre, traces, at=unchanged):
         """The weights after the pre events `pre` (unclipped)."""
 
     @abc.abstractmethod
-    def potentiate(self, w, post, traces, at=_same):
+    def potentiate(self, w, post, traces, at=unchanged):
         """The weights after the post spikes `post` (unclipped)."""
 
     def init_state(self, shape: Shape, *, dtype=None):

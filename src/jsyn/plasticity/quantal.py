@@ -12,7 +12,7 @@ from .. import _kinetics as kin, _validation as val
 from .._component import zeros
 from .._custom_types import Shape
 from .._params import Param, param, resolve
-from .short_term import AbstractShortTermPlasticity, _check_U
+from .short_term import AbstractShortTermPlasticity, check_U
 
 
 class QuantalSTPState(eqx.Module):
@@ -85,7 +85,7 @@ class QuantalSTP(AbstractShortTermPlasticity):
 
     def constraints(self):
         return (
-            _check_U("QuantalSTP", resolve(self.U)),
+            check_U("QuantalSTP", resolve(self.U)),
             val.positive("QuantalSTP", "tau_f", resolve(self.tau_f)),
             val.positive("QuantalSTP", "tau_d", resolve(self.tau_d)),
         )

@@ -94,7 +94,7 @@ def _one_minus_pow(c, p):
     return jnp.where(inside, accurate, at_one)
 
 
-def _check_U(owner: str, U) -> val.Check:
+def check_U(owner: str, U) -> val.Check:
     U = jnp.asarray(U)
     return val.Check(
         ~((U > 0) & (U <= 1)),
@@ -150,7 +150,7 @@ class STD(AbstractShortTermPlasticity):
     def constraints(self):
         return (
             val.positive("STD", "tau", resolve(self.tau)),
-            _check_U("STD", resolve(self.U)),
+            check_U("STD", resolve(self.U)),
         )
 
     def init_state(self, n: Shape, *, dtype=None) -> STDState:
@@ -215,7 +215,7 @@ class STP(AbstractShortTermPlasticity):
 
     def constraints(self):
         return (
-            _check_U("STP", resolve(self.U)),
+            check_U("STP", resolve(self.U)),
             val.positive("STP", "tau_f", resolve(self.tau_f)),
             val.positive("STP", "tau_d", resolve(self.tau_d)),
             *(_check_fraction("STP", name, resolve(getattr(self, name))) for name in ("u0", "x0")),

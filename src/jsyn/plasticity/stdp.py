@@ -6,7 +6,7 @@ from jaxtyping import Array, Float
 
 from .. import _validation as val
 from .._params import Param, param, resolve
-from .base import AbstractTraceRule, _same, amplitude_checks, pairing_checks, time_checks
+from .base import AbstractTraceRule, unchanged, amplitude_checks, pairing_checks, time_checks
 
 
 class STDPState(eqx.Module):
@@ -122,13 +122,13 @@ class STDP(AbstractTraceRule):
         upper = at(resolve(self.w_max, w)) - w
         return (upper, lower) if self.inhibitory else (lower, upper)
 
-    def depress(self, w, pre, traces: STDPState, at=_same):
+    def depress(self, w, pre, traces: STDPState, at=unchanged):
         change = at(resolve(self.A_minus, w)) * traces.a_post * pre
         if self.multiplicative:
             change = change * self._bounds(w, at)[0]
         return w + change if self.inhibitory else w - change
 
-    def potentiate(self, w, post, traces: STDPState, at=_same):
+    def potentiate(self, w, post, traces: STDPState, at=unchanged):
         change = at(resolve(self.A_plus, w)) * traces.a_pre * post
         if self.multiplicative:
             change = change * self._bounds(w, at)[1]

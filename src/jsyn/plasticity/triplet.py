@@ -4,7 +4,7 @@ import equinox as eqx
 from jaxtyping import Array, Float
 
 from .._params import Param, param, resolve
-from .base import AbstractTraceRule, _same, amplitude_checks, pairing_checks, time_checks
+from .base import AbstractTraceRule, unchanged, amplitude_checks, pairing_checks, time_checks
 
 
 class TripletSTDPState(eqx.Module):
@@ -100,10 +100,10 @@ class TripletSTDP(AbstractTraceRule):
     pre_taus = {"r1": "tau_plus", "r2": "tau_x"}
     post_taus = {"o1": "tau_minus", "o2": "tau_y"}
 
-    def depress(self, w, pre, traces: TripletSTDPState, at=_same):
+    def depress(self, w, pre, traces: TripletSTDPState, at=unchanged):
         a2, a3 = (at(resolve(a, w)) for a in (self.A2_minus, self.A3_minus))
         return w - pre * traces.o1 * (a2 + a3 * traces.r2)
 
-    def potentiate(self, w, post, traces: TripletSTDPState, at=_same):
+    def potentiate(self, w, post, traces: TripletSTDPState, at=unchanged):
         a2, a3 = (at(resolve(a, w)) for a in (self.A2_plus, self.A3_plus))
         return w + post * traces.r1 * (a2 + a3 * traces.o2)

@@ -5,7 +5,7 @@ import equinox as eqx
 from jaxtyping import Array, Float
 
 from .._params import Param, param, resolve
-from .base import AbstractTraceRule, _same, amplitude_checks, pairing_checks, time_checks
+from .base import AbstractTraceRule, unchanged, amplitude_checks, pairing_checks, time_checks
 
 
 class VogelsSprekelerState(eqx.Module):
@@ -80,9 +80,9 @@ class VogelsSprekeler(AbstractTraceRule):
         r"""$\alpha = 2\rho_0\tau$ for a target rate `rate_hz` (Hz) and `tau` (ms)."""
         return 2.0 * rate_hz / 1000.0 * tau
 
-    def depress(self, w, pre, traces: VogelsSprekelerState, at=_same):
+    def depress(self, w, pre, traces: VogelsSprekelerState, at=unchanged):
         eta, alpha = at(resolve(self.eta, w)), at(resolve(self.alpha, w))
         return w + pre * eta * (traces.x_post - alpha)
 
-    def potentiate(self, w, post, traces: VogelsSprekelerState, at=_same):
+    def potentiate(self, w, post, traces: VogelsSprekelerState, at=unchanged):
         return w + post * at(resolve(self.eta, w)) * traces.x_pre
