@@ -6,7 +6,7 @@ from jaxtyping import Array, Float
 
 from .. import _validation as val
 from .._params import Param, param, resolve
-from .base import AbstractTraceRule, unchanged, amplitude_checks, pairing_checks, time_checks
+from .base import AbstractTraceRule, amplitude_checks, pairing_checks, time_checks, unchanged
 
 
 class STDPState(eqx.Module):

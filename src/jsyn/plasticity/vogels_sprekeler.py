@@ -5,7 +5,7 @@ import equinox as eqx
 from jaxtyping import Array, Float
 
 from .._params import Param, param, resolve
-from .base import AbstractTraceRule, unchanged, amplitude_checks, pairing_checks, time_checks
+from .base import AbstractTraceRule, amplitude_checks, pairing_checks, time_checks, unchanged
 
 
 class VogelsSprekelerState(eqx.Module):
