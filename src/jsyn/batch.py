@@ -181,17 +181,20 @@ def _static_fields(node) -> list[str]:
     return [f.name for f in dataclasses.fields(node) if f.metadata.get("static", False)]
 
 
-def _batch_size(models) -> int:
+def batch_size(
+    models,
+    needs: str = "jsyn.sweep needs a batch of models",
+    fix: str = "build it with jsyn.stack or jsyn.grid.",
+) -> int:
     """The batch length $B$ of a batch of models: the common leading axis of its array
-    leaves. Raises `ValueError` when there is none."""
+    leaves. Raises `ValueError` when there is none, saying what `needs` it and the `fix`."""
     leaves = jax.tree_util.tree_flatten_with_path(eqx.filter(models, eqx.is_array))[0]
     sizes = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for _, leaf in leaves}
     if len(sizes) != 1 or None in sizes:
         shown = ", ".join(f"{jax.tree_util.keystr(p)}: {jnp.shape(x)}" for p, x in leaves[:6])
         raise ValueError(
-            "jsyn.sweep needs a batch of models, every array leaf with the same leading "
-            f"(batch) axis (got shapes {shown or 'no arrays'}); build it with jsyn.stack "
-            "or jsyn.grid."
+            f"{needs}, every array leaf with the same leading (batch) axis (got shapes "
+            f"{shown or 'no arrays'}); {fix}"
         )
     return sizes.pop()
 
@@ -258,7 +261,7 @@ def sweep(
         return resumable_sweep(
             sweep, models, inputs, dt, state, key, options, checkpoint_to, checkpoint_every, resume
         )
-    B = _batch_size(models)
+    B = batch_size(models)
     if not shared_inputs:
         _check_leading(inputs, B, "inputs", "or pass shared_inputs=True for one drive")
     if state is not None:

@@ -40,6 +40,7 @@ from jaxtyping import Array
 from .. import _validation as val
 from .._resume import resumable_trials
 from .._sharding import shard_batch
+from ..batch import batch_size
 from ..connectivity import Dense, Sparse
 from ..gap_junction import GapJunction
 from ..neurons import AbstractNeuron, Neuromodulator, Poisson, PoissonState, SpikeTimes
@@ -84,7 +85,11 @@ def trials(net: Network, B: int | None = None) -> "TrialBatch":
             f"jsyn.trials needs a jsyn.Network or a batch of them (got {type(net).__name__})."
         )
     if B is None:
-        B = _n_trials(net)
+        B = batch_size(
+            net,
+            "jsyn.trials(net) without B needs a batch of networks",
+            "build it with jsyn.stack or jsyn.grid, or pass B for B trials of one network.",
+        )
         batch = net
         net = jax.tree.map(lambda x: x[0] if eqx.is_array(x) else x, batch)
     else:
@@ -93,21 +98,6 @@ def trials(net: Network, B: int | None = None) -> "TrialBatch":
             raise ValueError(f"jsyn.trials needs B >= 1 trials (got {B}).")
         batch = None
     return TrialBatch(net, batch, B)
-
-
-def _n_trials(batch: Network) -> int:
-    """The number of trials of a batch of networks: the common leading axis of its array
-    leaves."""
-    leaves = jax.tree_util.tree_flatten_with_path(eqx.filter(batch, eqx.is_array))[0]
-    sizes = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for _, leaf in leaves}
-    if len(sizes) != 1 or None in sizes:
-        shown = ", ".join(f"{jax.tree_util.keystr(p)}: {jnp.shape(x)}" for p, x in leaves[:6])
-        raise ValueError(
-            "jsyn.trials(net) without B needs a batch of networks, every array leaf with the "
-            f"same leading (trial) axis (got shapes {shown or 'no arrays'}); build it with "
-            "jsyn.stack or jsyn.grid, or pass B for B trials of one network."
-        )
-    return sizes.pop()
 
 
 def _interleave(n: int, B: int) -> np.ndarray:
