@@ -166,7 +166,9 @@ class SpikeTimes(AbstractNeuron):
         )
 
     def _warn_shared_steps(self, rows: np.ndarray, dt) -> None:
-        cells = np.asarray(self.indices)
+        finite = np.isfinite(rows)  # the non-finite are refused by `constraints`
+        rows, cells = rows[finite], np.asarray(self.indices)[finite]
+        times = np.asarray(self.times)[finite]
         key = rows.astype(np.int64) * self.n + cells  # the spikes are in time order
         same = np.flatnonzero(np.diff(key) == 0)
         if same.size:
@@ -174,8 +176,8 @@ class SpikeTimes(AbstractNeuron):
             warn_unit(
                 f"SpikeTimes puts {same.size + np.unique(key[same]).size} spikes into steps "
                 f"they share with another spike of the same neuron (first: neuron "
-                f"{cells[k]}, spikes at {float(self.times[k]):g} and "
-                f"{float(self.times[k + 1]):g} ms, both in step {int(rows[k])} of dt={dt:g} "
+                f"{cells[k]}, spikes at {float(times[k]):g} and "
+                f"{float(times[k + 1]):g} ms, both in step {int(rows[k])} of dt={dt:g} "
                 "ms). Spike times are in ms: if they are in seconds, multiply them by 1000; "
                 "if bursts within a step are meant (they are counted), silence this with "
                 "warnings.filterwarnings('ignore', category=jsyn.UnitWarning)."
