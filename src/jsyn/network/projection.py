@@ -118,7 +118,8 @@ class ProjectionState(eqx.Module):
     key: PRNGKeyArray | None = None
 
     @property
-    def w(self) -> Array | None:
+    def w(self):  # no return hint: `eqx.tree_at(lambda s: s.w, ...)` passes a wrapper
+        """The plastic weights, one per synapse, or `None` for static weights."""
         return self.transmission.weights()
 
     @property

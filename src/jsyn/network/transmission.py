@@ -48,8 +48,8 @@ class AbstractTransmissionState(eqx.Module):
     """The state of a transmission. `weights()` and `rule()` give the plastic weights
     and the rule's state (`None` for static weights)."""
 
-    def weights(self) -> Array | None:
-        """The plastic weights, one per synapse, or `None` (the connection's)."""
+    def weights(self):  # no return hint: `eqx.tree_at(lambda s: s.w, ...)` passes a wrapper
+        """The plastic weights, one per synapse (an array), or `None` (the connection's)."""
         return None
 
     def rule(self) -> Any:
@@ -241,7 +241,7 @@ class PlasticState(AbstractTransmissionState):
     traces: Any
     sent: DelayState | None
 
-    def weights(self) -> Array | None:
+    def weights(self):
         return self.w
 
     def rule(self) -> Any:
