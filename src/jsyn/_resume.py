@@ -426,7 +426,8 @@ def resumable_trials(batch, dt, state, inputs, n_steps, record, devices, path, e
         "devices": len(jax.devices() if devices is None else devices),
     }
 
-    @eqx.filter_jit  # one compiled chunk for the run (`batch.simulate` alone traces anew)
+    # Not jitted around: the batch's network stays an argument of the compiled run (as a
+    # constant of an outer jit XLA would fold it otherwise, an ulp away from the plain run).
     def advance(state, xs, n):
         steps = n if xs is None else None
         return batch.simulate(

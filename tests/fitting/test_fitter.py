@@ -1,7 +1,6 @@
 """jsyn.fit and jsyn.fit_many: the cases of issue 5, confidence-interval coverage, the
 optimiser options, parameter selection and errors."""
 
-import importlib
 
 import equinox as eqx
 import jax
@@ -625,10 +624,10 @@ def test_the_sums_of_one_forward_pass_equal_jacfwd_of_the_residual(sums_in_scan)
     columns, weights, short-term plasticity and a delay (whose state holds an integer).
     "batched": fit_many's rule for a batch (`jax.vmap` over two points), recording by
     recording."""
-    from jsyn import _fit_solve
+    from jsyn.fitting import _solve as _fit_solve
+    from jsyn.fitting import fitter as fit_module
     from jsyn.simulate import initial_state
 
-    fit_module = importlib.import_module("jsyn.fit")
     dt, T = 0.1, 300
     spikes = jnp.concatenate([raster([2.0, 9.0, 14.0], T, dt), raster([5.0], T, dt)], axis=1)
     model = jsyn.PSC(
@@ -641,11 +640,13 @@ def test_the_sums_of_one_forward_pass_equal_jacfwd_of_the_residual(sums_in_scan)
     target = jnp.asarray(np.random.default_rng(0).normal(size=(T, 2)))
     weights = jnp.asarray(np.random.default_rng(1).uniform(0.5, 2.0, size=(T, 2)))
     params = "tau_rise,tau_decay,g_max,U,tau_d,delay"
-    names, target, weights, _, cfg = fit_module._prepare(
-        model, spikes, target, dt, batched=False, params=params, loss="mse",
-        weights=weights, optimizer=None, max_steps=None, tol=None, record=None, n_starts=1,
-        spread=0.5, level=0.95, checkpoint=None, convention=None,
+    options = fit_module.FitOptions(
+        params=params, loss="mse", weights=weights, optimizer=None, max_steps=None, tol=None,
+        record=None, n_starts=1, spread=0.5, level=0.95, checkpoint=None, convention=None,
     )  # fmt: skip
+    names, target, weights, _, cfg = fit_module._prepare(
+        model, spikes, target, dt, options, batched=False
+    )
     cfg = cfg._replace(sums_in_scan=bool(sums_in_scan))
     state = initial_state(model, [spikes], None)
     theta0, _, predict, moments, *_ = _fit_solve._problem(
@@ -692,22 +693,24 @@ def test_the_batched_sums_equal_those_of_each_recording():
     the Gram matrix of [r, J] summed in the scan) gives each recording the sums of its own
     pass, to 1e-12 (float64): per-recording inputs, targets and weights, two columns; and
     with one target shared by a batch of points (multi-start inside fit_many)."""
-    from jsyn import _fit_solve
+    from jsyn.fitting import _solve as _fit_solve
+    from jsyn.fitting import fitter as fit_module
     from jsyn.simulate import initial_state
 
-    fit_module = importlib.import_module("jsyn.fit")
     dt, T, n = 0.1, 60, 3
     rng = np.random.default_rng(2)
     inputs = jnp.stack([raster([0.5 + i, 2.0, 3.5], T, dt, n=2) for i in range(n)])
     targets = jnp.asarray(rng.normal(size=(n, T, 2)))
     weights = jnp.asarray(rng.uniform(0.5, 2.0, size=(n, T, 2)))
     model = dual_expon_psc(LP(1.0), LP(5.0), SP(1.0))
-    _, _, _, _, cfg = fit_module._prepare(
-        model, inputs, targets, dt, batched=True, shared_inputs=False,
+    options = fit_module.FitOptions(
         params="tau_rise,tau_decay,g_max", loss="mse", weights=weights, optimizer=None,
         max_steps=None, tol=None, record=None, n_starts=1, spread=0.5, level=0.95,
         checkpoint=None, convention=None,
     )  # fmt: skip
+    _, _, _, _, cfg = fit_module._prepare(
+        model, inputs, targets, dt, options, batched=True, shared_inputs=False
+    )
     state = initial_state(model, [inputs[0]], None)
     thetas = jnp.log(jnp.array([[1.0, 5.0, 1.0], [0.8, 6.0, 1.5], [1.5, 4.0, 0.7]]))
 
