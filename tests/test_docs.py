@@ -3,6 +3,7 @@ name (and only existing ones), the nav lists every notebook, nothing points outs
 repository, and the code on the pages runs as pasted. `mkdocs build --strict` (CI) checks
 the links, anchors and docstrings."""
 
+import importlib
 import inspect
 import os
 import re
@@ -47,10 +48,16 @@ def public(module, prefix: str) -> set[str]:
 
 
 def resolve(path: str):
-    module, *attrs = path.split(".")
-    obj = {"jsyn": jsyn}[module]
-    for attr in attrs:
-        obj = getattr(obj, attr)
+    """The object `path` names, importing a submodule (e.g. `jsyn.dendrites`) the way
+    mkdocstrings does when the package has not imported it."""
+    parts = path.split(".")
+    assert parts[0] == "jsyn", path
+    obj = jsyn
+    for i, attr in enumerate(parts[1:], start=2):
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError:
+            obj = importlib.import_module(".".join(parts[:i]))
     return obj
 
 

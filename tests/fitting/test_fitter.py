@@ -1,7 +1,6 @@
 """jsyn.fit and jsyn.fit_many: the cases of issue 5, confidence-interval coverage, the
 optimiser options, parameter selection and errors."""
 
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -624,8 +623,7 @@ def test_the_sums_of_one_forward_pass_equal_jacfwd_of_the_residual(sums_in_scan)
     columns, weights, short-term plasticity and a delay (whose state holds an integer).
     "batched": fit_many's rule for a batch (`jax.vmap` over two points), recording by
     recording."""
-    from jsyn.fitting import _solve as _fit_solve
-    from jsyn.fitting import fitter as fit_module
+    from jsyn.fitting import _solve as _fit_solve, fitter as fit_module
     from jsyn.simulate import initial_state
 
     dt, T = 0.1, 300
@@ -693,8 +691,7 @@ def test_the_batched_sums_equal_those_of_each_recording():
     the Gram matrix of [r, J] summed in the scan) gives each recording the sums of its own
     pass, to 1e-12 (float64): per-recording inputs, targets and weights, two columns; and
     with one target shared by a batch of points (multi-start inside fit_many)."""
-    from jsyn.fitting import _solve as _fit_solve
-    from jsyn.fitting import fitter as fit_module
+    from jsyn.fitting import _solve as _fit_solve, fitter as fit_module
     from jsyn.simulate import initial_state
 
     dt, T, n = 0.1, 60, 3
