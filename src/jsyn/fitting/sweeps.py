@@ -184,8 +184,10 @@ def sweep_intervals(
     cov = parts.sum(axis=0)
     cov = np.where(np.isnan(unit_cov), np.nan, cov)
     var_parts = np.diagonal(parts, axis1=1, axis2=2)  # (k, p)
-    dof = np.sum(var_parts, axis=0) ** 2 / np.sum(var_parts**2 / (counts - 1)[:, None], axis=0)
-    dof = np.where(np.sum(var_parts, axis=0) > 0, dof, float(np.min(counts) - 1))
+    total = np.sum(var_parts, axis=0)
+    spread = np.sum(var_parts**2 / (counts - 1)[:, None], axis=0)
+    ok = (total > 0) & (spread > 0)
+    dof = np.where(ok, total**2 / np.where(ok, spread, 1.0), float(np.min(counts) - 1))
     se_raw = np.sqrt(np.diag(cov))
     q = t_quantile(0.5 + level / 2.0, dof)
     dtype = theta.dtype
