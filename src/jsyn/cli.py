@@ -120,9 +120,10 @@ def _add_fit(commands) -> None:
     fit.add_argument(
         "--stim",
         metavar="HOW",
-        help="the stimulus times: 'protocol' (the file's digital output or stimulus series, "
-        "or its spikes), 'auto' (detected from the stimulus artifacts), or a comma-separated "
-        "list in ms from the sweep's start (default: the file's, else auto)",
+        help="the stimulus times: 'protocol' (the file's: an ABF epoch table's digital output "
+        "or pulse trains, an NWB stimulus series, or its spikes), 'auto' (detected from the "
+        "stimulus artifacts), or a comma-separated list in ms from the sweep's start "
+        "(default: the file's, else auto)",
     )
     fit.add_argument(
         "--stp", choices=("STP", "STD"), help="fit short-term plasticity too (default: none)"
