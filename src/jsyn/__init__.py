@@ -45,6 +45,7 @@ from .fitting import (
     PSCState as PSCState,
     fit as fit,
     fit_many as fit_many,
+    sweep_intervals as sweep_intervals,
 )
 from .gap_junction import GapJunction as GapJunction
 from .network import (

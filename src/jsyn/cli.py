@@ -120,9 +120,10 @@ def _add_fit(commands) -> None:
     fit.add_argument(
         "--stim",
         metavar="HOW",
-        help="the stimulus times: 'protocol' (the file's digital output or stimulus series, "
-        "or its spikes), 'auto' (detected from the stimulus artifacts), or a comma-separated "
-        "list in ms from the sweep's start (default: the file's, else auto)",
+        help="the stimulus times: 'protocol' (the file's: an ABF epoch table's digital output "
+        "or pulse trains, an NWB stimulus series, or its spikes), 'auto' (detected from the "
+        "stimulus artifacts), or a comma-separated list in ms from the sweep's start "
+        "(default: the file's, else auto)",
     )
     fit.add_argument(
         "--stp", choices=("STP", "STD"), help="fit short-term plasticity too (default: none)"
@@ -208,6 +209,15 @@ def _add_fit(commands) -> None:
         help="plot the whole train with the fit, its residuals, the first response zoomed "
         "and the loss",
     )
+    fit.add_argument(
+        "--errors",
+        choices=("auto", "sweeps", "residuals"),
+        default="auto",
+        help="what the intervals rest on: 'sweeps', the variability between the sweeps "
+        "averaged (holds with correlated noise: spontaneous events, baseline errors; "
+        "Student's t), or 'residuals', independent noise of equal variance (default auto: "
+        "sweeps when at least 2 are averaged per holding potential)",
+    )
     fit.add_argument("--starts", type=int, default=1, metavar="K", help="multi-start (default 1)")
     fit.add_argument(
         "--warn-only",
@@ -290,6 +300,7 @@ def _run_fit(args: argparse.Namespace) -> int:
         convention=args.convention,
         per_sweep=args.per_sweep,
         n_starts=args.starts,
+        errors=args.errors,
     )
     print(_report(fit))
     if args.out is not None:
@@ -333,7 +344,10 @@ def _report(fit) -> str:
     if np.ndim(res.loss):
         lines.append(res.summary())
     else:
-        lines.append(f"{'parameter':<24} {'value':>12} {'stderr':>11}   {res.level:.0%} interval")
+        basis = "" if res.dof is None else " (t, between sweeps)"
+        lines.append(
+            f"{'parameter':<24} {'value':>12} {'stderr':>11}   {res.level:.0%} interval{basis}"
+        )
         for name, e in fit.values.items():
             v, se, lo, hi = (np.ravel(e[k]) for k in ("value", "stderr", "ci_low", "ci_high"))
             for i in range(v.size):

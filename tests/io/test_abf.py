@@ -79,3 +79,35 @@ def test_without_pyabf_the_error_names_the_extra(tmp_path, data, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyabf", None)  # import pyabf raises ImportError
     with pytest.raises(io.RecordingError, match=r"pip install 'jsyn\[abf\]'"):
         io.load_recording(tmp_path / "c.abf")
+
+
+def test_epoch_pulse_times_from_a_pyabf_epoch_table():
+    """The pulse trains of an epoch table, built with pyabf's own `EpochSweepWaveform`
+    (the object `abf.sweepEpochs` holds): a train of 5 pulses every 400 samples after a
+    step, a 'Pulse' epoch at the level before (no pulse) and a single pulse. pyabf's
+    ABF1 writer writes no epoch table, so no file of these is tested."""
+    from pyabf.waveform import EpochSweepWaveform
+
+    off = [0] * 8
+    ep = EpochSweepWaveform()
+    ep.addEpoch(0, 93, 0.0, "Step", 0, 0, off)  # pyabf's pre-epoch holding (1/64)
+    ep.addEpoch(93, 400, 0.0, "Step", 0, 0, off)
+    ep.addEpoch(400, 2400, 5.0, "Pulse", 2, 400, off)  # 5 pulses: 400, 800, ... 2000
+    ep.addEpoch(2400, 2800, 5.0, "Pulse", 2, 400, off)  # level unchanged: no pulse
+    ep.addEpoch(2800, 3000, 0.0, "Step", 0, 0, off)
+    ep.addEpoch(3000, 3100, 5.0, "BiPhsc", 4, 100, off)  # one pulse at 3000
+    ep.addEpoch(3100, 6000, 0.0, "Step", 0, 0, off)
+    times = io.abf.epoch_pulse_times(ep, 0.05)
+    np.testing.assert_allclose(times, [20.0, 40.0, 60.0, 80.0, 100.0, 150.0])
+    # the waveform pyabf draws from the same table: the pulses of the train rise there
+    rising = np.flatnonzero(np.diff(ep.getWaveform()) > 0) + 1
+    np.testing.assert_array_equal(rising[rising < 2400], [400, 800, 1200, 1600, 2000])
+
+
+def test_epoch_pulse_times_without_trains_is_none():
+    from pyabf.waveform import EpochSweepWaveform
+
+    ep = EpochSweepWaveform()
+    ep.addEpoch(0, 100, 0.0, "Step", 0, 0, [0] * 8)
+    ep.addEpoch(100, 200, -10.0, "Step", 0, 0, [0] * 8)
+    assert io.abf.epoch_pulse_times(ep, 0.05) is None

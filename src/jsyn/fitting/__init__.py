@@ -9,3 +9,4 @@ from .fitter import (
     select as select,
 )
 from .psc import PSC as PSC, PSCState as PSCState
+from .sweeps import sweep_intervals as sweep_intervals

@@ -100,6 +100,8 @@ class FitResult(eqx.Module):
     names: tuple[str, ...] = eqx.field(static=True)
     level: float = eqx.field(static=True)
     message: str = eqx.field(static=True, default="")
+    dof: dict[str, Array] | None = None
+    errors: str = eqx.field(static=True, default="residuals")
 
     STATUSES = STATUSES
 
@@ -148,6 +150,8 @@ class FitResult(eqx.Module):
                     f"{label:<24} {v[i]:>12.6g} {se[i]:>11.3g}   [{lo[i]:.6g}, {hi[i]:.6g}]"
                 )
         lines.append(f"loss {loss:.6g} after {int(self.n_steps)} steps")
+        if self.errors != "residuals":
+            lines.append(f"intervals from the variability {self.errors} (Student's t)")
         lines.append(f"status: {self.message}")
         return "\n".join(lines)
 
@@ -230,4 +234,41 @@ def build_result(out, names, level) -> FitResult:
         names=names,
         level=level,
         message=_message(status_code, stderr, ci_low, ci_high, names, out.model),
+    )
+
+
+def rebuilt(result: FitResult, *, stderr, ci_low, ci_high, covariance, dof, level, errors):
+    """`result` (one fit) with new intervals, given as raveled vectors in the order of
+    `names`; an interval too wide to mean anything makes the fit unidentifiable."""
+    sizes = [int(np.size(result.value[n])) for n in result.names]
+    cuts = np.cumsum(sizes)[:-1]
+
+    def named(x):
+        parts = np.split(np.asarray(x, dtype=float), cuts)
+        return {
+            n: jnp.asarray(part.reshape(np.shape(result.value[n])), result.loss.dtype)
+            for n, part in zip(result.names, parts)
+        }
+
+    stderr, ci_low, ci_high, dof = named(stderr), named(ci_low), named(ci_high), named(dof)
+    wide = _too_wide(ci_low, ci_high, 0)
+    status_code = _widened_status(result.status_code, wide)
+    return FitResult(
+        model=result.model,
+        value=result.value,
+        stderr=stderr,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        loss=result.loss,
+        history=result.history,
+        n_steps=result.n_steps,
+        status_code=status_code,
+        converged=status_code == jnp.asarray(STATUSES.index("converged"), status_code.dtype),
+        noise_std=result.noise_std,
+        covariance=jnp.asarray(covariance, result.covariance.dtype),
+        names=result.names,
+        level=level,
+        message=_message(status_code, stderr, ci_low, ci_high, result.names, result.model),
+        dof=dof,
+        errors=errors,
     )

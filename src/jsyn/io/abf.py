@@ -5,8 +5,12 @@
 current channel, converted from the channel's unit with the factor named in `notes`), the
 time axis of a sweep from 0 (ms, from the sample rate), each sweep's start time, the holding
 potential where an ABF 2 header holds it (`holdingCommand` of the DAC, in mV), and the
-stimulus times of the protocol where it drives a digital output (the rising edges of that
-output in the first sweep).
+stimulus times of the protocol's epoch table where it holds them: the rising edges of a
+digital output in the first sweep read, else the pulses of a pulse train (`Pulse` or
+`BiPhsc` epochs) on an analog output other than the recorded channel's own command
+(`epoch_pulse_times`). pyabf builds neither digital *trains* (the `*` pattern of an
+epoch's digital outputs: pyabf reads such an epoch as one level) nor user lists; for those
+give the times, or detect them from the artifacts.
 
 Reference: pyabf, https://swharden.com/pyabf/ (Harden 2022).
 """
@@ -98,9 +102,17 @@ def load_abf(path, *, channel: int = 0, sweeps=None, quantity: str = "current") 
     V_hold = _holding(abf, channel)
     if V_hold is not None:
         notes.append(f"V_hold = {V_hold:g} mV, the holding command of the header")
-    stim = _digital_edges(abf, t)
+    first = int(chosen[0])
+    stim = _digital_edges(abf, t, first)
     if stim is not None:
         notes.append(f"{stim.size} stimulus times from the protocol's digital output")
+    else:
+        stim, dac = _epoch_trains(abf, channel, first, dt)
+        if stim is not None:
+            notes.append(
+                f"{stim.size} stimulus times from the pulse trains of the protocol's epoch "
+                f"table (DAC {dac}, sweep {first})"
+            )
     return checked_recording(
         path,
         t,
@@ -124,9 +136,46 @@ def _holding(abf, channel: int) -> float | None:
     return value
 
 
-def _digital_edges(abf, t: np.ndarray) -> np.ndarray | None:
-    """The rising edges (ms) of the first digital output that rises in sweep 0."""
-    abf.setSweep(0)
+def epoch_pulse_times(epochs, dt: float) -> np.ndarray | None:
+    r"""The stimulus times (ms from the sweep's start) of the pulse trains of one sweep's
+    epoch table: pyabf's `EpochSweepWaveform` (`abf.sweepEpochs`: the sample ranges
+    `p1s`, `p2s`, `types`, `levels`, `pulsePeriods` in samples). A `Pulse` or `BiPhsc`
+    epoch of period $P > 0$ samples whose level differs from the epoch before gives
+    $\lfloor (p_2 - p_1)/P \rfloor$ pulses at samples $p_1 + kP$ (pyabf's own rule for
+    drawing the waveform); `dt` is the sampling interval (ms). `None` when there are none."""
+    pulses = []
+    for i, kind in enumerate(epochs.types):
+        period = int(epochs.pulsePeriods[i])
+        before = epochs.levels[i - 1] if i else epochs.levels[i]
+        if kind not in ("Pulse", "BiPhsc") or period <= 0 or epochs.levels[i] == before:
+            continue
+        p1, p2 = int(epochs.p1s[i]), int(epochs.p2s[i])
+        pulses += [p1 + k * period for k in range((p2 - p1) // period)]
+    return dt * np.asarray(sorted(pulses), dtype=float) if pulses else None
+
+
+def _epoch_trains(abf, channel: int, sweep: int, dt: float):
+    """`(times, dac)`: the pulse trains of the first analog output, other than the
+    recorded channel's own command, whose epoch table holds some; `(None, None)` else."""
+    import pyabf.waveform
+
+    for dac in range(len(abf.holdingCommand)):
+        if dac == channel:
+            continue  # the recorded cell's command: a test pulse there is no stimulus
+        try:
+            table = pyabf.waveform.EpochTable(abf, dac)
+            epochs = table.epochWaveformsBySweep[sweep]
+        except Exception:  # pyabf raises on headers without an epoch table for this DAC
+            continue
+        times = epoch_pulse_times(epochs, dt)
+        if times is not None:
+            return times, dac
+    return None, None
+
+
+def _digital_edges(abf, t: np.ndarray, sweep: int = 0) -> np.ndarray | None:
+    """The rising edges (ms) of the first digital output that rises in `sweep`."""
+    abf.setSweep(sweep)
     for output in range(8):
         try:
             levels = np.asarray(abf.sweepD(output), dtype=float)

@@ -46,6 +46,9 @@ class EvokedTrain:
     - `baseline`: the value subtracted from each column (pA).
     - `noise_std`: the standard deviation of each column in the baseline window (pA).
     - `notes`: every choice made, one line each, for the user to see.
+    - `sweeps`: the sweeps averaged, each less its own baseline (pA), `(time, n)`, so that
+      `target` is the mean of the sweeps of each column; `None` when not averaged.
+    - `columns`: the column of `target` each of `sweeps` belongs to, `(n,)`, or `None`.
     """
 
     t: np.ndarray
@@ -58,6 +61,8 @@ class EvokedTrain:
     baseline: np.ndarray
     noise_std: np.ndarray
     notes: tuple[str, ...]
+    sweeps: np.ndarray | None = None
+    columns: np.ndarray | None = None
 
     @property
     def dt(self) -> float:
@@ -157,15 +162,19 @@ def evoked_train(
     times = times - rec.t[0]
     traces, names, V_hold = rec.traces, rec.names, rec.V_hold
     notes = [f"{times.size} stimuli {how}: {', '.join(f'{s:g}' for s in times)} ms"]
+    sweeps = columns = None
     if average:
-        traces, names, V_hold = _average(rec)
+        traces, names, V_hold, columns = _average(rec)
         notes.append(f"averaged: {'; '.join(names)}")
+        sweeps = rec.traces
     if baseline is None:
         level, noise = np.zeros(traces.shape[1]), np.full(traces.shape[1], np.nan)
         notes.append("baseline: none subtracted")
     else:
         quiet = _window(t, times[0] - baseline, times[0], "baseline", rec.source)
         level = traces[quiet].mean(axis=0)
+        if sweeps is not None:
+            sweeps = sweeps - sweeps[quiet].mean(axis=0)
         noise = traces[quiet].std(axis=0, ddof=1)
         notes.append(
             f"baseline: the mean of [{times[0] - baseline:g}, {times[0]:g}) ms subtracted "
@@ -190,21 +199,27 @@ def evoked_train(
         baseline=level,
         noise_std=noise,
         notes=tuple(notes),
+        sweeps=sweeps,
+        columns=columns,
     )
 
 
 def _average(rec: Recording):
-    """The mean of the sweeps of each holding potential (in the order they first come)."""
+    """The mean of the sweeps of each holding potential (in the order they first come),
+    and the column of each sweep."""
+    n = rec.traces.shape[1]
     if rec.V_hold is None:
-        return rec.traces.mean(axis=1, keepdims=True), (_label(rec.names),), None
+        mean = rec.traces.mean(axis=1, keepdims=True)
+        return mean, (_label(rec.names),), None, np.zeros(n, int)
     groups = list(dict.fromkeys(rec.V_hold.tolist()))
-    traces, names = [], []
-    for v in groups:
+    traces, names, columns = [], [], np.zeros(n, int)
+    for i, v in enumerate(groups):
         members = rec.V_hold == v
+        columns[members] = i
         traces.append(rec.traces[:, members].mean(axis=1))
         chosen = [n for n, m in zip(rec.names, members) if m]
         names.append(f"{_label(chosen)} at {v:g} mV")
-    return np.stack(traces, axis=1), tuple(names), np.asarray(groups, dtype=float)
+    return np.stack(traces, axis=1), tuple(names), np.asarray(groups, dtype=float), columns
 
 
 def _label(names) -> str:

@@ -82,6 +82,7 @@ class RecordingFit:
             "columns": list(self.train.names),
             "V_hold": None if self.train.V_hold is None else self.train.V_hold.tolist(),
             "level": res.level,
+            "errors": res.errors,
             "params": {
                 name: {key: json_numbers(v) for key, v in entry.items()}
                 for name, entry in self.values.items()
@@ -181,6 +182,7 @@ def fit_recording(
     per_sweep: bool = False,
     n_starts: int = 1,
     tol: float | None = None,
+    errors: str = "auto",
 ) -> RecordingFit:
     """Fit `PSC([stp ->] model -> output law [-> delay])` to the evoked currents of a file.
 
@@ -203,6 +205,12 @@ def fit_recording(
     - `E`: reversal potential(s) (mV), default per model; `spikes`, `columns`: as
       `load_recording`; `convention`: of the recorded current (default `"clamp"`).
     - `n_starts`, `tol`: multi-start and the stopping tolerance, as `jsyn.fit`.
+    - `errors`: what the intervals rest on. `"sweeps"`: the sweep-to-sweep variability
+      of the average (`jsyn.sweep_intervals`: any correlation of the noise in time,
+      spontaneous events and baseline errors included; Student's $t$); `"residuals"`:
+      `jsyn.fit`'s, independent noise of equal variance. Default `"auto"`: `"sweeps"`
+      when at least 2 sweeps are averaged per column, else `"residuals"` (a note says
+      so).
 
     **Returns:** a `RecordingFit`. **Raises:** `RecordingError`/`ValueError` for bad input.
     """
@@ -223,6 +231,8 @@ def fit_recording(
         raise ValueError(f"max_delay must be > 0 ms (got {max_delay}); or leave it out")
     if int(n_starts) < 1:
         raise ValueError(f"n_starts must be >= 1 (got {n_starts})")
+    if errors not in ("auto", "sweeps", "residuals"):
+        raise ValueError(f"unknown errors {errors!r}; use auto, sweeps or residuals")
     rec = _read(path, sweeps=sweeps, channel=channel, V_hold=V_hold, spikes=spikes, columns=columns)
     sweeps_file = rec.sweep_start is not None
     if columns is None and not sweeps_file and len(rec.names) > 1:
@@ -284,10 +294,24 @@ def fit_recording(
             tol=tol,
             convention=convention,
         )
+    errors_used = _errors(train, errors, per_sweep, path)
+    if errors_used == "sweeps":
+        result = jsyn.sweep_intervals(
+            result, spikes_in, train.sweeps.T, train.dt, columns=train.columns, weights=weights
+        )
+        notes.append(
+            f"intervals from the variability between the {train.columns.size} sweeps "
+            "(jsyn.sweep_intervals; Student's t)"
+        )
+    else:
+        notes.append(
+            "intervals from the residuals, as independent noise of equal variance (too "
+            "narrow where the noise is correlated: spontaneous events, baseline errors)"
+        )
     fitted = _predict(jsyn, result, spikes_in, train.dt, per_sweep)
+    keys = _KEYS + (("dof",) if result.dof is not None else ())
     values = {
-        name: {key: np.asarray(getattr(result, key)[name]) for key in _KEYS}
-        for name in result.names
+        name: {key: np.asarray(getattr(result, key)[name]) for key in keys} for name in result.names
     }
     for i in range(len(names)):
         prefix = "synapse." if len(names) == 1 else f"synapse[{i}]."
@@ -318,6 +342,10 @@ def fit_recording(
             convention=(convention, "clamp"),
             E=(E_values, [MODELS[n][2] for n in names]),
             n_starts=(n_starts, 1),
+            errors=(
+                errors_used if errors == "auto" else errors,
+                errors_used if errors == "auto" else None,
+            ),
         )
         + settings_extra
     )
@@ -337,6 +365,20 @@ def fit_recording(
 
 
 _KEYS = ("value", "stderr", "ci_low", "ci_high")
+
+
+def _errors(train: EvokedTrain, errors: str, per_sweep: bool, path) -> str:
+    """`"sweeps"` or `"residuals"`: what the intervals will rest on."""
+    possible = not per_sweep and train.sweeps is not None and np.bincount(train.columns).min() >= 2
+    if errors == "sweeps" and not possible:
+        raise RecordingError(
+            f"{path}: intervals from the sweeps need at least 2 sweeps averaged per "
+            "holding potential (not --per-sweep, not a CSV/NPZ trace); use --errors "
+            "residuals"
+        )
+    if errors == "auto":
+        return "sweeps" if possible else "residuals"
+    return errors
 
 
 def _predict(jsyn, result, spikes, dt, per_sweep):
