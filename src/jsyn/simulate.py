@@ -1,5 +1,6 @@
 """The simulator: one `jax.lax.scan` over time, optionally nested and checkpointed."""
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -172,16 +173,15 @@ def simulate(
             "inputs": _resume.fingerprint(inputs),
             "start": _resume.fingerprint(state),
         }
-        record = recorder(record)
+        inputs = jax.tree.map(jnp.asarray, inputs)  # on the device once, not at every chunk
+        dynamic, static = _progress.split((system, inputs, dt, recorder(record)))
 
-        def advance(state, xs, n):
-            return _chunk(system, state, xs, dt, record, n, every)
+        def advance(state, start, n):
+            return _chunk(static, n, every, dynamic, state, np.int32(start))
 
-        inputs = jax.tree.map(jnp.asarray, inputs)
         return _resume.run(
             advance,
             state,
-            inputs,
             dt,
             T=T,
             every=every,
@@ -222,12 +222,17 @@ def _refuse_checkpoint_with(lengths, *trees) -> None:
         )
 
 
-@eqx.filter_jit
-def _chunk(system, state, inputs, dt, record, n: int, every: int):
-    """`n` steps of a run with `checkpoint_to` (the same scan as the one-scan run's)."""
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _chunk(static, n: int, every: int, dynamic, state, start):
+    """Steps `start ... start + n - 1` of a run with `checkpoint_to`: the same scan as the
+    one-scan run's, on the inputs of those steps. One compiled function for every chunk of
+    `n` steps; the system, inputs and `dt` are its arguments (`_progress.split`), split once
+    per run, so a call costs a dispatch, not a walk over the system's pytree."""
+    system, inputs, dt, record = static.combine(dynamic)
+    xs = jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, n), inputs)
     if every > 1:
-        return thinned_scan(system, state, inputs, dt, record, n, every)
-    return scan(system, state, inputs, dt, record, n)
+        return thinned_scan(system, state, xs, dt, record, n, every)
+    return scan(system, state, xs, dt, record, n)
 
 
 def entry_checks(system, inputs, dt, state=None) -> list[val.Check]:
