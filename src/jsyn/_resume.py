@@ -20,6 +20,15 @@ on resume.
 the same grid in the first run and in a resumed one, so a resumed run executes the same
 compiled chunks on the same values as the uninterrupted run, and its final state and
 records equal that run's bit for bit.
+
+**Cost.** A chunk is one call of a compiled function whose arguments are arrays (the system
+split once per run, `_progress.split`), dispatched before the previous chunk's record is
+written, so the writes overlap the computation; chunks are long enough (`MIN_CHUNK`) that
+their fixed cost stays small.
+
+**Signals.** SIGTERM and SIGUSR1 (a scheduler's warning before it kills the job) stop the
+run at the end of the chunk it waits for, with a checkpoint there (`Signals`,
+`StoppedBySignal`).
 """
 
 import dataclasses

@@ -95,16 +95,19 @@ def simulate(
       that take over a second outside those transformations (`--no-progress` turns it
       off).
     - `progress_chunk`: the steps per chunk with `progress=True` or `checkpoint_to`, a
-      multiple of `record_every`; by default the run is cut into about 20 chunks (200 with
-      `checkpoint_to`).
+      multiple of `record_every`; by default the run is cut into about 20 chunks (with
+      `checkpoint_to`, about 200 of at least 10 000 steps).
     - `checkpoint_to`: a file path: the run survives being killed. It runs in chunks (as
       with `progress=True`, bitwise the same results) and writes its state to this file
       every `checkpoint_every` (atomically: a kill during a write leaves the previous
       checkpoint whole), and its record, chunk by chunk, to `.npy` files in the folder
       `<checkpoint_to>.records/`, so the record need not fit in memory. The record comes
       back as NumPy arrays memory-mapped from those files (read-only). A last checkpoint
-      is written at the end. Refused inside `jax.jit`, `jax.vmap` or `jax.grad`, and with
-      `checkpoint` (gradient checkpointing, another thing). See the "Checkpoints" page.
+      is written at the end. A SIGTERM or SIGUSR1 (a scheduler's warning) during the run,
+      where the process has no handler of its own for it, finishes the chunk in flight,
+      writes a checkpoint there and raises `jsyn.StoppedBySignal` (a `SystemExit`).
+      Refused inside `jax.jit`, `jax.vmap` or `jax.grad`, and with `checkpoint` (gradient
+      checkpointing, another thing). See the "Checkpoints" page.
     - `checkpoint_every`: how often to write the checkpoint: an int, every that many steps
       (then also the chunk length), or a wall time `"30s"`, `"10min"` (default), `"2h"`
       (at the first chunk boundary after it).
