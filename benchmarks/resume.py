@@ -7,17 +7,22 @@ cell, run three ways, alternating, after compiling each:
 
 - `one scan`: `jsyn.simulate` without checkpoints (the record in memory);
 - `checkpoints, default`: `checkpoint_to=` with the default interval (`"10min"` of wall
-  time): the run cut into about 200 chunks, the record written to `.npy` files chunk by chunk,
-  and, for a run shorter than the interval, one checkpoint at the end;
+  time): the run cut into about 200 chunks of at least 10 000 steps (60 s: 60 chunks), the
+  record written to `.npy` files chunk by chunk, and, for a run shorter than the interval,
+  one checkpoint at the end;
 - `checkpoints, every chunk`: `checkpoint_every=<chunk>`: a checkpoint after every chunk
   (the state written with `jsyn.save`, record files and checkpoint fsynced, renamed into
   place).
 
-Prints the median and minimum of the repeats, the overhead of each against the one scan,
-the cost of one checkpoint ((every chunk - default) / (chunks - 1)), and the cost at the default
-interval for a long run: the chunking overhead plus one checkpoint per 10 minutes.
+Prints the median and minimum wall time of the repeats, the overhead of each against the one
+scan (of the medians, and the median of each repeat's against the one scan run just before
+it: on a shared machine the load drifts between repeats), the process's CPU time (all its
+threads: less sensitive than wall time to other processes), and the cost of one checkpoint
+((every chunk - default) / (chunks - 1)) against the default interval.
 
     python benchmarks/resume.py [--seconds 5] [--repeats 5] [--dir /tmp]
+
+(from `benchmarks/`, which holds `batch.py`).
 """
 
 import argparse
@@ -74,36 +79,50 @@ def main():
     }
     for kw in variants.values():  # compile
         run(**kw)
-    times = {name: [] for name in variants}
+    load = os.getloadavg()
+    wall = {name: [] for name in variants}
+    cpu = {name: [] for name in variants}  # the process's CPU time, all its threads
     for _ in range(args.repeats):
         for name, kw in variants.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run(**kw)
-            times[name].append(time.perf_counter() - start)
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
     shutil.rmtree(folder)
 
     print(
         f"device: {jax.devices()[0].device_kind}; jax {jax.__version__}; load average "
+        f"{' '.join(f'{x:.2f}' for x in load)} (before), "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (after the runs)"
     )
     print(
-        f"COBA 4k, {steps} steps, {chunks} chunks of {chunk} steps, {args.repeats} repeats "
-        "(median, min, overhead of the median)"
+        f"COBA 4k, {steps} steps, {chunks} chunks of {chunk} steps, {args.repeats} repeats. "
+        "Wall: median, min, overhead of the median, median of the paired overheads (each "
+        "repeat against the one scan just before it); CPU time of the process: median, "
+        "overhead of the median"
     )
-    base = statistics.median(times["one scan"])
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"  {name:26s} {med:8.3f} s  {min(ts):8.3f} s  {100 * (med / base - 1):+6.2f} %")
-    default = statistics.median(times["checkpoints, default"])
-    each = statistics.median(times["checkpoints, every chunk"])
-    per_write = (each - default) / (chunks - 1)
-    interval = when.seconds
-    chunking = default / base - 1
-    print(
-        f"  one checkpoint: {1000 * per_write:.2f} ms; at the default interval "
-        f"({_resume.DEFAULT_INTERVAL}) a long run costs {100 * chunking:+.2f} % (chunks and "
-        f"record files) + {100 * per_write / interval:.4f} % (checkpoints)"
-    )
+    base, base_cpu = statistics.median(wall["one scan"]), statistics.median(cpu["one scan"])
+    for name in variants:
+        ts, cs = wall[name], cpu[name]
+        med, med_cpu = statistics.median(ts), statistics.median(cs)
+        paired = statistics.median(t / b - 1 for t, b in zip(ts, wall["one scan"]))
+        over, over_cpu = med / base - 1, med_cpu / base_cpu - 1
+        print(
+            f"  {name:26s} {med:8.3f} s {min(ts):8.3f} s {100 * over:+7.2f} % "
+            f"{100 * paired:+7.2f} %   cpu {med_cpu:8.3f} s {100 * over_cpu:+7.2f} %"
+        )
+    print("  all wall times (s):")
+    for name in variants:
+        print(f"    {name:26s} " + " ".join(f"{t:.2f}" for t in wall[name]))
+    default = statistics.median(wall["checkpoints, default"])
+    each = statistics.median(wall["checkpoints, every chunk"])
+    if chunks > 1:
+        per_write = (each - default) / (chunks - 1)
+        print(
+            f"  one checkpoint: {1000 * per_write:.2f} ms (every chunk - default, medians, / "
+            f"{chunks - 1}); at the default interval ({_resume.DEFAULT_INTERVAL}) that is "
+            f"{100 * per_write / when.seconds:.4f} % of a long run"
+        )
 
 
 if __name__ == "__main__":

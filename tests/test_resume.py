@@ -74,6 +74,15 @@ def run_trials(path, n_steps=600, every=50, resume=True):
     )  # fmt: skip
 
 
+def run_poisson(path, resume=True):
+    """10 chunks of 300 steps of a Poisson source, checkpointed at the default interval (so
+    at the end only, unless a signal comes)."""
+    return jsyn.simulate(
+        jsyn.Poisson(jnp.full(5, 80.0)), None, DT, n_steps=3000, key=jax.random.key(2),
+        record_every=10, progress_chunk=300, checkpoint_to=path, resume=resume,
+    )  # fmt: skip
+
+
 def bits(tree) -> list[np.ndarray]:
     """The leaves of `tree` as NumPy arrays (PRNG keys as their key data)."""
     out = []
@@ -170,6 +179,29 @@ def test_trial_batch_equals_its_one_call_run(tmp_path):
     resumable = batch.simulate(DT, checkpoint_to=tmp_path / "t.ckpt", checkpoint_every=40, **kw)
     assert resumable[1]["V"].shape == (1, 120, 16)
     assert_bitwise(resumable, plain)
+
+
+def test_signal_handlers_are_put_back_and_a_programs_own_left_alone(tmp_path, monkeypatch):
+    heard, during = [], []
+    append = _resume._Records.append
+
+    def append_and_signal(self, rec, row):
+        append(self, rec, row)
+        during.append(signal.getsignal(signal.SIGTERM))
+        os.kill(os.getpid(), signal.SIGUSR1)  # the program's handler runs, the run goes on
+
+    monkeypatch.setattr(_resume._Records, "append", append_and_signal)
+    mine = signal.signal(signal.SIGUSR1, lambda signum, frame: heard.append(signum))
+    try:
+        before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGUSR1)
+        final, rec = run_poisson(tmp_path / "run.ckpt", resume=False)
+        after = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGUSR1)
+    finally:
+        signal.signal(signal.SIGUSR1, mine)
+    assert heard == [signal.SIGUSR1] * 10 and rec.shape == (300, 5)
+    assert after == before
+    if before[0] is signal.SIG_DFL:  # caught during the run only
+        assert all(h is not signal.SIG_DFL for h in during)
 
 
 # -- refusals ----------------------------------------------------------------------------------
@@ -307,11 +339,17 @@ np.savez(out, *test_resume.bits(getattr(test_resume, runner)(path, resume=True))
 """
 
 
-def start(runner: str, path: Path, out: Path, pause: int | None = None):
+def child_env() -> dict:
+    """The environment of a child process: this jsyn and these tests importable."""
     env = dict(os.environ)
     paths = [str(Path(jsyn.__file__).parents[1]), str(Path(__file__).parent)]
     env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
     env.pop(_save._PAUSE, None)
+    return env
+
+
+def start(runner: str, path: Path, out: Path, pause: int | None = None):
+    env = child_env()
     if pause is not None:
         env[_save._PAUSE] = f"{pause}:{path}.paused"
     return subprocess.Popen([sys.executable, "-c", CHILD, runner, path, out], env=env)
@@ -370,3 +408,42 @@ def test_killed_runs_resume_bit_for_bit(tmp_path, runner, every, pauses):
     assert len(resumed) == len(reference)
     for a, b in zip(resumed, reference):
         np.testing.assert_array_equal(a, b, strict=True)
+
+
+SIGNALLED_CHILD = """
+import os, signal, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+from jsyn import _resume
+import test_resume
+name, row, path = sys.argv[1:]
+append = _resume._Records.append
+
+def append_then_signal(self, rec, at):  # the signal comes while the next chunk runs
+    append(self, rec, at)
+    if at == int(row):
+        os.kill(os.getpid(), getattr(signal, name))
+
+_resume._Records.append = append_then_signal
+test_resume.run_poisson(path)
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGUSR1"])
+def test_a_signalled_run_checkpoints_stops_and_resumes_bit_for_bit(tmp_path, name):
+    """The scheduler's warning (SLURM: SIGTERM before a kill, or `--signal=USR1@...`) while
+    the 4th chunk's record is written: the run checkpoints the end of that chunk (step
+    1200), drops the 5th (already dispatched), and exits with status 1 naming the step."""
+    path = tmp_path / "run.ckpt"
+    child = subprocess.run(
+        [sys.executable, "-c", SIGNALLED_CHILD, name, "90", str(path)],
+        env=child_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert child.returncode == 1, child.stderr
+    assert f"jsyn: stopped by {name} after step 1200 of 3000, with a checkpoint" in child.stderr
+    info = _save.load_info(path)
+    assert (info["step"], info["rows"]) == (1200, 120)
+    whole = run_poisson(tmp_path / "whole.ckpt")
+    resumed = run_poisson(path)
+    assert_bitwise(resumed, whole)
+    assert resumed[1][:120].sum() > 0 and resumed[1][120:].sum() > 0  # spikes on both sides

@@ -18,6 +18,7 @@ from ._params import (
     SoftplusPositive as SoftplusPositive,
     resolve as resolve,
 )
+from ._resume import StoppedBySignal as StoppedBySignal
 from ._save import load as load, save as save
 from ._units import UnitWarning as UnitWarning
 from .batch import grid as grid, stack as stack, sweep as sweep

@@ -92,11 +92,7 @@ def run_chunked(step, system, state, inputs, dt, record, T: int, every: int, chu
         lambda: step(system, dt, record)(state, jax.tree.map(lambda x: x[0], inputs))[1]
     )
     buffers = jax.tree.map(lambda s: jnp.zeros((T // every, *s.shape), s.dtype), shapes)
-    # split once, not at every chunk: the arrays, and a hashable key for the rest (what
-    # eqx.filter_jit does at each call, for ten times the cost of a chunk's dispatch)
-    dynamic, rest = eqx.partition((step, system, inputs, dt, record, every), eqx.is_array)
-    leaves, treedef = jax.tree.flatten(rest)
-    static = (treedef, tuple(leaves))
+    dynamic, static = split((step, system, inputs, dt, record, every))
     bar = _BioBar(T, float(dt), delay)
     with bar:
         in_flight = []  # dispatch the next chunk before waiting for the last one
@@ -108,6 +104,43 @@ def run_chunked(step, system, state, inputs, dt, record, T: int, every: int, chu
                 bar.advance(*in_flight.pop(0))
         bar.advance(*in_flight.pop())
     return state, buffers
+
+
+class Static:
+    """The non-array part of a pytree as a static argument of `jax.jit`: hashed once (its
+    tree structure and leaves), compared by identity first, so a call with the same one
+    costs a dictionary lookup."""
+
+    __slots__ = ("treedef", "leaves", "_hash")
+
+    def __init__(self, rest):
+        leaves, self.treedef = jax.tree.flatten(rest)
+        self.leaves = tuple(leaves)
+        self._hash = hash((self.treedef, self.leaves))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        return self is other or (
+            type(other) is Static
+            and self._hash == other._hash
+            and self.treedef == other.treedef
+            and self.leaves == other.leaves
+        )
+
+    def combine(self, dynamic):
+        """The whole pytree again, from its arrays `dynamic`."""
+        return eqx.combine(dynamic, jax.tree.unflatten(self.treedef, self.leaves))
+
+
+def split(tree) -> tuple:
+    """`(arrays, Static)`: `tree` split once for a run of many calls of one `jax.jit`
+    function (what `eqx.filter_jit` does at every call, for ten times the cost of a chunk's
+    dispatch). The arrays stay arguments of the compiled function, never constants of it
+    (XLA could fold a constant differently from the one-scan run, an ulp away)."""
+    dynamic, rest = eqx.partition(tree, eqx.is_array)
+    return dynamic, Static(rest)
 
 
 def seconds(x: float) -> str:
@@ -168,9 +201,7 @@ class _BioBar:
 @functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=5)
 def _chunk(static, n: int, dynamic, state, start, buffers):
     """`n` steps from step `start`, each `every`-th one recorded into `buffers`."""
-    treedef, leaves = static
-    rest = jax.tree.unflatten(treedef, leaves)
-    step, system, inputs, dt, record, every = eqx.combine(dynamic, rest)
+    step, system, inputs, dt, record, every = static.combine(dynamic)
     record_step = step(system, dt, record)
 
     def at(t):  # the inputs of step t, read in place as a scan reads its inputs

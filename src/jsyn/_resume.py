@@ -20,13 +20,25 @@ on resume.
 the same grid in the first run and in a resumed one, so a resumed run executes the same
 compiled chunks on the same values as the uninterrupted run, and its final state and
 records equal that run's bit for bit.
+
+**Cost.** A chunk is one call of a compiled function whose arguments are arrays (the system
+split once per run, `_progress.split`), dispatched before the previous chunk's record is
+written, so the writes overlap the computation; chunks are long enough (`MIN_CHUNK`) that
+their fixed cost stays small.
+
+**Signals.** SIGTERM and SIGUSR1 (a scheduler's warning before it kills the job) stop the
+run at the end of the chunk it waits for, with a checkpoint there (`Signals`,
+`StoppedBySignal`).
 """
 
 import dataclasses
+import functools
 import hashlib
 import math
 import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable
 from importlib.metadata import version
@@ -46,7 +58,12 @@ DEFAULT_INTERVAL = "10min"
 
 DEFAULT_CHUNKS = 200
 """With a wall-time interval, the run is cut into about this many chunks (a checkpoint can
-only be written between two chunks)."""
+only be written between two chunks, and a signal waits for the chunk in flight)..."""
+
+MIN_CHUNK = 10_000
+"""... of at least this many steps (1 s of biological time at dt = 0.1 ms): each chunk
+costs a few milliseconds (a dispatch, and on a busy machine a wait for a core when it ends:
+`benchmarks/README.md`), which a short chunk of a short run would feel."""
 
 _KIND = "jsyn checkpoint"
 _UNITS = {"s": 1.0, "min": 60.0, "h": 3600.0}
@@ -85,14 +102,14 @@ def interval(every) -> Interval:
 
 def chunk_length(T: int, every: int, when: Interval, chunk) -> int:
     """The steps per chunk: `chunk` (`progress_chunk`) when given, else the step interval,
-    else about `DEFAULT_CHUNKS` chunks; a multiple of `every` (`record_every`), and with a
-    step interval, a divisor of it."""
+    else about `DEFAULT_CHUNKS` chunks of at least `MIN_CHUNK` steps (at most the run); a
+    multiple of `every` (`record_every`), and with a step interval, a divisor of it."""
     if chunk is not None:
         chunk = as_count(chunk, "simulate's progress_chunk", minimum=1)
     elif when.steps is not None:
         chunk = when.steps
     else:
-        chunk = every * max(1, math.ceil(T / every / DEFAULT_CHUNKS))
+        chunk = every * math.ceil(min(T, max(T / DEFAULT_CHUNKS, MIN_CHUNK)) / every)
     if chunk % every:
         raise ValueError(
             f"checkpoints are taken between chunks whose length is a multiple of "
@@ -160,11 +177,69 @@ def _mismatch(info: dict, identity: dict) -> str | None:
     return None
 
 
-def _slice(inputs, start: int, n: int, axis: int):
-    """Steps `start ... start + n - 1` of `inputs` (time on `axis`), one compiled slice for
-    every chunk of length `n` (the start is an argument, not a constant)."""
-    start = jnp.asarray(start)
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _slice(inputs, start, n: int, axis: int):
+    """Steps `start ... start + n - 1` of `inputs` (time on `axis`): one compiled slice, one
+    dispatch, for every chunk of length `n` (the start is an argument, not a constant)."""
     return jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, n, axis), inputs)
+
+
+SIGNALS = ("SIGTERM", "SIGUSR1")
+"""The signals a checkpointed run catches, where the process would die of them: SLURM sends
+SIGTERM before it kills a job (preemption, time limit) and, with `--signal=USR1@<seconds>`,
+SIGUSR1 that many seconds earlier."""
+
+
+class StoppedBySignal(SystemExit):
+    """A checkpointed run (`checkpoint_to=`) caught SIGTERM or SIGUSR1, finished the chunk
+    it was waiting for and wrote a checkpoint at its end: run the same call with
+    `resume=True` to continue. A `SystemExit`, so that `except Exception` does not swallow
+    it; uncaught, it ends the program with its message and exit status 1.
+
+    **Attributes:** `signal` (a `signal.Signals`), `step` (the steps done and checkpointed),
+    `n_steps` (of the whole run), `path` (the checkpoint)."""
+
+    def __init__(self, signum: int, step: int, n_steps: int, path: Path):
+        self.signal = signal.Signals(signum)
+        self.step, self.n_steps, self.path = step, n_steps, path
+        super().__init__(
+            f"jsyn: stopped by {self.signal.name} after step {step} of {n_steps}, with a "
+            f"checkpoint at {path}; run the same call with resume=True to continue."
+        )
+
+
+class Signals:
+    """Within the block, SIGTERM and SIGUSR1 (`SIGNALS`) set `caught` (the signal's number)
+    instead of killing the process, for a run to checkpoint and stop; after the first one
+    caught, or at the end of the block, their handlers are put back as they were, so that
+    a second signal kills as before. Only signals whose handler is the default one (kill
+    the process) are caught: a handler of the program's own, or an ignored signal, is left
+    alone; and only in the main thread (Python runs handlers there alone)."""
+
+    def __init__(self):
+        self.caught: int | None = None
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for name in SIGNALS:
+                number = getattr(signal, name, None)  # no SIGUSR1 on Windows
+                if number is not None and signal.getsignal(number) is signal.SIG_DFL:
+                    self.previous[number] = signal.signal(number, self._catch)
+        return self
+
+    def _catch(self, signum, frame) -> None:
+        if self.caught is None:
+            self.caught = signum
+        self._restore()
+
+    def _restore(self) -> None:
+        while self.previous:
+            number, handler = self.previous.popitem()
+            signal.signal(number, handler)
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
 
 
 def _zeros(shapes):
@@ -270,7 +345,6 @@ def _chain(chain: str, data: bytes) -> str:
 def run(
     advance: Callable,
     state,
-    inputs,
     dt,
     *,
     T: int,
@@ -280,17 +354,20 @@ def run(
     when: Interval,
     resume: bool,
     identity: dict,
-    in_axis: int = 0,
     rec_axis: int = 0,
     progress: float | None = None,
 ):
     """Run `advance` chunk by chunk, writing checkpoints to `path` and the record beside it.
 
-    `advance(state, inputs_of_chunk, n) -> (state, record_of_chunk)` runs `n` steps (a
-    multiple of `every`) and records every `every`-th one along `rec_axis`; `state` may be
-    `None` before the first chunk (the runner builds it). `inputs` have time on `in_axis`
-    (`None` for none). `identity` names the run (JSON values and `fingerprint`s under the
-    keys `system`, `inputs`, `start`); a checkpoint of another run is refused.
+    `advance(state, start, n) -> (state, record_of_chunk)` runs steps `start ... start + n -
+    1` (`n` a multiple of `every`) and records every `every`-th one along `rec_axis`; `state`
+    may be `None` before the first chunk (the runner builds it). `identity` names the run
+    (JSON values and `fingerprint`s under the keys `system`, `inputs`, `start`); a
+    checkpoint of another run is refused.
+
+    Each chunk is dispatched before the previous one's record is written, so the disk
+    writes overlap the computation. A SIGTERM or SIGUSR1 during the run (`Signals`) stops
+    it at the end of the chunk being waited for, with a checkpoint there: `StoppedBySignal`.
 
     **Returns:** the final state and the record, memory-mapped from its files."""
     if path is None:
@@ -309,9 +386,7 @@ def run(
         "jax": jax.__version__,
         **identity,
     }
-    n0 = min(chunk, T)
-    first = None if inputs is None else _slice(inputs, 0, n0, in_axis)
-    like, rec_shapes = eqx.filter_eval_shape(advance, state, first, n0)
+    like, rec_shapes = eqx.filter_eval_shape(advance, state, 0, min(chunk, T))
     per_chunk = chunk // every
     rec_shapes = jax.tree.map(
         lambda s: jax.ShapeDtypeStruct(
@@ -347,53 +422,76 @@ def run(
     else:
         records = _Records(folder, rec_shapes, T // every, rec_axis, fresh=True)
 
+    saved = [step]  # the step of the last checkpoint
+
     def checkpoint(state, done: int) -> None:
         records.sync()
         info = {**identity, "step": done, "rows": done // every, "chains": records.chains}
         save(path, {"state": state}, info=info)
+        saved[0] = done
 
-    last = time.monotonic()
-    desc = "jsyn.simulate (biological time)"
     bar = tqdm(
         total=T,
         initial=step,
         unit="s",
         unit_scale=float(dt) / 1000.0,
-        desc=desc,
+        desc="jsyn.simulate (biological time)",
         delay=progress,
         disable=progress is None,
     )
+    clock = _Clock(when, T)
+    done = step
     try:
-        pending = None  # the chunk in flight: dispatch the next before writing it
-        for start in range(step, T, chunk):
-            n = min(chunk, T - start)
-            xs = None if inputs is None else _slice(inputs, start, n, in_axis)
-            state, rec = advance(state, xs, n)
+        with Signals() as signals:
+            pending = None  # the chunk in flight: dispatch the next before writing it
+            for start in range(step, T, chunk):
+                if signals.caught and pending is not None:
+                    break  # caught between two chunks: finish the one in flight only
+                n = min(chunk, T - start)
+                state, rec = advance(state, start, n)
+                if pending is not None:
+                    done_state, done = _finish(*pending, records, checkpoint, clock, bar, signals)
+                    if signals.caught:
+                        pending = None  # drop the chunk just dispatched
+                        break
+                pending = (state, rec, start // every, start + n, n)
             if pending is not None:
-                last = _finish(*pending, records, checkpoint, when, last, T, every, bar)
-            pending = (state, rec, start, n)
-        if pending is not None:
-            _finish(*pending, records, checkpoint, when, last, T, every, bar)
+                done_state, done = _finish(*pending, records, checkpoint, clock, bar, signals)
+            if signals.caught and saved[0] != done:  # caught after _finish looked
+                checkpoint(done_state, done)
     finally:
         bar.close()
         records.close()
+    if signals.caught and done < T:
+        raise StoppedBySignal(signals.caught, done, T, path)
     return state, records.arrays()
 
 
-def _finish(state, rec, start, n, records, checkpoint, when, last, T, every, bar) -> float:
-    """Write a finished chunk's records; write a checkpoint when one is due. Returns the
-    time of the last checkpoint."""
-    records.append(rec, start // every)
-    done = start + n
+class _Clock:
+    """When a checkpoint is due: every `when.steps` steps, or at the first chunk boundary
+    `when.seconds` after the last one; and always at the end of the run."""
+
+    def __init__(self, when: Interval, T: int):
+        self.when, self.T, self.last = when, T, time.monotonic()
+
+    def due(self, done: int) -> bool:
+        if done == self.T:
+            return True
+        if self.when.steps is not None:
+            return done % self.when.steps == 0
+        return time.monotonic() - self.last >= self.when.seconds
+
+
+def _finish(state, rec, row, done, n, records, checkpoint, clock, bar, signals) -> tuple:
+    """Write a finished chunk's records from row `row` on (waiting for the chunk); write a
+    checkpoint of its end, step `done`, when one is due or a signal was caught. Returns
+    `(state, done)`."""
+    records.append(rec, row)
     bar.update(n)
-    now = time.monotonic()
-    due = done == T or (
-        done % when.steps == 0 if when.steps is not None else now - last >= when.seconds
-    )
-    if due:
+    if signals.caught or clock.due(done):
         checkpoint(state, done)
-        return time.monotonic()
-    return last
+        clock.last = time.monotonic()
+    return state, done
 
 
 def _length(inputs, n_steps, axis: int, who: str) -> int:
@@ -428,7 +526,8 @@ def resumable_trials(batch, dt, state, inputs, n_steps, record, devices, path, e
 
     # Not jitted around: the batch's network stays an argument of the compiled run (as a
     # constant of an outer jit XLA would fold it otherwise, an ulp away from the plain run).
-    def advance(state, xs, n):
+    def advance(state, start, n):
+        xs = None if inputs is None else _slice(inputs, np.int32(start), n, 0)
         steps = n if xs is None else None
         return batch.simulate(
             dt, state=state, inputs=xs, n_steps=steps, record=record, devices=devices
@@ -438,7 +537,6 @@ def resumable_trials(batch, dt, state, inputs, n_steps, record, devices, path, e
     return run(
         advance,
         state,
-        inputs,
         dt,
         T=T,
         every=1,
@@ -475,7 +573,8 @@ def resumable_sweep(sweep, models, inputs, dt, state, key, options, path, every,
         "devices": len(jax.devices() if devices is None else devices),
     }
 
-    def advance(state, xs, n):
+    def advance(state, start, n):
+        xs = None if inputs is None else _slice(inputs, np.int32(start), n, in_axis)
         first = state is None
         steps = n if xs is None else None
         return sweep(
@@ -486,7 +585,6 @@ def resumable_sweep(sweep, models, inputs, dt, state, key, options, path, every,
     return run(
         advance,
         state,
-        inputs,
         dt,
         T=T,
         every=options["record_every"],
@@ -495,6 +593,5 @@ def resumable_sweep(sweep, models, inputs, dt, state, key, options, path, every,
         when=when,
         resume=resume,
         identity=identity,
-        in_axis=in_axis,
         rec_axis=1,
     )

@@ -1,5 +1,6 @@
 """The simulator: one `jax.lax.scan` over time, optionally nested and checkpointed."""
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -94,16 +95,19 @@ def simulate(
       that take over a second outside those transformations (`--no-progress` turns it
       off).
     - `progress_chunk`: the steps per chunk with `progress=True` or `checkpoint_to`, a
-      multiple of `record_every`; by default the run is cut into about 20 chunks (200 with
-      `checkpoint_to`).
+      multiple of `record_every`; by default the run is cut into about 20 chunks (with
+      `checkpoint_to`, about 200 of at least 10 000 steps).
     - `checkpoint_to`: a file path: the run survives being killed. It runs in chunks (as
       with `progress=True`, bitwise the same results) and writes its state to this file
       every `checkpoint_every` (atomically: a kill during a write leaves the previous
       checkpoint whole), and its record, chunk by chunk, to `.npy` files in the folder
       `<checkpoint_to>.records/`, so the record need not fit in memory. The record comes
       back as NumPy arrays memory-mapped from those files (read-only). A last checkpoint
-      is written at the end. Refused inside `jax.jit`, `jax.vmap` or `jax.grad`, and with
-      `checkpoint` (gradient checkpointing, another thing). See the "Checkpoints" page.
+      is written at the end. A SIGTERM or SIGUSR1 (a scheduler's warning) during the run,
+      where the process has no handler of its own for it, finishes the chunk in flight,
+      writes a checkpoint there and raises `jsyn.StoppedBySignal` (a `SystemExit`).
+      Refused inside `jax.jit`, `jax.vmap` or `jax.grad`, and with `checkpoint` (gradient
+      checkpointing, another thing). See the "Checkpoints" page.
     - `checkpoint_every`: how often to write the checkpoint: an int, every that many steps
       (then also the chunk length), or a wall time `"30s"`, `"10min"` (default), `"2h"`
       (at the first chunk boundary after it).
@@ -172,16 +176,15 @@ def simulate(
             "inputs": _resume.fingerprint(inputs),
             "start": _resume.fingerprint(state),
         }
-        record = recorder(record)
+        inputs = jax.tree.map(jnp.asarray, inputs)  # on the device once, not at every chunk
+        dynamic, static = _progress.split((system, inputs, dt, recorder(record)))
 
-        def advance(state, xs, n):
-            return _chunk(system, state, xs, dt, record, n, every)
+        def advance(state, start, n):
+            return _chunk(static, n, every, dynamic, state, np.int32(start))
 
-        inputs = jax.tree.map(jnp.asarray, inputs)
         return _resume.run(
             advance,
             state,
-            inputs,
             dt,
             T=T,
             every=every,
@@ -222,12 +225,17 @@ def _refuse_checkpoint_with(lengths, *trees) -> None:
         )
 
 
-@eqx.filter_jit
-def _chunk(system, state, inputs, dt, record, n: int, every: int):
-    """`n` steps of a run with `checkpoint_to` (the same scan as the one-scan run's)."""
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _chunk(static, n: int, every: int, dynamic, state, start):
+    """Steps `start ... start + n - 1` of a run with `checkpoint_to`: the same scan as the
+    one-scan run's, on the inputs of those steps. One compiled function for every chunk of
+    `n` steps; the system, inputs and `dt` are its arguments (`_progress.split`), split once
+    per run, so a call costs a dispatch, not a walk over the system's pytree."""
+    system, inputs, dt, record = static.combine(dynamic)
+    xs = jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, n), inputs)
     if every > 1:
-        return thinned_scan(system, state, inputs, dt, record, n, every)
-    return scan(system, state, inputs, dt, record, n)
+        return thinned_scan(system, state, xs, dt, record, n, every)
+    return scan(system, state, xs, dt, record, n)
 
 
 def entry_checks(system, inputs, dt, state=None) -> list[val.Check]:
