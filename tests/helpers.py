@@ -523,6 +523,21 @@ ALL_SYSTEMS += [
         ("eta", "tau"),
         fixed_size=True,
     ),
+    # Event-driven (`Sparse.learn`, one delay off the grid). With w_max = 1 the weights
+    # sit at the bound for hundreds of steps and the loss, linear in eta between clips, has
+    # a kink wherever a crossing moves: one lies within 1e-5 of eta = 0.005 (the one-sided
+    # differences differ by 0.3%; the gradient equals the left one, and a step of 1e-6
+    # agrees to 1e-11). With w_max = 2 no weight reaches a bound in the run.
+    Case(
+        "VogelsSprekeler-Sparse-events",
+        plastic_pair(
+            jsyn.VogelsSprekeler(eta=0.005, alpha=0.5, w_max=2.0), sparse=True, delay=0.37
+        ),
+        pre_and_post_spikes,
+        ("eta", "tau"),
+        fixed_size=True,
+        slow=True,  # tests/plasticity/test_vogels_sprekeler.py (event-driven == dense)
+    ),
     Case(
         "STDP-nn_restr-clip-each-event-Dense",
         plastic_pair(
