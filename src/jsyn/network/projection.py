@@ -201,13 +201,14 @@ class Projection(AbstractSystem):
       Inside a `Network`, which passes the concentration of its group each step.
 
     **Long-term plasticity** (`plasticity=`: `jsyn.STDP`, `jsyn.TripletSTDP`,
-    `jsyn.RewardSTDP`, `jsyn.SynapticScaling`): the weights live in the state, one per
-    synapse (`state.w`, starting from the connection's, clipped to the rule's
-    `[w_min, w_max]`), and the rule changes them each step (see
-    `jsyn.AbstractLongTermPlasticity` for the order within a step). The rule's presynaptic
+    `jsyn.RewardSTDP`, `jsyn.SynapticScaling`, `jsyn.VogelsSprekeler`, `jsyn.Clopath`):
+    the weights live in the state, one per synapse (`state.w`, starting from the
+    connection's, clipped to the rule's `[w_min, w_max]`), and the rule changes them each
+    step (see `jsyn.AbstractLongTermPlasticity` for the order within a step). The rule's presynaptic
     events are the spikes as they arrive at each synapse, after the delay (STP scales the
     transmitted drive, not the events); its postsynaptic spikes are those of the post
-    group in the same step, which a `jsyn.Network` passes (`step(..., post_spikes=...)`).
+    group in the same step, which a `jsyn.Network` passes (`step(..., post_spikes=...)`),
+    with the group's potential for a rule that reads it (`jsyn.Clopath`).
 
     *The weight a spike carries* is the weight of its synapse at the start of the step in
     which it **arrives** at the synapse (after its delay), as Brian2 runs `on_pre` and NEST
@@ -435,14 +436,17 @@ class Projection(AbstractSystem):
         modulator=None,
         gain_modulator=None,
         selection=None,
+        post_voltage=None,
     ) -> tuple[ProjectionState, Array]:
         """Take the presynaptic spikes of this step (shape `(n_pre,)`), return the state and
         `g` at the end of the step, shape `(n_post,)`.
 
         With a plasticity rule, also `post_spikes`, the spikes of the postsynaptic group in
         this step (shape `(n_post,)`), and for `jsyn.RewardSTDP` `modulator`, the
-        neuromodulator concentration of this step (shape `(1,)` or `(n_post,)`); a
-        `jsyn.Network` passes both. With `modulation`, `gain_modulator` is the
+        neuromodulator concentration of this step (shape `(1,)` or `(n_post,)`), and for a
+        rule that reads the postsynaptic potential (`needs_post_voltage`: `jsyn.Clopath`)
+        `post_voltage`, that potential at the end of the step (mV, shape `(n_post,)`); a
+        `jsyn.Network` passes them. With `modulation`, `gain_modulator` is the
         concentration of its group in this step (shape `(1,)` or `(n_post,)`), which a
         `jsyn.Network` passes. `selection`: the spiking presynaptic neurons, when already
         found (a `jsyn.Network` finds them once per group and step), handed to an
@@ -457,7 +461,7 @@ class Projection(AbstractSystem):
         counts = signal = spikes.astype(state.g.dtype)
         stp, signal, p_pre = self._short_term(state.stp, signal, dt)
         key, hook = self._release(state.key, p_pre, counts)
-        inputs = TransmissionInputs(post_spikes, modulator, selection)
+        inputs = TransmissionInputs(post_spikes, modulator, selection, post_voltage)
         transmission, g = self.transmission.step(
             self, state.transmission, spikes, signal, dt, hook, inputs
         )

@@ -37,11 +37,14 @@ class TransmissionInputs(eqx.Module):
     when not given: `post_spikes`, the spikes of the postsynaptic group in this step
     (shape `(n_post,)`); `modulator`, a `jsyn.RewardSTDP` rule's neuromodulator
     concentration (shape `(1,)` or `(n_post,)`); `selection`, the spiking presynaptic
-    neurons when already found (see `jsyn.Sparse.deliver`)."""
+    neurons when already found (see `jsyn.Sparse.deliver`); `post_voltage`, the membrane
+    potential of the postsynaptic group at the end of the step (mV, shape `(n_post,)`),
+    for a rule that declares `needs_post_voltage` (`jsyn.Clopath`)."""
 
     post_spikes: Array | None = None
     modulator: Array | None = None
     selection: Any = None
+    post_voltage: Array | None = None
 
 
 class AbstractTransmissionState(eqx.Module):
@@ -300,9 +303,7 @@ class PlasticWeights(AbstractTransmission):
             proj, state.sent, spikes.astype(state.w.dtype), signal, dt
         )
         transmit = None if self.per_synapse else arrived
-        w, traces, drive = self._learn(
-            proj, state, events, post_spikes, inputs.modulator, dt, transmit
-        )
+        w, traces, drive = self._learn(proj, state, events, post_spikes, inputs, dt, transmit)
         if self.per_synapse:
             synapse, history, g = _per_synapse_output(
                 proj, state.synapse, state.history, signal, dt, hook, state.w, True
@@ -337,12 +338,13 @@ class PlasticWeights(AbstractTransmission):
         _, arrived = proj.line.step_at(sent, x, dt, index + n_pre)  # the same push
         return new, events, arrived.astype(signal.dtype)
 
-    def _learn(self, proj, state: PlasticState, events, post_spikes, modulator, dt, signal):
+    def _learn(self, proj, state: PlasticState, events, post_spikes, inputs, dt, signal):
         """The rule's step on the pre events as they arrive at the synapses and the post
-        group's spikes of this step: `(w, traces, drive)`; when the step is event-driven,
-        `drive` is the transmission of `signal` (per presynaptic neuron, or `None`) through
-        the weights at the start of the step, delivered in the same pass; else `None`."""
-        dtype = state.w.dtype
+        group's spikes of this step (and its neuromodulator, its potential: from `inputs`):
+        `(w, traces, drive)`; when the step is event-driven, `drive` is the transmission of
+        `signal` (per presynaptic neuron, or `None`) through the weights at the start of the
+        step, delivered in the same pass; else `None`."""
+        dtype, modulator = state.w.dtype, inputs.modulator
         post_spikes = post_spikes.astype(dtype)
         if self.by_events:
             traces, w, drive = proj.conn.learn(
@@ -362,7 +364,10 @@ class PlasticWeights(AbstractTransmission):
                     f"Projection.step: the neuromodulator must have shape (1,) or "
                     f"({proj.n_post},), one per postsynaptic neuron (got {modulator.shape})."
                 )
-        traces, w = proj.plasticity.step(state.traces, state.w, pre, post, dt, modulator)
+        kwargs = {}
+        if proj.plasticity.needs_post_voltage:
+            kwargs["V"] = proj.conn.spread_post(_post_voltage(proj, inputs.post_voltage, dtype))
+        traces, w = proj.plasticity.step(state.traces, state.w, pre, post, dt, modulator, **kwargs)
         return w, traces, None
 
 
@@ -379,3 +384,18 @@ def _post_spikes(proj, post_spikes):
             f"{post_spikes.shape})."
         )
     return post_spikes
+
+
+def _post_voltage(proj, V, dtype):
+    if V is None:
+        raise ValueError(
+            f"Projection: its {type(proj.plasticity).__name__} rule reads the postsynaptic "
+            "membrane potential in each step (post_voltage=..., mV); run it inside a "
+            "jsyn.Network, which passes the post group's."
+        )
+    V = jnp.asarray(V, dtype)
+    if V.shape != (proj.n_post,):
+        raise ValueError(
+            f"Projection.step needs post_voltage of shape ({proj.n_post},) (got shape {V.shape})."
+        )
+    return V
