@@ -191,6 +191,14 @@ class Projection(AbstractSystem):
       state per synapse.
     - `plasticity`: a long-term plasticity rule, or `None` (static weights). Its
       parameters are scalars or one per synapse (shape `conn.syn_shape`).
+    - `dendritic_delay`: with a plasticity rule, how much later (ms, >= 0) the post spikes
+      reach the rule than the post group emits them (their back-propagation to the
+      synapse; NEST's `dendritic_delay`), or `None` (no delay). A scalar; needs `dt`.
+      Interpolated between steps like `delay`. NEST counts a connection's whole delay as
+      dendritic: its synapse sees the pre spike when it is sent and the post spike `delay`
+      later; jsyn's rule sees the pre events when they arrive, after `delay`, so NEST's
+      pairs are those of `delay=None, dendritic_delay=d` (its transmission then arrives
+      at once).
     - `release`: `jsyn.StochasticRelease` for random transmitter release at each synapse
       (see there), or `None` (every spike transmits). Its `p` is a scalar or one per
       synapse. The projection then keeps a PRNG key in its state: pass
@@ -252,6 +260,7 @@ class Projection(AbstractSystem):
     stp: AbstractShortTermPlasticity | None
     line: Delay | None
     plasticity: AbstractLongTermPlasticity | None
+    dendrite: Delay | None
     release: StochasticRelease | None
     modulation: ModulatedGain | None
     synapse_params: str = eqx.field(static=True)
@@ -280,6 +289,7 @@ class Projection(AbstractSystem):
         plasticity: AbstractLongTermPlasticity | None = None,
         release: StochasticRelease | None = None,
         modulation: ModulatedGain | None = None,
+        dendritic_delay: ScalarLike | None = None,
     ):
         if not isinstance(conn, AbstractConnection):
             raise TypeError(
@@ -364,6 +374,7 @@ class Projection(AbstractSystem):
                     f"{conn.syn_shape} (got shape {d_shape})."
                 )
             self.line = Delay(delay, dt, max_delay=max_delay, owner="Projection")
+        self.dendrite = _dendrite(plasticity, dendritic_delay, dt)
         self.transmission = _transmission(self, per_synapse)
 
     def constraints(self):
@@ -521,6 +532,29 @@ class Projection(AbstractSystem):
                 "currents; pass output=jsyn.COBA(...) or jsyn.CUBA(...)."
             )
         return self.output.current(state.g, V)
+
+
+def _dendrite(rule, dendritic_delay, dt) -> Delay | None:
+    """The delay line of the post spikes on their way to the rule, or `None`."""
+    if dendritic_delay is None:
+        return None
+    if rule is None:
+        raise ValueError(
+            "Projection.dendritic_delay delays the post spikes a plasticity rule sees, but "
+            "the projection has no plasticity; drop dendritic_delay or pass plasticity=."
+        )
+    if rule.needs_post_voltage:
+        raise ValueError(
+            f"Projection.dendritic_delay is not supported with {type(rule).__name__}, which "
+            "reads the postsynaptic potential (it would need the potential delayed too); "
+            "drop dendritic_delay."
+        )
+    if jnp.ndim(resolve(as_param(dendritic_delay))) != 0:
+        raise ValueError(
+            f"Projection.dendritic_delay must be a scalar (ms) (got shape "
+            f"{jnp.shape(resolve(as_param(dendritic_delay)))})."
+        )
+    return Delay(dendritic_delay, dt, owner="Projection.dendritic_delay")
 
 
 def _transmission(proj: Projection, per_synapse: bool) -> AbstractTransmission:

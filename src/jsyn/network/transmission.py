@@ -236,6 +236,8 @@ class PlasticState(AbstractTransmissionState):
       of shape `(slots, n_pre)`; with STP and summed kinetics `(slots, 2 n_pre)`, the
       spikes then the transmitted signal), read when they arrive at each synapse;
       otherwise `None`.
+    - `post_sent`: with a dendritic delay, the post spikes of the last steps on their way
+      to the rule (a `jsyn.DelayState` of shape `(slots, n_post)`); otherwise `None`.
     """
 
     synapse: Any
@@ -243,6 +245,7 @@ class PlasticState(AbstractTransmissionState):
     w: Float[Array, "*syn"]
     traces: Any
     sent: DelayState | None
+    post_sent: DelayState | None = None
 
     def weights(self):
         return self.w
@@ -279,6 +282,7 @@ class PlasticWeights(AbstractTransmission):
             "w": "synapse",
             "traces": traces,
             "sent": "pre x2" if self.sent_rows == 2 else "pre",
+            "post_sent": "post",
         }
 
     def init_state(self, proj, dtype, key=None) -> PlasticState:
@@ -295,10 +299,17 @@ class PlasticWeights(AbstractTransmission):
         if proj.line is not None:
             sent = proj.line.init_arrivals((self.sent_rows * proj.n_pre,), dtype=dtype)
         synapse = _kinetics_state(proj, shape, dtype, key)
-        return PlasticState(synapse=synapse, history=history, w=w, traces=traces, sent=sent)
+        post_sent = None
+        if proj.dendrite is not None:
+            post_sent = proj.dendrite.init_arrivals((proj.n_post,), dtype=dtype)
+        return PlasticState(synapse, history, w, traces, sent, post_sent)
 
     def step(self, proj, state: PlasticState, spikes, signal, dt, hook, inputs):
-        post_spikes = _post_spikes(proj, inputs.post_spikes)
+        post_spikes, post_sent = _post_spikes(proj, inputs.post_spikes), state.post_sent
+        if proj.dendrite is not None:  # on their way back to the synapses
+            post_sent, post_spikes = proj.dendrite.step(
+                post_sent, post_spikes.astype(state.w.dtype), dt
+            )
         sent, events, arrived = self._arrivals(
             proj, state.sent, spikes.astype(state.w.dtype), signal, dt
         )
@@ -308,7 +319,7 @@ class PlasticWeights(AbstractTransmission):
             synapse, history, g = _per_synapse_output(
                 proj, state.synapse, state.history, signal, dt, hook, state.w, True
             )
-            return PlasticState(synapse, history, w, traces, sent), g
+            return PlasticState(synapse, history, w, traces, sent, post_sent), g
         if drive is not None:  # delivered by the rule's event-driven pass
             delivery = Drive(drive.astype(signal.dtype))
         elif self.delay_per_synapse:
@@ -316,7 +327,7 @@ class PlasticWeights(AbstractTransmission):
         else:
             delivery = _Spikes(proj.conn, arrived, state.w)
         synapse, g = proj.synapse.step_with_delivery(state.synapse, delivery, dt)
-        return PlasticState(synapse, state.history, w, traces, sent), g
+        return PlasticState(synapse, state.history, w, traces, sent, post_sent), g
 
     def _arrivals(self, proj, sent, spikes, signal, dt):
         """What arrives at the synapses in this step: `(sent, events, arrived)`, the delay
