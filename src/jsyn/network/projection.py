@@ -289,7 +289,7 @@ class Projection(AbstractSystem):
         plasticity: AbstractLongTermPlasticity | None = None,
         release: StochasticRelease | None = None,
         modulation: ModulatedGain | None = None,
-        dendritic_delay: ScalarLike | None = None,
+        dendritic_delay: ArrayLike | AbstractParam | None = None,
     ):
         if not isinstance(conn, AbstractConnection):
             raise TypeError(
