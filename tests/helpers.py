@@ -83,7 +83,8 @@ class Case:
 
 class PlasticPair(eqx.Module):
     """A plastic projection run alone: each input row holds the presynaptic spikes, then the
-    postsynaptic spikes (then, for a neuromodulated rule, the concentration) of a step; the
+    postsynaptic spikes (then, for a neuromodulated rule, the concentration; for a rule that
+    reads the postsynaptic potential, the potential, mV) of a step; the
     output is the weights at the end of the step, one per synapse (flat). The rule's parameters
     read as attributes (`A_plus`, `tau_pre`, ...), so the suite can perturb them."""
 
@@ -99,9 +100,16 @@ class PlasticPair(eqx.Module):
 
     def step(self, state, x, dt):
         n_pre, n_post = self.proj.n_pre, self.proj.n_post
-        modulator = x[n_pre + n_post :] if self.proj.plasticity.modulator else None
+        rule, rest = self.proj.plasticity, x[n_pre + n_post :]
+        modulator = rest if rule.modulator else None
+        post_voltage = rest if rule.needs_post_voltage else None
         state, _ = self.proj.step(
-            state, x[:n_pre], dt, post_spikes=x[n_pre : n_pre + n_post], modulator=modulator
+            state,
+            x[:n_pre],
+            dt,
+            post_spikes=x[n_pre : n_pre + n_post],
+            modulator=modulator,
+            post_voltage=post_voltage,
         )
         return state, state.w.reshape(-1)
 
@@ -521,6 +529,31 @@ ALL_SYSTEMS += [
         plastic_pair(jsyn.VogelsSprekeler(eta=0.005, alpha=0.5)),
         lambda **kw: pre_and_post_spikes(**{"n": 9, **kw}),
         ("eta", "tau"),
+        fixed_size=True,
+    ),
+    # Event-driven (`Sparse.learn`, one delay off the grid). With w_max = 1 the weights
+    # sit at the bound for hundreds of steps and the loss, linear in eta between clips, has
+    # a kink wherever a crossing moves: one lies within 1e-5 of eta = 0.005 (the one-sided
+    # differences differ by 0.3%; the gradient equals the left one, and a step of 1e-6
+    # agrees to 1e-11). With w_max = 2 no weight reaches a bound in the run.
+    Case(
+        "VogelsSprekeler-Sparse-events",
+        plastic_pair(
+            jsyn.VogelsSprekeler(eta=0.005, alpha=0.5, w_max=2.0), sparse=True, delay=0.37
+        ),
+        pre_and_post_spikes,
+        ("eta", "tau"),
+        fixed_size=True,
+        slow=True,  # tests/plasticity/test_vogels_sprekeler.py (event-driven == dense)
+    ),
+    # The potential (inputs 6-8) is -45 mV plus fractional counts: above both thresholds,
+    # so the rule is smooth in it, and no clamp (t_clamp=0, a jump in the post spikes; tested
+    # in tests/plasticity/test_clopath.py); LTP stays small, w off the bounds.
+    Case(
+        "Clopath-Dense",
+        plastic_pair(jsyn.Clopath(A_LTD=1e-4, A_LTP=1e-4, t_clamp=0.0)),
+        lambda **kw: pre_and_post_spikes(**{"n": 9, **kw}).at[:, 6:].add(-45.0),
+        ("A_LTP", "tau_plus"),
         fixed_size=True,
     ),
     Case(

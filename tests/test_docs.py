@@ -133,6 +133,7 @@ def python_blocks(path: Path) -> str:
         "docs/plasticity.md",
         "docs/save-load.md",
         "docs/coming-from.md",
+        "docs/catalogue.md",
     ],
 )
 def test_the_code_on_a_page_runs_as_pasted(page, tmp_path):

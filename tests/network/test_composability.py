@@ -110,6 +110,11 @@ ROWS = {
         _g,
     ),
     "SynapticScaling": Row(lambda a: _net(a, plasticity=jsyn.SynapticScaling(rate_target=5.0)), _g),
+    "VogelsSprekeler": Row(lambda a: _net(a, plasticity=jsyn.VogelsSprekeler()), _g),
+    "Clopath": Row(lambda a: _net(a, plasticity=jsyn.Clopath()), _g),
+    "dendritic delay": Row(
+        lambda a: _net(a, plasticity=jsyn.STDP(), dendritic_delay=0.3, dt=DT), _g
+    ),
     "binomial release": Row(
         lambda a: _net(a, release=jsyn.StochasticRelease(p=0.6, n_sites=3)),
         _g,

@@ -21,7 +21,8 @@ whole network.
    the drive arriving in step $n$, giving the conductance at $t_n$; a plastic projection
    then updates its weights from the presynaptic events arriving in step $n$ and the
    spikes of step $n$ of its postsynaptic group (and, for `jsyn.RewardSTDP`, the
-   concentration of step $n$ of its `jsyn.Neuromodulator` group).
+   concentration of step $n$ of its `jsyn.Neuromodulator` group; for `jsyn.Clopath`, the
+   group's membrane potential at $t_n$).
 
 So a spike of step $n$ changes the conductance in step $n + d/\Delta t$ and the membrane
 potential from the next step on, as in Brian2 and BrainPy.
@@ -192,6 +193,14 @@ class Network(AbstractSystem):
                     "group with a potential (jsyn.LIF; a neuron of your own declares "
                     "has_potential: ClassVar[bool] = True) or use jsyn.CUBA."
                 )
+            rule = proj.plasticity
+            if rule is not None and rule.needs_post_voltage and not post.has_potential:
+                raise ValueError(
+                    f"Network projection {pname!r}: its {type(rule).__name__} rule reads the "
+                    f"membrane potential V of its post group {proj.post!r}, but "
+                    f"{type(post).__name__} declares none (has_potential = False); target a "
+                    "group with a potential, such as jsyn.AdEx or jsyn.LIF."
+                )
             if proj.output is None and not post.takes_jump:
                 raise ValueError(
                     f"Network projection {pname!r} gives voltage jumps (no output law), but its "
@@ -341,6 +350,8 @@ class Network(AbstractSystem):
             source = proj.plasticity.modulator
             kwargs["post_spikes"] = _take(spikes[proj.post], proj.post_slice)
             kwargs["modulator"] = None if source is None else groups[source].d
+            if proj.plasticity.needs_post_voltage:
+                kwargs["post_voltage"] = _take(groups[proj.post].V, proj.post_slice)
         return proj.step(state.projections[pname], pre_spikes, dt, **kwargs)[0]
 
     def _project_shared(self, pre, rng, names, state, spikes, groups, dt):

@@ -191,6 +191,14 @@ class Projection(AbstractSystem):
       state per synapse.
     - `plasticity`: a long-term plasticity rule, or `None` (static weights). Its
       parameters are scalars or one per synapse (shape `conn.syn_shape`).
+    - `dendritic_delay`: with a plasticity rule, how much later (ms, >= 0) the post spikes
+      reach the rule than the post group emits them (their back-propagation to the
+      synapse; NEST's `dendritic_delay`), or `None` (no delay). A scalar; needs `dt`.
+      Interpolated between steps like `delay`. NEST counts a connection's whole delay as
+      dendritic: its synapse sees the pre spike when it is sent and the post spike `delay`
+      later; jsyn's rule sees the pre events when they arrive, after `delay`, so NEST's
+      pairs are those of `delay=None, dendritic_delay=d` (its transmission then arrives
+      at once).
     - `release`: `jsyn.StochasticRelease` for random transmitter release at each synapse
       (see there), or `None` (every spike transmits). Its `p` is a scalar or one per
       synapse. The projection then keeps a PRNG key in its state: pass
@@ -201,13 +209,14 @@ class Projection(AbstractSystem):
       Inside a `Network`, which passes the concentration of its group each step.
 
     **Long-term plasticity** (`plasticity=`: `jsyn.STDP`, `jsyn.TripletSTDP`,
-    `jsyn.RewardSTDP`, `jsyn.SynapticScaling`): the weights live in the state, one per
-    synapse (`state.w`, starting from the connection's, clipped to the rule's
-    `[w_min, w_max]`), and the rule changes them each step (see
-    `jsyn.AbstractLongTermPlasticity` for the order within a step). The rule's presynaptic
+    `jsyn.RewardSTDP`, `jsyn.SynapticScaling`, `jsyn.VogelsSprekeler`, `jsyn.Clopath`):
+    the weights live in the state, one per synapse (`state.w`, starting from the
+    connection's, clipped to the rule's `[w_min, w_max]`), and the rule changes them each
+    step (see `jsyn.AbstractLongTermPlasticity` for the order within a step). The rule's presynaptic
     events are the spikes as they arrive at each synapse, after the delay (STP scales the
     transmitted drive, not the events); its postsynaptic spikes are those of the post
-    group in the same step, which a `jsyn.Network` passes (`step(..., post_spikes=...)`).
+    group in the same step, which a `jsyn.Network` passes (`step(..., post_spikes=...)`),
+    with the group's potential for a rule that reads it (`jsyn.Clopath`).
 
     *The weight a spike carries* is the weight of its synapse at the start of the step in
     which it **arrives** at the synapse (after its delay), as Brian2 runs `on_pre` and NEST
@@ -251,6 +260,7 @@ class Projection(AbstractSystem):
     stp: AbstractShortTermPlasticity | None
     line: Delay | None
     plasticity: AbstractLongTermPlasticity | None
+    dendrite: Delay | None
     release: StochasticRelease | None
     modulation: ModulatedGain | None
     synapse_params: str = eqx.field(static=True)
@@ -279,6 +289,7 @@ class Projection(AbstractSystem):
         plasticity: AbstractLongTermPlasticity | None = None,
         release: StochasticRelease | None = None,
         modulation: ModulatedGain | None = None,
+        dendritic_delay: ArrayLike | AbstractParam | None = None,
     ):
         if not isinstance(conn, AbstractConnection):
             raise TypeError(
@@ -363,6 +374,7 @@ class Projection(AbstractSystem):
                     f"{conn.syn_shape} (got shape {d_shape})."
                 )
             self.line = Delay(delay, dt, max_delay=max_delay, owner="Projection")
+        self.dendrite = _dendrite(plasticity, dendritic_delay, dt)
         self.transmission = _transmission(self, per_synapse)
 
     def constraints(self):
@@ -435,14 +447,17 @@ class Projection(AbstractSystem):
         modulator=None,
         gain_modulator=None,
         selection=None,
+        post_voltage=None,
     ) -> tuple[ProjectionState, Array]:
         """Take the presynaptic spikes of this step (shape `(n_pre,)`), return the state and
         `g` at the end of the step, shape `(n_post,)`.
 
         With a plasticity rule, also `post_spikes`, the spikes of the postsynaptic group in
         this step (shape `(n_post,)`), and for `jsyn.RewardSTDP` `modulator`, the
-        neuromodulator concentration of this step (shape `(1,)` or `(n_post,)`); a
-        `jsyn.Network` passes both. With `modulation`, `gain_modulator` is the
+        neuromodulator concentration of this step (shape `(1,)` or `(n_post,)`), and for a
+        rule that reads the postsynaptic potential (`needs_post_voltage`: `jsyn.Clopath`)
+        `post_voltage`, that potential at the end of the step (mV, shape `(n_post,)`); a
+        `jsyn.Network` passes them. With `modulation`, `gain_modulator` is the
         concentration of its group in this step (shape `(1,)` or `(n_post,)`), which a
         `jsyn.Network` passes. `selection`: the spiking presynaptic neurons, when already
         found (a `jsyn.Network` finds them once per group and step), handed to an
@@ -457,7 +472,7 @@ class Projection(AbstractSystem):
         counts = signal = spikes.astype(state.g.dtype)
         stp, signal, p_pre = self._short_term(state.stp, signal, dt)
         key, hook = self._release(state.key, p_pre, counts)
-        inputs = TransmissionInputs(post_spikes, modulator, selection)
+        inputs = TransmissionInputs(post_spikes, modulator, selection, post_voltage)
         transmission, g = self.transmission.step(
             self, state.transmission, spikes, signal, dt, hook, inputs
         )
@@ -517,6 +532,29 @@ class Projection(AbstractSystem):
                 "currents; pass output=jsyn.COBA(...) or jsyn.CUBA(...)."
             )
         return self.output.current(state.g, V)
+
+
+def _dendrite(rule, dendritic_delay, dt) -> Delay | None:
+    """The delay line of the post spikes on their way to the rule, or `None`."""
+    if dendritic_delay is None:
+        return None
+    if rule is None:
+        raise ValueError(
+            "Projection.dendritic_delay delays the post spikes a plasticity rule sees, but "
+            "the projection has no plasticity; drop dendritic_delay or pass plasticity=."
+        )
+    if rule.needs_post_voltage:
+        raise ValueError(
+            f"Projection.dendritic_delay is not supported with {type(rule).__name__}, which "
+            "reads the postsynaptic potential (it would need the potential delayed too); "
+            "drop dendritic_delay."
+        )
+    if jnp.ndim(resolve(as_param(dendritic_delay))) != 0:
+        raise ValueError(
+            f"Projection.dendritic_delay must be a scalar (ms) (got shape "
+            f"{jnp.shape(resolve(as_param(dendritic_delay)))})."
+        )
+    return Delay(dendritic_delay, dt, owner="Projection.dendritic_delay")
 
 
 def _transmission(proj: Projection, per_synapse: bool) -> AbstractTransmission:

@@ -37,11 +37,14 @@ class TransmissionInputs(eqx.Module):
     when not given: `post_spikes`, the spikes of the postsynaptic group in this step
     (shape `(n_post,)`); `modulator`, a `jsyn.RewardSTDP` rule's neuromodulator
     concentration (shape `(1,)` or `(n_post,)`); `selection`, the spiking presynaptic
-    neurons when already found (see `jsyn.Sparse.deliver`)."""
+    neurons when already found (see `jsyn.Sparse.deliver`); `post_voltage`, the membrane
+    potential of the postsynaptic group at the end of the step (mV, shape `(n_post,)`),
+    for a rule that declares `needs_post_voltage` (`jsyn.Clopath`)."""
 
     post_spikes: Array | None = None
     modulator: Array | None = None
     selection: Any = None
+    post_voltage: Array | None = None
 
 
 class AbstractTransmissionState(eqx.Module):
@@ -233,6 +236,8 @@ class PlasticState(AbstractTransmissionState):
       of shape `(slots, n_pre)`; with STP and summed kinetics `(slots, 2 n_pre)`, the
       spikes then the transmitted signal), read when they arrive at each synapse;
       otherwise `None`.
+    - `post_sent`: with a dendritic delay, the post spikes of the last steps on their way
+      to the rule (a `jsyn.DelayState` of shape `(slots, n_post)`); otherwise `None`.
     """
 
     synapse: Any
@@ -240,6 +245,7 @@ class PlasticState(AbstractTransmissionState):
     w: Float[Array, "*syn"]
     traces: Any
     sent: DelayState | None
+    post_sent: DelayState | None = None
 
     def weights(self):
         return self.w
@@ -276,6 +282,7 @@ class PlasticWeights(AbstractTransmission):
             "w": "synapse",
             "traces": traces,
             "sent": "pre x2" if self.sent_rows == 2 else "pre",
+            "post_sent": "post",
         }
 
     def init_state(self, proj, dtype, key=None) -> PlasticState:
@@ -292,22 +299,27 @@ class PlasticWeights(AbstractTransmission):
         if proj.line is not None:
             sent = proj.line.init_arrivals((self.sent_rows * proj.n_pre,), dtype=dtype)
         synapse = _kinetics_state(proj, shape, dtype, key)
-        return PlasticState(synapse=synapse, history=history, w=w, traces=traces, sent=sent)
+        post_sent = None
+        if proj.dendrite is not None:
+            post_sent = proj.dendrite.init_arrivals((proj.n_post,), dtype=dtype)
+        return PlasticState(synapse, history, w, traces, sent, post_sent)
 
     def step(self, proj, state: PlasticState, spikes, signal, dt, hook, inputs):
-        post_spikes = _post_spikes(proj, inputs.post_spikes)
+        post_spikes, post_sent = _post_spikes(proj, inputs.post_spikes), state.post_sent
+        if proj.dendrite is not None:  # on their way back to the synapses
+            post_sent, post_spikes = proj.dendrite.step(
+                post_sent, post_spikes.astype(state.w.dtype), dt
+            )
         sent, events, arrived = self._arrivals(
             proj, state.sent, spikes.astype(state.w.dtype), signal, dt
         )
         transmit = None if self.per_synapse else arrived
-        w, traces, drive = self._learn(
-            proj, state, events, post_spikes, inputs.modulator, dt, transmit
-        )
+        w, traces, drive = self._learn(proj, state, events, post_spikes, inputs, dt, transmit)
         if self.per_synapse:
             synapse, history, g = _per_synapse_output(
                 proj, state.synapse, state.history, signal, dt, hook, state.w, True
             )
-            return PlasticState(synapse, history, w, traces, sent), g
+            return PlasticState(synapse, history, w, traces, sent, post_sent), g
         if drive is not None:  # delivered by the rule's event-driven pass
             delivery = Drive(drive.astype(signal.dtype))
         elif self.delay_per_synapse:
@@ -315,7 +327,7 @@ class PlasticWeights(AbstractTransmission):
         else:
             delivery = _Spikes(proj.conn, arrived, state.w)
         synapse, g = proj.synapse.step_with_delivery(state.synapse, delivery, dt)
-        return PlasticState(synapse, state.history, w, traces, sent), g
+        return PlasticState(synapse, state.history, w, traces, sent, post_sent), g
 
     def _arrivals(self, proj, sent, spikes, signal, dt):
         """What arrives at the synapses in this step: `(sent, events, arrived)`, the delay
@@ -337,12 +349,13 @@ class PlasticWeights(AbstractTransmission):
         _, arrived = proj.line.step_at(sent, x, dt, index + n_pre)  # the same push
         return new, events, arrived.astype(signal.dtype)
 
-    def _learn(self, proj, state: PlasticState, events, post_spikes, modulator, dt, signal):
+    def _learn(self, proj, state: PlasticState, events, post_spikes, inputs, dt, signal):
         """The rule's step on the pre events as they arrive at the synapses and the post
-        group's spikes of this step: `(w, traces, drive)`; when the step is event-driven,
-        `drive` is the transmission of `signal` (per presynaptic neuron, or `None`) through
-        the weights at the start of the step, delivered in the same pass; else `None`."""
-        dtype = state.w.dtype
+        group's spikes of this step (and its neuromodulator, its potential: from `inputs`):
+        `(w, traces, drive)`; when the step is event-driven, `drive` is the transmission of
+        `signal` (per presynaptic neuron, or `None`) through the weights at the start of the
+        step, delivered in the same pass; else `None`."""
+        dtype, modulator = state.w.dtype, inputs.modulator
         post_spikes = post_spikes.astype(dtype)
         if self.by_events:
             traces, w, drive = proj.conn.learn(
@@ -362,7 +375,10 @@ class PlasticWeights(AbstractTransmission):
                     f"Projection.step: the neuromodulator must have shape (1,) or "
                     f"({proj.n_post},), one per postsynaptic neuron (got {modulator.shape})."
                 )
-        traces, w = proj.plasticity.step(state.traces, state.w, pre, post, dt, modulator)
+        kwargs = {}
+        if proj.plasticity.needs_post_voltage:
+            kwargs["V"] = proj.conn.spread_post(_post_voltage(proj, inputs.post_voltage, dtype))
+        traces, w = proj.plasticity.step(state.traces, state.w, pre, post, dt, modulator, **kwargs)
         return w, traces, None
 
 
@@ -379,3 +395,18 @@ def _post_spikes(proj, post_spikes):
             f"{post_spikes.shape})."
         )
     return post_spikes
+
+
+def _post_voltage(proj, V, dtype):
+    if V is None:
+        raise ValueError(
+            f"Projection: its {type(proj.plasticity).__name__} rule reads the postsynaptic "
+            "membrane potential in each step (post_voltage=..., mV); run it inside a "
+            "jsyn.Network, which passes the post group's."
+        )
+    V = jnp.asarray(V, dtype)
+    if V.shape != (proj.n_post,):
+        raise ValueError(
+            f"Projection.step needs post_voltage of shape ({proj.n_post},) (got shape {V.shape})."
+        )
+    return V

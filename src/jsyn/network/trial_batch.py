@@ -354,7 +354,7 @@ class TrialBatch:
             part("output", post_kind),
             stp=part("stp", pre_kind),
             delay=delay,
-            dt=None if p.line is None else p.line.dt,
+            dt=next((line.dt for line in (p.line, p.dendrite) if line is not None), None),
             max_delay=None if p.line is None else p.line.max_delay,
             pre=p.pre,
             post=p.post,
@@ -362,6 +362,7 @@ class TrialBatch:
             post_slice=scaled(p.post_slice),
             synapse_params=p.synapse_params,
             plasticity=part("plasticity", syn_kind),
+            dendritic_delay=None if p.dendrite is None else p.dendrite.delay,
         )
 
     # -- states, inputs and results ---------------------------------------------------

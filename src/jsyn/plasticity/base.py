@@ -2,6 +2,7 @@
 
 import abc
 import dataclasses
+from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -44,11 +45,18 @@ class AbstractLongTermPlasticity(AbstractComponent):
 
     The rules act elementwise on per-synapse arrays, so they are the same for `jsyn.Dense`
     and `jsyn.Sparse`. Their parameters are scalars (or one value per synapse).
+
+    **Declared:** `needs_post_voltage` (default `False`): the rule also reads the membrane
+    potential of the postsynaptic neuron (`jsyn.Clopath`). The projection then calls
+    `step(state, w, pre, post, dt, modulator, V=V)` with `V` the potential at the end of
+    the step at each synapse (mV, shape `syn_shape`), and a `jsyn.Network` hands it the
+    potential of the post group (which must declare one, `has_potential`).
     """
 
     w_min: eqx.AbstractVar[Param]
     w_max: eqx.AbstractVar[Param]
     modulator: eqx.AbstractVar[str | None]
+    needs_post_voltage: ClassVar[bool] = False
 
     @abc.abstractmethod
     def init_state(self, shape: Shape, *, dtype=None):

@@ -60,7 +60,8 @@ class STDP(AbstractTraceRule):
     events and after the post spikes of a step (NEST, Brian2's examples) instead of once.
     NEST pairs spikes at their exact times and ignores a pair at zero lag; on the grid, a pre
     event and a post spike in the same step count as pre before post. NEST's dendritic
-    delay shifts the post spikes the rule sees: pass them shifted by that many steps.
+    delay: `jsyn.Projection(..., dendritic_delay=d)`, the post spikes reaching the rule
+    `d` ms late.
 
     Discretisation: the traces decay exactly over each step,
     $a \leftarrow a\,e^{-\Delta t/\tau}$, then the step's pre events and post spikes apply
