@@ -34,7 +34,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from . import _validation as val
-from ._component import AbstractSystem, as_shape
+from ._component import SHARED, AbstractSystem, as_shape, axis
 from ._custom_types import ScalarLike, Shape
 from ._params import AbstractParam, Param, as_param, resolve
 
@@ -88,7 +88,7 @@ class DelayState(eqx.Module):
     """
 
     buffer: Float[Array, "slots *n"]  # noqa: F821
-    pos: Int[Array, ""]
+    pos: Int[Array, ""] = axis(SHARED)
 
     @property
     def n_slots(self) -> int:

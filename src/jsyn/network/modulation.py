@@ -31,8 +31,8 @@ class ModulatedGain(AbstractComponent):
 
     **Arguments:**
     - `modulator`: the name of the `jsyn.Neuromodulator` group (static).
-    - `k`: the gain per unit of concentration (dimensionless), finite. Default 1.0.
-      Differentiable.
+    - `k`: the gain per unit of concentration (dimensionless), finite: a scalar, or one
+      per postsynaptic neuron (shape `(n_post,)`). Default 1.0. Differentiable.
     """
 
     modulator: str = eqx.field(static=True)
