@@ -84,7 +84,7 @@ class DelayState(eqx.Module):
     As the state of `Delay.step` the buffer holds the inputs of the last `slots` steps
     (zero before the first step; row `pos - 1`, mod `slots`, is the latest). As the
     arrivals buffer of a `jsyn.Projection` it holds what arrives in the coming steps (row
-    `pos` in the next step).
+    `pos` in the next step). `pos` is shared by every element (`jsyn.axis("shared")`).
     """
 
     buffer: Float[Array, "slots *n"]  # noqa: F821

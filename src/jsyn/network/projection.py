@@ -104,8 +104,8 @@ class ProjectionState(eqx.Module):
     - `g`: the projection's output at the end of the last step, per postsynaptic neuron:
       the weighted conductance (dimensionless) or, without output law, the voltage jump
       (mV).
-    - `key`: with stochastic release, the PRNG key of the next step (split once per step);
-      otherwise `None`.
+    - `key`: with stochastic release, the PRNG key of the next step (split once per step;
+      in a batch of `jsyn.trials`, one per trial); otherwise `None`.
 
     `w` (property): with a long-term plasticity rule, the weights at the end of the last
     step, one per synapse (shape `conn.syn_shape`); `None` without one. `rule`
@@ -401,7 +401,7 @@ class Projection(AbstractSystem):
 
     def state_axes(self) -> dict:
         """The axes that the fields of its state name beyond `PRE`, `POST` and `SYNAPSE`
-        (see `jsyn._component.axis`), resolved from its transmission's static choices."""
+        (see `jsyn.axis`), resolved from its transmission's static choices."""
         return self.transmission.state_axes(self)
 
     def init_state(

@@ -69,7 +69,7 @@ class AbstractTransmission(eqx.Module):
       `TransmissionInputs`.
 
     `per_synapse`: whether the kinetics keep one state per synapse. The fields of a
-    transmission's state declare their axis (`jsyn._component.axis`): `PRE`, `POST`,
+    transmission's state declare their axis (`jsyn.axis`): `PRE`, `POST`,
     `SYNAPSE`, or a name that `state_axes(proj)` resolves from the transmission's static
     choices (to one of those, `(PRE, k)` for $k$ blocks of one per presynaptic neuron, or
     a dict of those by field of a nested state).

@@ -12,7 +12,7 @@ spikes of all trials together and picks one capacity tier for the total.
 so a `pre_slice`/`post_slice` $(a, c)$ of a group stays contiguous, $(aB, cB)$. A
 per-neuron array of the batch therefore reads `x.reshape(n, B)` (use `TrialBatch.split`).
 Per-synapse arrays follow the batched `jsyn.Sparse`'s own order. A state is laid out from
-what its fields declare (`jsyn._component.axis`): one value per element of its
+what its fields declare (`jsyn.axis`): one value per element of its
 population (a group's cells, a projection's presynaptic or postsynaptic cells or
 synapses) is laid as above, a value the trials share (a step counter, a ring buffer's
 position) stays one, and a PRNG key becomes one key per trial, shape `(B,)`.
@@ -65,7 +65,7 @@ from .projection import Projection
 __all__ = ["TrialBatch", "trials"]
 
 
-def trials(net: Network, B: int | None = None) -> "TrialBatch":
+def trials(net: Any, B: int | None = None) -> "TrialBatch":
     r"""$B$ trials of `net` as one network (see the module docstring for how).
 
     **Arguments:**
@@ -94,7 +94,7 @@ def trials(net: Network, B: int | None = None) -> "TrialBatch":
     groups and modulated gains.
 
     Refused, with the reason: a connection other than `jsyn.Sparse` or `jsyn.Dense`; a
-    state field that declares no axis (`jsyn._component.axis`) where the batch cannot
+    state field that declares no axis (`jsyn.axis`) where the batch cannot
     tell how it lies; per-synapse kinetics with one delay that differs between trials
     (give each trial one delay per synapse). `TrialBatch.simulate` over several devices
     takes trials of one network (parameters per trial run on one device).
@@ -183,8 +183,8 @@ def _undeclared(what: str, kind: "_Kind | None") -> ValueError:
     where = "" if kind is None else f" (its population has shape {kind.shape})"
     return ValueError(
         f"jsyn.trials cannot lay out {what}{where}: a state field that is not one value "
-        "per element of its population must declare its axis (jsyn._component.axis: "
-        "SHARED for a value the trials share, such as a step counter; STREAM for a PRNG "
+        "per element of its population must declare its axis (jsyn.axis: "
+        '"shared" for a value the trials share, such as a step counter; "stream" for a PRNG '
         "key; or the population it lies over); batch such trials with jax.vmap."
     )
 
@@ -197,7 +197,7 @@ _FIELDS = "fields of the next state"  # a key of `where`: axes by field, for one
 def _lay(tree, where: dict, leaf):
     """`tree` (a state, or part of one) with each array leaf `x` replaced by
     `leaf(x, how)`: `how` is the `_Kind` of the population it lies over, `SHARED` or
-    `STREAM`, as its fields declare (`jsyn._component.axis`). `where` maps axis names to
+    `STREAM`, as its fields declare (`jsyn.axis`). `where` maps axis names to
     `_Kind`s (`EACH`: the population of a field that declares none), or to other names
     (`(name, k)`: `k` blocks of one; a dict: the axes of the fields of a nested state)."""
     if tree is None:
@@ -492,7 +492,10 @@ class _Builder:
         if isinstance(neuron, SpikeTimes):  # its spikes, renumbered: neuron i of trial b
             src = stacked if stacked is not None else _lead(neuron)
             times = jnp.broadcast_to(src.times, (B, neuron.times.shape[0]))
-            idx = jnp.broadcast_to(src.indices, times.shape) * B + jnp.arange(B)[:, None]
+            idx = (
+                jnp.broadcast_to(src.indices, times.shape) * B
+                + jnp.arange(B, dtype=jnp.int32)[:, None]
+            )
             return SpikeTimes(np.asarray(times).reshape(-1), np.asarray(idx).reshape(-1), n * B)
         expanded = self._expand(neuron, stacked, kind)
         return _TrialNeuron(expanded, kind, B) if neuron.needs_key else expanded
