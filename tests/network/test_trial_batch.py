@@ -389,3 +389,57 @@ def test_a_modulated_gain_per_trial_from_a_grid():
     keys = jnp.stack([jax.random.key(2)] * 3)  # the same key: only k differs
     rewards = jnp.zeros((100, 3, 1)).at[20, :].set(1.0)
     check_stochastic(batch, lambda b: stochastic_network(ks[b]), keys, 100, {"DA": rewards})
+
+
+class _ClockState(eqx.Module):
+    V: jax.Array
+    steps: jax.Array  # one counter for every cell: undeclared, so it cannot be laid out
+
+
+class _DeclaredClockState(eqx.Module):
+    V: jax.Array
+    steps: jax.Array = jsyn.axis("shared")  # the trials share it
+
+
+class _Clock(jsyn.AbstractNeuron):
+    """A neuron of one's own that spikes every third step with a step counter in its
+    state (a value the trials share), declared or not."""
+
+    declared: bool = eqx.field(static=True)
+
+    def constraints(self):
+        return ()
+
+    def init_state(self, n, *, dtype=None):
+        cls = _DeclaredClockState if self.declared else _ClockState
+        return cls(V=jnp.zeros(n, dtype), steps=jnp.zeros((), jnp.int32))
+
+    def step(self, state, x, dt):
+        V = state.V + jnp.asarray(x, state.V.dtype) * dt
+        spikes = jnp.where(state.steps % 3 == 0, 1.0, 0.0) * jnp.ones_like(V)
+        return type(state)(V=V, steps=state.steps + 1), spikes
+
+
+def test_a_state_field_of_ones_own_is_laid_out_as_it_declares_or_refused():
+    def net(declared):
+        proj = jsyn.Projection(
+            jsyn.all_to_all(2, 3, 0.5), jsyn.Expon(2.0), jsyn.CUBA(g_max=10.0), pre="c", post="E"
+        )
+        groups = {"c": (_Clock(declared), 2), "E": (jsyn.LIF(), 3)}
+        return jsyn.Network(groups, {"p": proj})
+
+    with pytest.raises(ValueError, match=r"_ClockState.steps.*must declare its axis"):
+        jsyn.trials(net(False), 2).init_state()
+    batch = jsyn.trials(net(True), 2)
+    assert isinstance(batch, eqx.Module)  # a pytree: jit and tree maps see through it
+    state = batch.init_state()
+    assert state.groups["c"].steps.shape == ()  # one counter for the batch
+    drive = jnp.stack([jnp.full((30, 2), 1.0), jnp.full((30, 2), 2.0)], axis=1)
+    x = batch.merge_inputs({"c": drive})
+    _, V = jsyn.simulate(batch.net, x, DT, state=state, record=lambda s, _: s.groups["E"].V)
+    for b in range(2):
+        _, one = jsyn.simulate(
+            net(True), {"c": drive[:, b]}, DT, record=lambda s, _: s.groups["E"].V
+        )
+        np.testing.assert_allclose(batch.split(V, "E")[b], one, rtol=0, atol=1e-9)
+        assert np.any(np.asarray(one) != np.asarray(one)[:1])  # the clock drives E

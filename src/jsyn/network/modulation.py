@@ -27,8 +27,8 @@ class ModulatedGain(AbstractComponent):
     `Expon` synapse gives $g(t) = (1 + k\,d(t))\,w\,e^{-(t - t_s)/\tau}$. A group of size
     1 reaches every postsynaptic neuron; one of the size of the postsynaptic group gives
     each neuron its own gain (a size $m$ that divides it gives neuron $k$ the cell
-    $k \bmod m$, as in the trials of `jsyn.trials`). $k < 0$ lowers transmission (the gain is not clipped: keep
-    $k\,d > -1$ so that it stays positive).
+    $k \bmod m$, as in the trials of `jsyn.trials`). $k < 0$ lowers transmission (the
+    gain is not clipped: keep $k\,d > -1$ so that it stays positive).
 
     **Arguments:**
     - `modulator`: the name of the `jsyn.Neuromodulator` group (static).

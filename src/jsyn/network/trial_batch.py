@@ -164,7 +164,7 @@ class _Kind:
         """Per-trial arrays `(B, *lead, *shape)` -> the batch's `(*lead, B * size)`."""
         B, m = stacked.shape[0], len(self.shape)
         if tuple(stacked.shape[stacked.ndim - m :]) != self.shape or stacked.ndim < m + 1:
-            raise _undeclared(f"a value of shape {stacked.shape[1:]} per trial", self)
+            raise _Unlaid(f"shape {stacked.shape[1:]} per trial", self)
         flat = stacked.reshape(*stacked.shape[: stacked.ndim - m], self.size)
         flat = jnp.moveaxis(flat, 0, -2)
         return flat.reshape(*flat.shape[:-2], B * self.size)[..., self.perm]
@@ -172,17 +172,24 @@ class _Kind:
     def split(self, x: Array, B: int) -> Array:
         """The batch's `(*lead, B * size)` -> per-trial `(B, *lead, *shape)`."""
         if jnp.shape(x)[-1:] != (B * self.size,):
-            raise _undeclared(f"a value of shape {jnp.shape(x)} in the batch", self)
+            raise _Unlaid(f"shape {jnp.shape(x)} in the batch", self)
         inverse = np.empty_like(self.perm)
         inverse[self.perm] = np.arange(self.perm.size)
         x = jnp.asarray(x)[..., inverse].reshape(*jnp.shape(x)[:-1], B, *self.shape)
         return jnp.moveaxis(x, -1 - len(self.shape), 0)
 
 
-def _undeclared(what: str, kind: "_Kind | None") -> ValueError:
-    where = "" if kind is None else f" (its population has shape {kind.shape})"
+class _Unlaid(ValueError):
+    """A value that does not lie over its population as one value per element."""
+
+    def __init__(self, shape: str, kind: "_Kind | None"):
+        where = "" if kind is None else f", its population {kind.shape}"
+        super().__init__(f"{shape}{where}")
+
+
+def _undeclared(what: str, why: str) -> ValueError:
     return ValueError(
-        f"jsyn.trials cannot lay out {what}{where}: a state field that is not one value "
+        f"jsyn.trials cannot lay out {what} ({why}): a state field that is not one value "
         "per element of its population must declare its axis (jsyn.axis: "
         '"shared" for a value the trials share, such as a step counter; "stream" for a PRNG '
         "key; or the population it lies over); batch such trials with jax.vmap."
@@ -194,7 +201,7 @@ def _undeclared(what: str, kind: "_Kind | None") -> ValueError:
 _FIELDS = "fields of the next state"  # a key of `where`: axes by field, for one module
 
 
-def _lay(tree, where: dict, leaf):
+def _lay(tree, where: dict, leaf, what: str = "a state"):
     """`tree` (a state, or part of one) with each array leaf `x` replaced by
     `leaf(x, how)`: `how` is the `_Kind` of the population it lies over, `SHARED` or
     `STREAM`, as its fields declare (`jsyn.axis`). `where` maps axis names to
@@ -217,22 +224,25 @@ def _lay(tree, where: dict, leaf):
     if eqx.is_array(tree):
         kind = where.get(EACH)
         if kind is None:
-            raise _undeclared("an array that declares no axis", None)
-        return leaf(tree, kind)
+            raise _undeclared(what, "it declares no axis")
+        try:
+            return leaf(tree, kind)
+        except _Unlaid as e:
+            raise _undeclared(what, str(e)) from None
     children, treedef = jax.tree.flatten(
         tree, is_leaf=lambda x: x is not tree and (eqx.is_array(x) or isinstance(x, eqx.Module))
     )
     if len(children) == 1 and children[0] is tree:  # a leaf that is not an array
         return tree
-    return jax.tree.unflatten(treedef, [_lay(c, where, leaf) for c in children])
+    return jax.tree.unflatten(treedef, [_lay(c, where, leaf, what) for c in children])
 
 
 def _lay_field(value, how, where, leaf, what):
     if isinstance(how, str) and how in (SHARED, STREAM):
         return jax.tree.map(lambda x: leaf(x, how), value)
     if isinstance(how, str) and how == EACH:
-        return _lay(value, where, leaf)
-    return _lay(value, _resolve(how, where, what), leaf)
+        return _lay(value, where, leaf, what)
+    return _lay(value, _resolve(how, where, what), leaf, what)
 
 
 def _resolve(how, where: dict, what: str) -> dict:
