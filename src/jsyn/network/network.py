@@ -233,8 +233,10 @@ class Network(AbstractSystem):
         stochastic groups (`jsyn.Poisson`) and projections (stochastic release)."""
         dtype = jnp.result_type(float) if dtype is None else dtype
         groups = {}
-        stochastic = [name for name, g in self.groups.items() if g.needs_key]
-        random_projections = [name for name, p in self.projections.items() if p.needs_key]
+        # by name, not by dict order: pytree maps (jax.tree.map, jit, jsyn.stack) sort dicts,
+        # and the same network must draw the same numbers from the same key after one
+        stochastic = sorted(name for name, g in self.groups.items() if g.needs_key)
+        random_projections = sorted(name for name, p in self.projections.items() if p.needs_key)
         if self.needs_key and key is None:
             raise TypeError(
                 f"{self.stochastic_parts()} stochastic and need a key: pass "
