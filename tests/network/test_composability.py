@@ -11,7 +11,7 @@ Columns and their references:
 - `vmap`: `jax.vmap` over two values of the parameter equals the loop over them;
 - `trials`: `jsyn.trials` of two trials (each with its own external drive and, where
   the row is stochastic, its own key) equals each trial's single run, spikes identical and
-  traces to 1e-9;
+  traces to 1e-9 (four rows in the default lane, the rest in the slow lane);
 - `sharded`: `TrialBatch.simulate` of four trials over four emulated CPU devices (one
   subprocess with `XLA_FLAGS=--xla_force_host_platform_device_count=4` runs every row)
   equals each trial's single run, likewise;
@@ -277,7 +277,14 @@ def _check_against_single_runs(name, batch, keys, inputs, spikes, trace):
     assert np.any(np.asarray(trace) != 0.0)  # the trials transmit
 
 
-@pytest.mark.parametrize("name", list(ROWS))
+# the trials rows of the default lane (each compiles a batch and two single runs); the
+# others run in the slow lane
+_LIGHT_TRIALS = ("binomial release", "quantal release", "gap junctions", "couplings")
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=() if n in _LIGHT_TRIALS else pytest.mark.slow) for n in ROWS]
+)
 def test_each_trial_equals_its_single_run(name):
     row = ROWS[name]
     if "trials" in row.refused:
