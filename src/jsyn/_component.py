@@ -122,3 +122,38 @@ def float_dtype(dtype=None, what: str = "init_state(dtype=...)"):
 def zeros(n: Shape, dtype=None):
     """The zero array of a population of shape `n`, in `dtype` (default: JAX's float)."""
     return jnp.zeros(as_shape(n), dtype=float_dtype(dtype))
+
+
+# -- the axis of each state field (read by `jsyn.trials`) --------------------------------
+
+EACH = "each"
+SHARED = "shared"
+STREAM = "stream"
+PRE, POST, SYNAPSE = "pre", "post", "synapse"
+_AXIS = "jsyn_axis"
+
+
+def axis(kind, **kwargs):
+    r"""A state field that declares how it lies over the population its state was built
+    for (`eqx.field` metadata, as a range is declared for the checks of a given state), so
+    that `jsyn.trials` can lay $B$ trials of any state side by side without knowing its
+    model, e.g. `key: PRNGKeyArray = jsyn.axis("stream")`. `kind` is one of:
+
+    - `"each"` (`EACH`, the default of an undeclared field): one value per element of
+      the population, its shape last (leading axes, such as a delay buffer's slots, are
+      kept);
+    - `"shared"` (`SHARED`): one value for every element and every trial, such as a step
+      counter or a ring buffer's position (the trials of a batch step in lockstep);
+    - `"stream"` (`STREAM`): a PRNG key, the stream of the step's draws: one per trial in
+      a batch, each drawing what its single run draws;
+    - a name (`"pre"`, `"post"`, `"synapse"`, or a name that the owning system resolves,
+      see `jsyn.Projection.state_axes`): a nested state (or array) whose `"each"` fields
+      are laid over that population instead.
+
+    `kwargs` go to `eqx.field` (e.g. `default=None`)."""
+    return eqx.field(metadata={_AXIS: kind}, **kwargs)
+
+
+def field_axis(field) -> object:
+    """The axis a dataclass field declares (`EACH` when it declares none)."""
+    return field.metadata.get(_AXIS, EACH)

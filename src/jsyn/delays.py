@@ -34,7 +34,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from . import _validation as val
-from ._component import AbstractSystem, as_shape
+from ._component import SHARED, AbstractSystem, as_shape, axis
 from ._custom_types import ScalarLike, Shape
 from ._params import AbstractParam, Param, as_param, resolve
 
@@ -84,11 +84,11 @@ class DelayState(eqx.Module):
     As the state of `Delay.step` the buffer holds the inputs of the last `slots` steps
     (zero before the first step; row `pos - 1`, mod `slots`, is the latest). As the
     arrivals buffer of a `jsyn.Projection` it holds what arrives in the coming steps (row
-    `pos` in the next step).
+    `pos` in the next step). `pos` is shared by every element (`jsyn.axis("shared")`).
     """
 
     buffer: Float[Array, "slots *n"]  # noqa: F821
-    pos: Int[Array, ""]
+    pos: Int[Array, ""] = axis(SHARED)
 
     @property
     def n_slots(self) -> int:

@@ -9,9 +9,12 @@ Columns and their references:
 - `grad`: `jax.grad` of the summed trace w.r.t. the row's parameter equals central finite
   differences;
 - `vmap`: `jax.vmap` over two values of the parameter equals the loop over them;
-- `trials` (not in the matrix yet: its cells are written as `refused` entries below but
-  not checked; `tests/network/test_trial_batch.py` covers trials of plain, plastic and
-  gap-junction networks);
+- `trials`: `jsyn.trials` of two trials (each with its own external drive and, where
+  the row is stochastic, its own key) equals each trial's single run, spikes identical and
+  traces to 1e-9 (four rows in the default lane, the rest in the slow lane);
+- `sharded`: `TrialBatch.simulate` of four trials over four emulated CPU devices (one
+  subprocess with `XLA_FLAGS=--xla_force_host_platform_device_count=4` runs every row)
+  equals each trial's single run, likewise;
 - `save`: a run cut in two, its state saved (`jsyn.save`) and loaded (`jsyn.load`) between
   the halves, equals one run.
 
@@ -21,6 +24,11 @@ through spikes, whose surrogate derivative finite differences cannot see.
 """
 
 import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,7 +48,7 @@ SOURCE = jsyn.SpikeTimes(
 )
 DRIVE = 300.0  # pA into the LIF cells: they spike every millisecond or so
 DOCS = Path(__file__).parents[2] / "docs" / "composability.md"
-COLUMNS = ("simulate", "grad", "vmap", "save")
+COLUMNS = ("simulate", "grad", "vmap", "trials", "sharded", "save")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,8 +101,13 @@ def _coupling(a):
     return coupling, x
 
 
-NOT_YET = "refused: not batched yet, run these trials with jax.vmap (the vmap column)"
-_release_refusal = (ValueError, "does not batch stochastic projections", NOT_YET)
+_ALONE = (
+    TypeError,
+    "needs a jsyn.Network",
+    "by design: a coupling runs alone under jsyn.simulate, not in a network, so there is no "
+    "network to lay side by side; batch it with jax.vmap (the vmap column), or split a "
+    "batch over devices with jsyn.sweep",
+)
 ROWS = {
     "STP": Row(lambda a: _net(a, stp=jsyn.STP(U=0.2, tau_f=50.0, tau_d=100.0)), _g),
     "STD": Row(lambda a: _net(a, stp=jsyn.STD(U=0.4, tau=80.0)), _g),
@@ -119,13 +132,11 @@ ROWS = {
         lambda a: _net(a, release=jsyn.StochasticRelease(p=0.6, n_sites=3)),
         _g,
         key=True,
-        refused={"trials": _release_refusal},
     ),
     "quantal release": Row(
         lambda a: _net(a, stp=jsyn.QuantalSTP(U=0.5, n_sites=4)),
         _g,
         key=True,
-        refused={"trials": _release_refusal},
     ),
     "modulated gain": Row(
         lambda a: _net(
@@ -135,7 +146,6 @@ ROWS = {
             inputs={"DA": _rewards(N_POST)},
         ),
         _g,
-        refused={"trials": (ValueError, r"\(stochastic release.*or a modulated gain yet", NOT_YET)},
     ),
     "one delay": Row(lambda a: _net(a, delay=0.3, dt=DT), _g),
     "per-synapse delays": Row(
@@ -151,14 +161,7 @@ ROWS = {
     "couplings": Row(
         _coupling,
         None,
-        refused={
-            "trials": (
-                TypeError,
-                "needs a jsyn.Network",
-                "by design: a coupling runs alone under jsyn.simulate, not in a network; "
-                "batch it with jax.vmap (the vmap column)",
-            )
-        },
+        refused={"trials": _ALONE, "sharded": _ALONE},
     ),
 }
 
@@ -232,6 +235,135 @@ def test_save_load_continue_equals_one_run(name, tmp_path):
     _, (_, trace_b) = _run(row, row.a, T - half, state=back, inputs=second)
     _, (_, whole) = _run(row, row.a)
     np.testing.assert_array_equal(np.concatenate([trace_a, trace_b]), whole)
+
+
+# -- trials, on one device and over four ------------------------------------------------
+
+
+def _trial_inputs(x, B):
+    """Per-trial inputs `{group: (time, B, n)}`: trial `b`'s currents scaled by
+    `1 + b / 20` (the neuromodulator's rewards as they are), so the trials differ."""
+    out = {}
+    for g, v in x.items():
+        scale = 1.0 if g == "DA" else 1.0 + jnp.arange(B, dtype=v.dtype) / 20.0
+        out[g] = jnp.broadcast_to(
+            v[:, None, :] * jnp.reshape(scale, (1, -1, 1)), (T, B, v.shape[1])
+        )
+    return out
+
+
+def _trial_setup(name, B):
+    """`(batch, state, per-trial inputs, keys)` of `B` trials of the row's network."""
+    row = ROWS[name]
+    net, x = row.build(row.a)
+    batch = jsyn.trials(net, B)
+    keys = jax.random.split(jax.random.key(11), B) if row.key else None
+    return batch, batch.init_state(keys), _trial_inputs(x, B), keys
+
+
+def _trial_record(name):
+    observe = ROWS[name].observe
+    return lambda s, spikes: (spikes, observe(s))
+
+
+def _check_against_single_runs(name, batch, keys, inputs, spikes, trace):
+    """`spikes` (by group) and `trace`, per trial `(B, time, n)`, equal the single runs."""
+    row = ROWS[name]
+    net, _ = row.build(row.a)
+    for b in range(batch.B):
+        x = {g: v[:, b] for g, v in inputs.items()}
+        key = None if keys is None else keys[b]
+        _, (one_spikes, one_trace) = jsyn.simulate(
+            net, x, DT, key=key, n_steps=T, record=_trial_record(name)
+        )
+        for g, s in one_spikes.items():
+            np.testing.assert_array_equal(spikes[g][b], s)
+        np.testing.assert_allclose(trace[b], one_trace, rtol=0, atol=1e-9)
+    assert np.any(np.asarray(trace) != 0.0)  # the trials transmit
+
+
+# the trials rows of the default lane (each compiles a batch and two single runs); the
+# others run in the slow lane
+_LIGHT_TRIALS = ("binomial release", "quantal release", "gap junctions", "couplings")
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=() if n in _LIGHT_TRIALS else pytest.mark.slow) for n in ROWS]
+)
+def test_each_trial_equals_its_single_run(name):
+    row = ROWS[name]
+    if "trials" in row.refused:
+        kind, match, _ = row.refused["trials"]
+        with pytest.raises(kind, match=match):
+            jsyn.trials(row.build(row.a)[0], 2)
+        return
+    batch, state, inputs, keys = _trial_setup(name, 2)
+    x = batch.merge_inputs(inputs)
+    _, (spikes, trace) = jsyn.simulate(
+        batch.net, x, DT, state=state, n_steps=T, record=_trial_record(name)
+    )
+    per_trial = {g: batch.split(s, g) for g, s in spikes.items()}
+    n = jnp.shape(trace)[-1] // batch.B
+    _check_against_single_runs(name, batch, keys, inputs, per_trial, batch.split(trace, n))
+
+
+ON_FOUR_DEVICES = """
+import json, sys
+sys.path[:0] = [{here!r}, {tests!r}]
+import jax, jax.numpy as jnp
+import test_composability as tc
+assert len(jax.devices()) == 4
+out = {}
+for name, row in tc.ROWS.items():
+    try:
+        batch, state, inputs, keys = tc._trial_setup(name, 4)
+        _, (spikes, trace) = batch.simulate(
+            tc.DT, state=state, inputs=inputs, n_steps=tc.T, record=tc._trial_record(name)
+        )
+        assert len(trace.sharding.device_set) == 4
+        per_trial = {g: batch.split_devices(s, g) for g, s in spikes.items()}
+        n = jnp.shape(trace)[-1] // (batch.B // 4)
+        tc._check_against_single_runs(
+            name, batch, keys, inputs, per_trial, batch.split_devices(trace, n)
+        )
+        out[name] = "ok"
+    except Exception as e:
+        out[name] = f"{type(e).__name__}: {e}"
+print("RESULT" + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def four_devices():
+    """Every row's trials over four emulated devices, in one subprocess: row -> "ok" or
+    the error."""
+    here = Path(__file__).parent
+    code = ON_FOUR_DEVICES.replace("{here!r}", repr(str(here)))
+    code = code.replace("{tests!r}", repr(str(here.parent)))
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "PYTHONPATH": os.pathsep.join(
+            [str(here.parents[1] / "src"), os.environ.get("PYTHONPATH", "")]
+        ),
+        "JAX_ENABLE_X64": "1",
+    }
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    line = [s for s in run.stdout.splitlines() if s.startswith("RESULT")][-1]
+    return json.loads(line[len("RESULT") :])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ROWS))
+def test_trials_over_four_devices_equal_single_runs(name, four_devices):
+    refusal = ROWS[name].refused.get("sharded")
+    if refusal is not None:
+        kind, match, _ = refusal
+        assert four_devices[name].startswith(kind.__name__), four_devices[name]
+        assert re.search(match, four_devices[name]), four_devices[name]
+        return
+    assert four_devices[name] == "ok", four_devices[name]
 
 
 # -- the page --------------------------------------------------------------------------

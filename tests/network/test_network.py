@@ -688,3 +688,27 @@ def test_simulate_without_key_names_the_stochastic_parts():
     assert net.needs_key and not net.projections["p"].needs_key
     with pytest.raises(TypeError, match=r"Network groups \['P'\] are stochastic"):
         jsyn.simulate(net, None, DT, n_steps=3)
+
+
+def test_each_stochastic_part_draws_by_name_not_by_dict_order():
+    """Pytree maps (jax.tree.map, jit, jsyn.stack) rebuild dicts in sorted order; the
+    network must draw the same numbers from the same key before and after one."""
+    proj = {
+        name: jsyn.Projection(
+            jsyn.all_to_all(2, 2, 0.5),
+            jsyn.Expon(),
+            jsyn.CUBA(),
+            pre="P",
+            post="E",
+            release=jsyn.StochasticRelease(0.5),
+        )
+        for name in ("z", "a")  # not in sorted order
+    }
+    net = jsyn.Network({"P": jsyn.Poisson(jnp.full(2, 10.0)), "E": (jsyn.LIF(), 2)}, proj)
+    mapped = jax.tree.map(lambda x: x, net)
+    assert list(mapped.projections) == ["a", "z"] and list(net.projections) == ["z", "a"]
+    key = jax.random.key(3)
+    for name in ("a", "z"):
+        got = jax.random.key_data(mapped.init_state(key=key).projections[name].key)
+        want = jax.random.key_data(net.init_state(key=key).projections[name].key)
+        np.testing.assert_array_equal(got, want)

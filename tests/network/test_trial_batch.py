@@ -278,13 +278,168 @@ def test_a_plastic_projection_with_stp_and_a_delay_batches_its_sent_spikes_and_t
     check_trials(jsyn.trials(plastic, 2), lambda b: plastic, keys, n_steps=150)
 
 
-def test_stochastic_release_and_modulated_gain_are_refused_not_dropped():
-    net = network()
-    noisy = eqx.tree_at(
-        lambda n: n.projections["I"].release,
-        net,
-        jsyn.StochasticRelease(0.5),
-        is_leaf=lambda x: x is None,
+def stochastic_network(k=0.5):
+    """Every stochastic part and the neuromodulator: a Poisson source through binomial
+    release (per-synapse kinetics, with STP as the release probability) and through
+    QuantalSTP; OUNoise kinetics (summed, and per synapse); a one-cell neuromodulator that
+    every postsynaptic neuron reads, as a modulated gain and a RewardSTDP rule."""
+    src = jsyn.fixed_prob(N_P, N_E, 0.5, key=jax.random.key(3), w=1.5)
+    ee = jsyn.fixed_prob(N_E, N_E, 0.3, key=jax.random.key(1), w=0.8)
+    groups = {
+        "cells": (jsyn.LIF(V_rest=-52.0, tau_ref=2.0), N_E),
+        "P": jsyn.Poisson(jnp.full((N_P,), 80.0)),
+        "DA": (jsyn.Neuromodulator(tau_d=20.0), 1),
+    }
+    projections = {
+        "release": jsyn.Projection(
+            src,
+            jsyn.AMPA(),
+            jsyn.COBA(E=0.0),
+            pre="P",
+            post="cells",
+            stp=jsyn.STP(U=0.4, tau_f=20.0, tau_d=50.0),
+            release=jsyn.StochasticRelease(None, n_sites=3),
+            delay=0.3,
+            dt=DT,
+        ),
+        "quantal": jsyn.Projection(
+            jsyn.all_to_all(N_P, N_E, 0.3),
+            jsyn.Expon(5.0),
+            jsyn.COBA(E=0.0),
+            pre="P",
+            post="cells",
+            stp=jsyn.QuantalSTP(U=0.5, n_sites=4, tau_d=50.0),
+            modulation=jsyn.ModulatedGain("DA", k=k),
+        ),
+        "noise": jsyn.Projection(
+            ee,
+            jsyn.OUNoise(g0=0.2, sigma=0.1, tau=3.0),
+            jsyn.COBA(E=0.0),
+            pre="cells",
+            post="cells",
+            plasticity=jsyn.RewardSTDP(modulator="DA"),
+            synapse_params="synapse",
+        ),
+        "summed noise": jsyn.Projection(
+            jsyn.one_to_one(N_E, w=0.0),
+            jsyn.OUNoise(g0=0.1, sigma=0.05, tau=2.0),
+            jsyn.COBA(E=0.0),
+            pre="cells",
+            post="cells",
+            release=jsyn.StochasticRelease(0.5),
+        ),
+    }
+    return jsyn.Network(groups, projections)
+
+
+def check_stochastic(batch, single_of, keys, n_steps, inputs=None):
+    def rec(state, spikes):
+        return {
+            "spikes": spikes["cells"],
+            "V": state.groups["cells"].V,
+            "g": {p: s.g for p, s in state.projections.items()},
+        }
+
+    state = batch.init_state(keys)
+    x = None if inputs is None else batch.merge_inputs(inputs)
+    final, out = jsyn.simulate(batch.net, x, DT, state=state, n_steps=n_steps, record=rec)
+    spikes, V = batch.split(out["spikes"], "cells"), batch.split(out["V"], "cells")
+    finals = batch.split_state(final)
+    total = 0.0
+    for b in range(batch.B):
+        one_x = None if inputs is None else {g: v[:, b] for g, v in inputs.items()}
+        last, one = jsyn.simulate(single_of(b), one_x, DT, key=keys[b], n_steps=n_steps, record=rec)
+        np.testing.assert_array_equal(spikes[b], one["spikes"])
+        np.testing.assert_allclose(V[b], one["V"], rtol=0, atol=1e-9)
+        for p, g in one["g"].items():
+            np.testing.assert_allclose(batch.split(out["g"][p], N_E)[b], g, rtol=0, atol=1e-9)
+        for got, want in zip(jax.tree.leaves(finals), jax.tree.leaves(last), strict=True):
+            if jax.dtypes.issubdtype(want.dtype, jax.dtypes.prng_key):
+                want, got = jax.random.key_data(want), jax.random.key_data(got[b])
+                np.testing.assert_array_equal(got, want)
+            else:
+                np.testing.assert_allclose(got[b], want, rtol=0, atol=1e-9)
+        total += float(one["spikes"].sum())
+    assert total > 20 * batch.B
+
+
+@pytest.mark.slow
+def test_stochastic_parts_and_a_shared_neuromodulator_in_trials_equal_single_runs():
+    """Each trial draws from its own key what its single run draws: Poisson, binomial
+    release (with STP as its probability, and on summed kinetics), QuantalSTP, OUNoise
+    (summed and per synapse), and a one-cell neuromodulator read by a modulated gain
+    and a RewardSTDP rule."""
+    net = stochastic_network()
+    B, T = 3, 120
+    keys = jax.random.split(jax.random.key(4), B)
+    rewards = jnp.zeros((T, B, 1)).at[30, :].set(1.0).at[70, 1].set(2.0)
+    check_stochastic(jsyn.trials(net, B), lambda b: net, keys, T, {"DA": rewards})
+    batch = jsyn.trials(net, B)
+    assert dict(batch.net.sizes)["DA"] == B  # one cell per trial, read by its neurons
+    assert batch.init_state(keys).projections["release"].key.shape == (B,)
+
+
+@pytest.mark.slow
+def test_a_modulated_gain_per_trial_from_a_grid():
+    ks = [0.0, 1.0, 3.0]
+    batch = jsyn.trials(
+        jsyn.grid(stochastic_network(), {"projections['quantal'].modulation.k": ks})
     )
-    with pytest.raises(ValueError, match="does not batch stochastic projections"):
-        jsyn.trials(noisy, 2)
+    assert batch.net.projections["quantal"].modulation.k.shape == (3 * N_E,)
+    keys = jnp.stack([jax.random.key(2)] * 3)  # the same key: only k differs
+    rewards = jnp.zeros((100, 3, 1)).at[20, :].set(1.0)
+    check_stochastic(batch, lambda b: stochastic_network(ks[b]), keys, 100, {"DA": rewards})
+
+
+class _ClockState(eqx.Module):
+    V: jax.Array
+    steps: jax.Array  # one counter for every cell: undeclared, so it cannot be laid out
+
+
+class _DeclaredClockState(eqx.Module):
+    V: jax.Array
+    steps: jax.Array = jsyn.axis("shared")  # the trials share it
+
+
+class _Clock(jsyn.AbstractNeuron):
+    """A neuron of one's own that spikes every third step with a step counter in its
+    state (a value the trials share), declared or not."""
+
+    declared: bool = eqx.field(static=True)
+
+    def constraints(self):
+        return ()
+
+    def init_state(self, n, *, dtype=None):
+        cls = _DeclaredClockState if self.declared else _ClockState
+        return cls(V=jnp.zeros(n, dtype), steps=jnp.zeros((), jnp.int32))
+
+    def step(self, state, x, dt):
+        V = state.V + jnp.asarray(x, state.V.dtype) * dt
+        spikes = jnp.where(state.steps % 3 == 0, 1.0, 0.0) * jnp.ones_like(V)
+        return type(state)(V=V, steps=state.steps + 1), spikes
+
+
+def test_a_state_field_of_ones_own_is_laid_out_as_it_declares_or_refused():
+    def net(declared):
+        proj = jsyn.Projection(
+            jsyn.all_to_all(2, 3, 0.5), jsyn.Expon(2.0), jsyn.CUBA(g_max=10.0), pre="c", post="E"
+        )
+        groups = {"c": (_Clock(declared), 2), "E": (jsyn.LIF(), 3)}
+        return jsyn.Network(groups, {"p": proj})
+
+    with pytest.raises(ValueError, match=r"_ClockState.steps.*must declare its axis"):
+        jsyn.trials(net(False), 2).init_state()
+    batch = jsyn.trials(net(True), 2)
+    assert isinstance(batch, eqx.Module)  # a pytree: jit and tree maps see through it
+    state = batch.init_state()
+    assert state.groups["c"].steps.shape == ()  # one counter for the batch
+    drive = jnp.stack([jnp.full((30, 2), 1.0), jnp.full((30, 2), 2.0)], axis=1)
+    x = batch.merge_inputs({"c": drive})
+    _, V = jsyn.simulate(batch.net, x, DT, state=state, record=lambda s, _: s.groups["E"].V)
+    for b in range(2):
+        _, one = jsyn.simulate(
+            net(True), {"c": drive[:, b]}, DT, record=lambda s, _: s.groups["E"].V
+        )
+        np.testing.assert_allclose(batch.split(V, "E")[b], one, rtol=0, atol=1e-9)
+        assert np.any(np.asarray(one) != np.asarray(one)[:1])  # the clock drives E

@@ -26,13 +26,14 @@ class ModulatedGain(AbstractComponent):
     is present; the kinetics themselves are unchanged. So a spike at $t_s$ through an
     `Expon` synapse gives $g(t) = (1 + k\,d(t))\,w\,e^{-(t - t_s)/\tau}$. A group of size
     1 reaches every postsynaptic neuron; one of the size of the postsynaptic group gives
-    each neuron its own gain. $k < 0$ lowers transmission (the gain is not clipped: keep
-    $k\,d > -1$ so that it stays positive).
+    each neuron its own gain (a size $m$ that divides it gives neuron $k$ the cell
+    $k \bmod m$, as in the trials of `jsyn.trials`). $k < 0$ lowers transmission (the
+    gain is not clipped: keep $k\,d > -1$ so that it stays positive).
 
     **Arguments:**
     - `modulator`: the name of the `jsyn.Neuromodulator` group (static).
-    - `k`: the gain per unit of concentration (dimensionless), finite. Default 1.0.
-      Differentiable.
+    - `k`: the gain per unit of concentration (dimensionless), finite: a scalar, or one
+      per postsynaptic neuron (shape `(n_post,)`). Default 1.0. Differentiable.
     """
 
     modulator: str = eqx.field(static=True)

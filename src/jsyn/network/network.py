@@ -242,8 +242,10 @@ class Network(AbstractSystem):
         stochastic groups (`jsyn.Poisson`) and projections (stochastic release)."""
         dtype = jnp.result_type(float) if dtype is None else dtype
         groups = {}
-        stochastic = [name for name, g in self.groups.items() if g.needs_key]
-        random_projections = [name for name, p in self.projections.items() if p.needs_key]
+        # by name, not by dict order: pytree maps (jax.tree.map, jit, jsyn.stack) sort dicts,
+        # and the same network must draw the same numbers from the same key after one
+        stochastic = sorted(name for name, g in self.groups.items() if g.needs_key)
+        random_projections = sorted(name for name, p in self.projections.items() if p.needs_key)
         if self.needs_key and key is None:
             raise TypeError(
                 f"{self.stochastic_parts()} stochastic and need a key: pass "
@@ -344,12 +346,14 @@ class Network(AbstractSystem):
         """Step projection `pname` with the spikes of this step: its new state."""
         kwargs = {} if selection is None else {"selection": selection}
         if proj.modulation is not None:
-            kwargs["gain_modulator"] = groups[proj.modulation.modulator].d
+            kwargs["gain_modulator"] = _per_post(groups[proj.modulation.modulator].d, proj.n_post)
         pre_spikes = _take(spikes[proj.pre], proj.pre_slice)
         if proj.plasticity is not None:
             source = proj.plasticity.modulator
             kwargs["post_spikes"] = _take(spikes[proj.post], proj.post_slice)
-            kwargs["modulator"] = None if source is None else groups[source].d
+            kwargs["modulator"] = (
+                None if source is None else _per_post(groups[source].d, proj.n_post)
+            )
             if proj.plasticity.needs_post_voltage:
                 kwargs["post_voltage"] = _take(groups[proj.post].V, proj.post_slice)
         return proj.step(state.projections[pname], pre_spikes, dt, **kwargs)[0]
@@ -397,9 +401,19 @@ def _shares_selection(proj: Projection) -> bool:
     )
 
 
+def _per_post(d, n_post: int):
+    """The concentration a projection's postsynaptic neuron `k` reads: that of cell
+    `k mod m` of a neuromodulator group of `m` cells (`m` divides `n_post`; 1 reaches
+    every neuron, `n_post` gives each its own), as `(1,)` or `(n_post,)`."""
+    m = d.shape[0]
+    return d if m in (1, n_post) else jnp.tile(d, n_post // m)
+
+
 def _check_modulator(pname, reader, source, neurons, size_of, n_post) -> None:
     """The neuromodulator group `source` that a projection's rule or gain reads: a
-    `jsyn.Neuromodulator` group of size 1 or `n_post`."""
+    `jsyn.Neuromodulator` group whose size divides `n_post` (1: every postsynaptic neuron
+    reads its one cell; `n_post`: each its own; `m`: neuron `k` reads cell `k mod m`, as
+    the trials of `jsyn.trials` share theirs)."""
     sizes = "1" if n_post == 1 else f"1 or {n_post}"
     where = f"Network projection {pname!r}: its {reader} reads the neuromodulator group {source!r}"
     if source not in neurons:
@@ -412,10 +426,11 @@ def _check_modulator(pname, reader, source, neurons, size_of, n_post) -> None:
             f"{where}, which is a {type(neurons[source]).__name__} group; make it a "
             f"jsyn.Neuromodulator group, e.g. {{{source!r}: (jsyn.Neuromodulator(), 1)}}."
         )
-    if size_of[source] not in (1, n_post):
+    if n_post % size_of[source]:
         raise ValueError(
             f"{where}, which has {size_of[source]} cells; make it of size {sizes} (one "
-            "cell for every postsynaptic neuron, or one per postsynaptic neuron)."
+            "cell for every postsynaptic neuron, or one per postsynaptic neuron; a size "
+            f"m that divides {n_post} gives neuron k the cell k mod m)."
         )
 
 

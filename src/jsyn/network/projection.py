@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Key, PRNGKeyArray
 
-from .._component import AbstractSystem, as_shape
+from .._component import POST, PRE, STREAM, AbstractSystem, as_shape, axis
 from .._custom_types import ScalarLike, Shape
 from .._params import AbstractParam, as_param, resolve
 from ..connectivity import AbstractConnection, Sparse
@@ -22,7 +22,7 @@ from ..plasticity import AbstractLongTermPlasticity, AbstractShortTermPlasticity
 from ..plasticity.base import AbstractTraceRule
 from ..synapses import AbstractLinearSynapse, AbstractSynapse
 from .modulation import ModulatedGain
-from .release import ReleaseEvents, StochasticRelease
+from .release import ReleaseEvents, StochasticRelease, key_words, split_streams
 from .transmission import (
     AbstractTransmission,
     AbstractTransmissionState,
@@ -104,18 +104,18 @@ class ProjectionState(eqx.Module):
     - `g`: the projection's output at the end of the last step, per postsynaptic neuron:
       the weighted conductance (dimensionless) or, without output law, the voltage jump
       (mV).
-    - `key`: with stochastic release, the PRNG key of the next step (split once per step);
-      otherwise `None`.
+    - `key`: with stochastic release, the PRNG key of the next step (split once per step;
+      in a batch of `jsyn.trials`, one per trial); otherwise `None`.
 
     `w` (property): with a long-term plasticity rule, the weights at the end of the last
     step, one per synapse (shape `conn.syn_shape`); `None` without one. `rule`
     (property): the rule's traces (e.g. `jsyn.STDPState`), or `None`.
     """
 
-    stp: Any
+    stp: Any = axis(PRE)
     transmission: AbstractTransmissionState
-    g: Float[Array, " n_post"]
-    key: PRNGKeyArray | None = None
+    g: Float[Array, " n_post"] = axis(POST)
+    key: Key[Array, "*streams"] | None = axis(STREAM, default=None)
 
     @property
     def w(self):  # no return hint: `eqx.tree_at(lambda s: s.w, ...)` passes a wrapper
@@ -340,7 +340,12 @@ class Projection(AbstractSystem):
                 f"Projection.modulation must be jsyn.ModulatedGain or None (got "
                 f"{type(modulation).__name__})."
             )
-        _check_shapes(modulation, (), "Projection.modulation's parameters")
+        _check_shapes(
+            modulation,
+            (conn.n_post,),
+            "Projection.modulation's parameters",
+            "one per postsynaptic neuron, ",
+        )
         self.release, self.modulation = release, modulation
         self.synapse_params = _layout(synapse, conn, synapse_params)
         self.conn, self.synapse, self.output, self.stp = conn, synapse, output, stp
@@ -405,6 +410,11 @@ class Projection(AbstractSystem):
         model with random numbers such as `jsyn.OUNoise`, `jsyn.QuantalSTP`), so that
         `init_state` needs a PRNG key."""
         return self.release is not None or _needs_key(self.stp) or _needs_key(self.synapse)
+
+    def state_axes(self) -> dict:
+        """The axes that the fields of its state name beyond `PRE`, `POST` and `SYNAPSE`
+        (see `jsyn.axis`), resolved from its transmission's static choices."""
+        return self.transmission.state_axes(self)
 
     def init_state(
         self, n: Shape | None = None, *, dtype=None, key: PRNGKeyArray | None = None
@@ -497,8 +507,8 @@ class Projection(AbstractSystem):
         `None` without release)."""
         if self.release is None:
             return key, None
-        key, sub = jax.random.split(key)
-        return key, ReleaseEvents(self.release, sub, p_pre, counts=counts)
+        key, sub = split_streams(key)  # one key, or one per trial (`jsyn.trials`)
+        return key, ReleaseEvents(self.release, key_words(sub), p_pre, counts=counts)
 
     def _modulate(self, g, gain_modulator):
         """The neuromodulator's gain on the output (none without `modulation`)."""

@@ -4,7 +4,7 @@ r"""Stochastic transmitter release: each spike releases on each synapse with a p
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Int, PRNGKeyArray
+from jaxtyping import Array, Int, Key, PRNGKeyArray
 
 from .. import _validation as val
 from .._component import AbstractComponent
@@ -22,6 +22,26 @@ def _lowbias32(x):
     return x ^ (x >> 16)
 
 
+def split_streams(key: Key[Array, "*streams"]) -> tuple[Array, Array]:
+    """`(next, sub)`: `jax.random.split` of a key, or of each key of a batch of streams
+    (shape `(B,)`, one per trial of `jsyn.trials`), each as its own split."""
+    if jnp.ndim(key) == 0:
+        pair = jax.random.split(key)
+        return pair[0], pair[1]
+    pairs = jax.vmap(jax.random.split)(key)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def key_words(key: Key[Array, "*streams"]) -> tuple[Array, Array]:
+    """The two 32-bit words $k_0, k_1$ that key a step's counter-based draws (`uniforms`),
+    one JAX draw from `key`; for a batch of streams, shape `(B,)` each."""
+    if jnp.ndim(key) == 0:
+        words = jax.random.bits(key, (2,), jnp.uint32)
+    else:
+        words = jax.vmap(lambda k: jax.random.bits(k, (2,), jnp.uint32))(key)
+    return words[..., 0], words[..., 1]
+
+
 def uniforms(key: PRNGKeyArray, syn: Int[Array, "..."], n_sites: int, dtype, spike=0) -> Array:
     r"""Uniform numbers in the open interval (0, 1), shape `syn.shape + (n_sites,)`: those
     of synapse $s$ depend only on `key`, $s$ and `spike` (the index of a spike within a
@@ -33,12 +53,18 @@ def uniforms(key: PRNGKeyArray, syn: Int[Array, "..."], n_sites: int, dtype, spi
     `lowbias32` integer hash, $\varphi$ = 0x9E3779B9 and $c$ = `spike` $\cdot$ `n_sites`
     + site: a few integer operations per number, where JAX's Threefry costs some eighty
     (and doubled the cost of the COBA benchmark network; see benchmarks/README.md)."""
-    k0, k1 = jax.random.bits(key, (2,), jnp.uint32)
+    return hashed_uniforms(key_words(key), syn, n_sites, dtype, spike)
+
+
+def hashed_uniforms(words, syn: Int[Array, "..."], n_sites: int, dtype, spike=0) -> Array:
+    """`uniforms` from the step's key words `(k0, k1)` (`key_words`), each a scalar or one
+    per synapse of `syn`."""
+    k0, k1 = (jnp.broadcast_to(jnp.asarray(w, jnp.uint32), jnp.shape(syn)) for w in words)
     first = jnp.asarray(spike, jnp.uint32) * jnp.uint32(n_sites)
     site = jnp.arange(n_sites, dtype=jnp.uint32) + jnp.expand_dims(first, -1)
     site = jnp.broadcast_to(site, (*syn.shape, n_sites)) * jnp.uint32(0x9E3779B9)
     hashed = _lowbias32(syn.astype(jnp.uint32) ^ k0)[..., None]
-    bits = _lowbias32(hashed ^ (site + k1))
+    bits = _lowbias32(hashed ^ (site + k1[..., None]))
     # 24 random bits, centred in their bin: never exactly 0 or 1 (log u is finite)
     return ((bits >> 8).astype(dtype) + 0.5) * (1.0 / 2**24)
 
@@ -123,6 +149,10 @@ class StochasticRelease(AbstractComponent):
     - `n_sites`: the number of release sites per synapse, >= 1 (static). Default 1.
     - `mode`: `"hard"`, `"straight_through"` or `"relaxed"` (static). Default `"hard"`.
     - `temperature`: the relaxation temperature $T$ of `"relaxed"`, > 0. Default 0.1.
+    - `ids`: the number of each synapse in the counter of its draws, one per synapse
+      (shape `conn.syn_shape`, int), or `None` (default) for its position in the
+      connection. `jsyn.trials` numbers each trial's synapses as its single run does, so
+      that every trial draws what its single run draws.
 
     **Reference:** Katz 1969, *The Release of Neural Transmitter Substances*; del Castillo
     & Katz 1954, *J Physiol* 124:560 (binomial quantal release).
@@ -132,8 +162,9 @@ class StochasticRelease(AbstractComponent):
     temperature: Param = param(default=0.1)
     n_sites: int = eqx.field(static=True, default=1)
     mode: str = eqx.field(static=True, default="hard")
+    ids: Int[Array, "*syn"] | None = None
 
-    def __init__(self, p=0.5, *, n_sites: int = 1, mode: str = "hard", temperature=0.1):
+    def __init__(self, p=0.5, *, n_sites: int = 1, mode: str = "hard", temperature=0.1, ids=None):
         if mode not in _MODES:
             raise ValueError(
                 f"StochasticRelease.mode must be one of {_MODES} (got {mode!r}); use "
@@ -147,6 +178,7 @@ class StochasticRelease(AbstractComponent):
         self.temperature = as_param(temperature)
         self.n_sites = n_sites
         self.mode = mode
+        self.ids = None if ids is None else jnp.asarray(ids, jnp.int32)
 
     def constraints(self):
         checks = [val.positive("StochasticRelease", "temperature", resolve(self.temperature))]
@@ -163,9 +195,11 @@ class StochasticRelease(AbstractComponent):
             )
         return tuple(checks)
 
-    def released(self, key: PRNGKeyArray, syn, prob, count=None) -> Array:
-        r"""The released fraction per spike of each synapse `syn` (int array) releasing
-        with probability `prob` (broadcast to `syn`'s shape), drawn with `key` (see the
+    def released(self, words, syn, prob, count=None) -> Array:
+        r"""The released fraction per spike of each synapse `syn` (int array, its number
+        in the counter) releasing with probability `prob` (broadcast to `syn`'s shape),
+        drawn with the step's key words `words` (`key_words(key)`: two words, each a
+        scalar or one per synapse of `syn`; see the
         class docstring for the modes): $k/n$ for one spike; for `count` $= c$ spikes of
         its presynaptic neuron in the step (broadcast to `syn`'s shape; default 1), each
         spike draws on its own, $\sum_{j<c} k_j / (n c)$, $k_j \sim
@@ -174,7 +208,7 @@ class StochasticRelease(AbstractComponent):
         count) carry the exact first derivatives of their mode."""
         prob = jnp.broadcast_to(prob, jnp.shape(syn))[..., None]
         T = resolve(self.temperature, prob)
-        u = uniforms(key, syn, self.n_sites, prob.dtype)
+        u = hashed_uniforms(words, syn, self.n_sites, prob.dtype)
         if self.mode == "relaxed":
             first = jnp.mean(relaxed_bernoulli(prob, u, T), axis=-1)
         else:
@@ -184,12 +218,12 @@ class StochasticRelease(AbstractComponent):
         if count is None:
             return first
         draws = jnp.maximum(jnp.ceil(jnp.broadcast_to(count, jnp.shape(syn))), 1)
-        later, d_dp, d_dT = self._later_spikes(key, syn, prob, T, draws)
+        later, d_dp, d_dT = self._later_spikes(words, syn, prob, T, draws)
         p_now, T_now = jax.lax.stop_gradient((prob[..., 0], T))
         later = later + (prob[..., 0] - p_now) * d_dp + (T - T_now) * d_dT
         return (first + later) / draws
 
-    def _later_spikes(self, key, syn, prob, T, draws):
+    def _later_spikes(self, words, syn, prob, T, draws):
         """The summed released fractions of spikes 1, 2, ... (`draws` spikes in all), with
         their derivatives in `prob` and `T` (stopped: a loop of unknown length)."""
         prob, T = jax.lax.stop_gradient((prob, T))
@@ -198,7 +232,7 @@ class StochasticRelease(AbstractComponent):
 
         def one_more(carry):
             j, total, d_dp, d_dT = carry
-            u = uniforms(key, syn, self.n_sites, prob.dtype, spike=j)
+            u = hashed_uniforms(words, syn, self.n_sites, prob.dtype, spike=j)
             if self.mode == "relaxed":
                 f, f_dp, f_dT = (jnp.mean(x, axis=-1) for x in _relaxed_parts(prob, u, T))
             else:
@@ -226,10 +260,15 @@ class ReleaseEvents(eqx.Module):
     `p_pre` is the release probability of each presynaptic neuron's spike (its STP
     efficacy), or `None` to use the release's own `p`. `counts`: the spikes of each
     presynaptic neuron in this step, shape `(n_pre,)`, so that each of them releases on
-    its own (`None`: one spike each)."""
+    its own (`None`: one spike each).
+
+    `words`: the step's key words (`key_words`), two scalars, or with $B$ streams (the
+    trials of `jsyn.trials`, whose presynaptic neuron $i B + b$ is neuron $i$ of trial
+    $b$) one per stream each, shape `(B,)`: presynaptic neuron `pre` draws from stream
+    `pre % B`."""
 
     release: StochasticRelease
-    key: PRNGKeyArray
+    words: tuple[Array, Array]
     p_pre: Array | None = None
     counts: Array | None = None
 
@@ -243,4 +282,9 @@ class ReleaseEvents(eqx.Module):
             p = resolve(self.release.p, values)
             prob = jnp.reshape(p, -1)[syn] if jnp.ndim(p) else p
         count = None if self.counts is None else self.counts[pre]
-        return values * self.release.released(self.key, syn, prob, count)
+        words = self.words
+        if jnp.ndim(words[0]):  # one stream per trial
+            stream = pre % words[0].shape[0]
+            words = (words[0][stream], words[1][stream])
+        ids = syn if self.release.ids is None else jnp.reshape(self.release.ids, -1)[syn]
+        return values * self.release.released(words, ids, prob, count)

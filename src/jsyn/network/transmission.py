@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._component import POST, PRE, SYNAPSE, axis
 from ..delays import DelayState
 from ..synapses import AbstractDelivery, Drive
 from .release import ReleaseEvents
@@ -70,18 +71,18 @@ class AbstractTransmission(eqx.Module):
       `hook` the stochastic release of the step (`None` without), `inputs` a
       `TransmissionInputs`.
 
-    `per_synapse`: whether the kinetics keep one state per synapse. `state_axes(proj)`:
-    how each field of the state lies, by name: `"pre"` (one per presynaptic neuron),
-    `"post"` (one per postsynaptic neuron), `"synapse"` (one per synapse), `"pre x2"`
-    (two blocks of one per presynaptic neuron), or a dict of those for the fields of a
-    nested state.
+    `per_synapse`: whether the kinetics keep one state per synapse. The fields of a
+    transmission's state declare their axis (`jsyn.axis`): `PRE`, `POST`,
+    `SYNAPSE`, or a name that `state_axes(proj)` resolves from the transmission's static
+    choices (to one of those, `(PRE, k)` for $k$ blocks of one per presynaptic neuron, or
+    a dict of those by field of a nested state).
     """
 
     per_synapse: eqx.AbstractVar[bool]
 
-    @abc.abstractmethod
     def state_axes(self, proj) -> dict[str, Any]:
-        """The axis of each field of the state (see above)."""
+        """The axes that the state's fields name, resolved (see above); none by default."""
+        return {}
 
     @abc.abstractmethod
     def init_state(self, proj, dtype) -> AbstractTransmissionState:
@@ -128,8 +129,8 @@ class SummedState(AbstractTransmissionState):
     neuron; `arrivals`, with a delay the drive arriving at the postsynaptic neurons in the
     coming steps (a `jsyn.DelayState`, `(slots, n_post)`), `None` without."""
 
-    synapse: Any
-    arrivals: DelayState | None
+    synapse: Any = axis(POST)
+    arrivals: DelayState | None = axis(POST)
 
 
 class SummedKinetics(AbstractTransmission):
@@ -139,9 +140,6 @@ class SummedKinetics(AbstractTransmission):
     then delivered."""
 
     per_synapse: bool = eqx.field(default=False, static=True)
-
-    def state_axes(self, proj) -> dict[str, Any]:
-        return {"synapse": "post", "arrivals": "post"}
 
     def init_state(self, proj, dtype, key=None) -> SummedState:
         arrivals = None
@@ -193,8 +191,8 @@ class PerSynapseState(AbstractTransmissionState):
     `history`, with a delay the past outputs (a `jsyn.DelayState`: `(slots, n_post)` for
     one delay, `(slots, *syn_shape)` for one per synapse), `None` without."""
 
-    synapse: Any
-    history: DelayState | None
+    synapse: Any = axis(SYNAPSE)
+    history: DelayState | None = axis("history")
 
 
 class PerSynapseKinetics(AbstractTransmission):
@@ -207,7 +205,7 @@ class PerSynapseKinetics(AbstractTransmission):
     per_synapse: bool = eqx.field(default=True, static=True)
 
     def state_axes(self, proj) -> dict[str, Any]:
-        return {"synapse": "synapse", "history": "synapse" if self.history_per_synapse else "post"}
+        return {"history": SYNAPSE if self.history_per_synapse else POST}
 
     def init_state(self, proj, dtype, key=None) -> PerSynapseState:
         history = None
@@ -240,12 +238,12 @@ class PlasticState(AbstractTransmissionState):
       to the rule (a `jsyn.DelayState` of shape `(slots, n_post)`); otherwise `None`.
     """
 
-    synapse: Any
-    history: DelayState | None
-    w: Float[Array, "*syn"]
-    traces: Any
-    sent: DelayState | None
-    post_sent: DelayState | None = None
+    synapse: Any = axis("kinetics")
+    history: DelayState | None = axis(SYNAPSE)
+    w: Float[Array, "*syn"] = axis(SYNAPSE)
+    traces: Any = axis("traces")
+    sent: DelayState | None = axis("sent")
+    post_sent: DelayState | None = axis(POST, default=None)
 
     def weights(self):
         return self.w
@@ -272,17 +270,14 @@ class PlasticWeights(AbstractTransmission):
     sent_rows: int = eqx.field(static=True)
 
     def state_axes(self, proj) -> dict[str, Any]:
-        traces: Any = "synapse"
-        if self.by_events:  # traces per neuron
+        traces: Any = SYNAPSE
+        if self.by_events:  # traces per neuron, as the rule declares them
             rule = proj.plasticity
-            traces = {name: "pre" for name in rule.pre_taus} | {n: "post" for n in rule.post_taus}
+            traces = {name: PRE for name in rule.pre_taus} | {n: POST for n in rule.post_taus}
         return {
-            "synapse": "synapse" if self.per_synapse else "post",
-            "history": "synapse",
-            "w": "synapse",
+            "kinetics": SYNAPSE if self.per_synapse else POST,
             "traces": traces,
-            "sent": "pre x2" if self.sent_rows == 2 else "pre",
-            "post_sent": "post",
+            "sent": (PRE, self.sent_rows),  # the spikes, then (2 rows) the signal
         }
 
     def init_state(self, proj, dtype, key=None) -> PlasticState:

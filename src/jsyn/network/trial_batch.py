@@ -11,20 +11,31 @@ spikes of all trials together and picks one capacity tier for the total.
 **Layout.** Neuron $i$ of trial $b$ is neuron $iB + b$ of the batched group (neuron-major),
 so a `pre_slice`/`post_slice` $(a, c)$ of a group stays contiguous, $(aB, cB)$. A
 per-neuron array of the batch therefore reads `x.reshape(n, B)` (use `TrialBatch.split`).
-Per-synapse arrays follow the batched `jsyn.Sparse`'s own order.
+Per-synapse arrays follow the batched `jsyn.Sparse`'s own order. A state is laid out from
+what its fields declare (`jsyn.axis`): one value per element of its
+population (a group's cells, a projection's presynaptic or postsynaptic cells or
+synapses) is laid as above, a value the trials share (a step counter, a ring buffer's
+position) stays one, and a PRNG key becomes one key per trial, shape `(B,)`.
 
 **Exactness.** Each trial computes what its single run computes: neurons, outputs, STP,
 plasticity and kinetics are elementwise; deliveries reach each postsynaptic neuron from
 the same synapses in the same order. A `jsyn.Dense` connection becomes a `jsyn.Sparse`
 one with all $n_\text{pre} n_\text{post}$ synapses (block-diagonal, so memory grows as
 $B$, not $B^2$), which sums in another order than the single run's matrix product: its
-traces agree to rounding. `jsyn.Poisson` groups draw each trial's spikes from the
-trial's own key (`jax.vmap` over the trials' keys, exact for JAX's default generator).
+traces agree to rounding.
+
+**Randomness.** Each trial draws from its own key what its single run draws with that
+key. A stochastic part (one that declares `needs_key`: `jsyn.Poisson`, `jsyn.OUNoise`,
+`jsyn.QuantalSTP`, or one of your own) keeps one key per trial and steps each trial with
+its own key and state (`jax.vmap` over the trials: exact, for JAX's default generator).
+Stochastic release draws counter-based numbers per synapse from the step's key: in the
+batch, each synapse draws from its trial's key with its number in the single run (see
+`jsyn.StochasticRelease`'s `ids`).
 
 Gap junctions are batched as projections are (block-diagonal connections, the spikelets
-of the next step per postsynaptic cell). Not supported: a `jsyn.Neuromodulator` group of
-size 1 (give it one cell per postsynaptic neuron), stochastic projections and modulated
-gains.
+of the next step per postsynaptic cell). A `jsyn.Neuromodulator` group becomes one cell
+per trial and cell; a group of one cell, read by every postsynaptic neuron, reaches
+postsynaptic neuron $jB + b$ through its cell $b$ (see `jsyn.Network`).
 """
 
 import dataclasses
@@ -38,20 +49,23 @@ import numpy as np
 from jaxtyping import Array
 
 from .. import _validation as val
+from .._component import EACH, POST, PRE, SHARED, STREAM, SYNAPSE, field_axis
 from .._resume import resumable_trials
 from .._sharding import shard_batch
 from ..batch import batch_size
 from ..connectivity import Dense, Sparse
 from ..gap_junction import GapJunction
-from ..neurons import AbstractNeuron, Neuromodulator, Poisson, PoissonState, SpikeTimes
+from ..neurons import AbstractNeuron, SpikeTimes
+from ..plasticity import AbstractShortTermPlasticity
 from ..simulate import simulate
+from ..synapses import AbstractLinearSynapse, AbstractSynapse
 from .network import Network, NetworkState
 from .projection import Projection
 
 __all__ = ["TrialBatch", "trials"]
 
 
-def trials(net: Network, B: int | None = None) -> "TrialBatch":
+def trials(net: Any, B: int | None = None) -> "TrialBatch":
     r"""$B$ trials of `net` as one network (see the module docstring for how).
 
     **Arguments:**
@@ -63,8 +77,8 @@ def trials(net: Network, B: int | None = None) -> "TrialBatch":
       one the trials share keeps its shape.
     - `B`: the number of trials, with one network; leave it out with a batch of networks.
 
-    **Returns:** a `TrialBatch`: the batched network `.net`, and helpers to build its
-    initial state and inputs and to split results back per trial.
+    **Returns:** a `TrialBatch` (an `equinox.Module`): the batched network `.net`, and
+    helpers to build its initial state and inputs and to split results back per trial.
 
     ```python
     tb = jsyn.trials(net, 32)                           # 32 trials of net
@@ -73,12 +87,17 @@ def trials(net: Network, B: int | None = None) -> "TrialBatch":
     per_trial = tb.split(spikes["E"], "E")              # (32, 5000, n_E)
     ```
     Trial $b$ of `per_trial` equals
-    `jsyn.simulate(net, None, 0.1, key=key_b, n_steps=5000)[1]["E"]`.
+    `jsyn.simulate(net, None, 0.1, key=key_b, n_steps=5000)[1]["E"]`: spike trains
+    identical, traces to rounding, for every part of a network, stochastic ones included
+    (stochastic release, `jsyn.QuantalSTP`, `jsyn.OUNoise`, `jsyn.Poisson`: each trial
+    draws from its own key what its single run draws), gap junctions, neuromodulator
+    groups and modulated gains.
 
-    Not batched yet (refused with an error, never dropped): a one-cell
-    `jsyn.Neuromodulator` group, stochastic projections (stochastic release,
-    `jsyn.QuantalSTP`, `jsyn.OUNoise`) or a modulated gain;
-    run those trials with `jax.vmap` or one by one.
+    Refused, with the reason: a connection other than `jsyn.Sparse` or `jsyn.Dense`; a
+    state field that declares no axis (`jsyn.axis`) where the batch cannot
+    tell how it lies; per-synapse kinetics with one delay that differs between trials
+    (give each trial one delay per synapse). `TrialBatch.simulate` over several devices
+    takes trials of one network (parameters per trial run on one device).
     """
     if not isinstance(net, Network):
         raise TypeError(
@@ -90,14 +109,16 @@ def trials(net: Network, B: int | None = None) -> "TrialBatch":
             "jsyn.trials(net) without B needs a batch of networks",
             "build it with jsyn.stack or jsyn.grid, or pass B for B trials of one network.",
         )
-        batch = net
-        net = jax.tree.map(lambda x: x[0] if eqx.is_array(x) else x, batch)
+        stacked = net
+        net = jax.tree.map(lambda x: x[0] if eqx.is_array(x) else x, stacked)
     else:
         B = int(B)
         if B < 1:
             raise ValueError(f"jsyn.trials needs B >= 1 trials (got {B}).")
-        batch = None
-    return TrialBatch(net, batch, B)
+        stacked = None
+    builder = _Builder(B)
+    batched = builder.network(net, stacked)
+    return TrialBatch(batched, net, stacked, B, tuple(builder.kinds.items()))
 
 
 def _interleave(n: int, B: int) -> np.ndarray:
@@ -117,7 +138,7 @@ def _column(stacked) -> Array | None:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class _Kind:
-    """How one kind of axis (a group's neurons, a projection's pre/post neurons or
+    """How one population (a group's neurons, a projection's pre/post neurons or
     synapses) lies in the batch: `perm[k]` is the trial-major position (`b * size + i`)
     of batched position `k`; `shape` the axes of one trial (two for a `Dense`'s
     synapses)."""
@@ -129,98 +150,323 @@ class _Kind:
     def size(self) -> int:
         return int(np.prod(self.shape))
 
+    def blocks(self, k: int) -> "_Kind":
+        """`k` blocks of this one-axis population laid end to end, `(k * size,)` (each
+        block laid as this one)."""
+        if k == 1:
+            return self
+        n = self.size
+        b, i = np.divmod(self.perm, n)
+        perm = np.concatenate([b * k * n + h * n + i for h in range(k)])
+        return _Kind((k * n,), perm)
+
     def merge(self, stacked: Array) -> Array:
         """Per-trial arrays `(B, *lead, *shape)` -> the batch's `(*lead, B * size)`."""
         B, m = stacked.shape[0], len(self.shape)
+        if tuple(stacked.shape[stacked.ndim - m :]) != self.shape or stacked.ndim < m + 1:
+            raise _Unlaid(f"shape {stacked.shape[1:]} per trial", self)
         flat = stacked.reshape(*stacked.shape[: stacked.ndim - m], self.size)
         flat = jnp.moveaxis(flat, 0, -2)
         return flat.reshape(*flat.shape[:-2], B * self.size)[..., self.perm]
 
     def split(self, x: Array, B: int) -> Array:
         """The batch's `(*lead, B * size)` -> per-trial `(B, *lead, *shape)`."""
+        if jnp.shape(x)[-1:] != (B * self.size,):
+            raise _Unlaid(f"shape {jnp.shape(x)} in the batch", self)
         inverse = np.empty_like(self.perm)
         inverse[self.perm] = np.arange(self.perm.size)
         x = jnp.asarray(x)[..., inverse].reshape(*jnp.shape(x)[:-1], B, *self.shape)
         return jnp.moveaxis(x, -1 - len(self.shape), 0)
 
 
-class _TrialPoissonState(eqx.Module):
-    """State of a trial batch's `jsyn.Poisson` group: one PRNG key per trial, `(B,)`, and
-    the last step's spikes of the batch."""
+class _Unlaid(ValueError):
+    """A value that does not lie over its population as one value per element."""
 
-    key: Array
-    spikes: Array
+    def __init__(self, shape: str, kind: "_Kind | None"):
+        where = "" if kind is None else f", its population {kind.shape}"
+        super().__init__(f"{shape}{where}")
 
 
-class _TrialPoisson(AbstractNeuron):
-    """`jsyn.Poisson` for a trial batch: trial `b` draws from its own key, as its single run
-    does (the state holds one key per trial)."""
+def _undeclared(what: str, why: str) -> ValueError:
+    return ValueError(
+        f"jsyn.trials cannot lay out {what} ({why}): a state field that is not one value "
+        "per element of its population must declare its axis (jsyn.axis: "
+        '"shared" for a value the trials share, such as a step counter; "stream" for a PRNG '
+        "key; or the population it lies over); batch such trials with jax.vmap."
+    )
 
-    source: Poisson  # rates of shape (B, n)
+
+# -- laying out a state by the axes its fields declare ----------------------------------
+
+_FIELDS = "fields of the next state"  # a key of `where`: axes by field, for one module
+
+
+def _lay(tree, where: dict, leaf, what: str = "a state"):
+    """`tree` (a state, or part of one) with each array leaf `x` replaced by
+    `leaf(x, how)`: `how` is the `_Kind` of the population it lies over, `SHARED` or
+    `STREAM`, as its fields declare (`jsyn.axis`). `where` maps axis names to
+    `_Kind`s (`EACH`: the population of a field that declares none), or to other names
+    (`(name, k)`: `k` blocks of one; a dict: the axes of the fields of a nested state)."""
+    if tree is None:
+        return None
+    if isinstance(tree, eqx.Module) and dataclasses.is_dataclass(tree):
+        by_field = where.get(_FIELDS, {})
+        inner = {k: v for k, v in where.items() if k != _FIELDS}
+        new = object.__new__(type(tree))
+        for f in dataclasses.fields(tree):
+            value = getattr(tree, f.name)
+            if not f.metadata.get("static", False) and value is not None:
+                how = by_field.get(f.name, field_axis(f))
+                what = f"{type(tree).__name__}.{f.name}"
+                value = _lay_field(value, how, inner, leaf, what)
+            object.__setattr__(new, f.name, value)
+        return new
+    if eqx.is_array(tree):
+        kind = where.get(EACH)
+        if kind is None:
+            raise _undeclared(what, "it declares no axis")
+        try:
+            return leaf(tree, kind)
+        except _Unlaid as e:
+            raise _undeclared(what, str(e)) from None
+    children, treedef = jax.tree.flatten(
+        tree, is_leaf=lambda x: x is not tree and (eqx.is_array(x) or isinstance(x, eqx.Module))
+    )
+    if len(children) == 1 and children[0] is tree:  # a leaf that is not an array
+        return tree
+    return jax.tree.unflatten(treedef, [_lay(c, where, leaf, what) for c in children])
+
+
+def _lay_field(value, how, where, leaf, what):
+    if isinstance(how, str) and how in (SHARED, STREAM):
+        return jax.tree.map(lambda x: leaf(x, how), value)
+    if isinstance(how, str) and how == EACH:
+        return _lay(value, where, leaf, what)
+    return _lay(value, _resolve(how, where, what), leaf, what)
+
+
+def _resolve(how, where: dict, what: str) -> dict:
+    """`where` with `EACH` (or the fields' axes) set to what the axis `how` names."""
+    if isinstance(how, tuple):  # (name, k): k blocks of the population `name`
+        name, k = how
+        return where | {EACH: _resolve(name, where, what)[EACH].blocks(k)}
+    if isinstance(how, Mapping):  # the axes of the fields of a nested state
+        return where | {_FIELDS: dict(how)}
+    if how not in where or where[how] is None:
+        raise ValueError(
+            f"jsyn.trials cannot lay out {what}: it declares the axis {how!r}, which its "
+            f"system does not resolve (known: {sorted(k for k in where if k != _FIELDS)}); "
+            "declare it in the system's state_axes, or batch such trials with jax.vmap."
+        )
+    target = where[how]
+    if isinstance(target, _Kind):
+        return where | {EACH: target}
+    return _resolve(target, where, what)
+
+
+def _merge_leaf(B: int):
+    def leaf(x, how):
+        if jnp.shape(x)[:1] != (B,):
+            raise ValueError(
+                f"TrialBatch.merge_state needs the trials' states stacked with a leading "
+                f"axis of {B} (got a leaf of shape {jnp.shape(x)}); stack them, e.g. with "
+                "jax.vmap over the trials' keys."
+            )
+        if how == SHARED:
+            return x[0]
+        if how == STREAM:
+            return x
+        return how.merge(jnp.asarray(x))
+
+    return leaf
+
+
+def _split_leaf(B: int):
+    def leaf(x, how):
+        if how == SHARED:
+            return jnp.broadcast_to(x, (B, *jnp.shape(x)))
+        if how == STREAM:
+            return x
+        return how.split(x, B)
+
+    return leaf
+
+
+# -- stochastic parts: each trial with its own key and state ----------------------------
+
+
+def _per_trial_params(part, kind: _Kind, B: int):
+    """The array parameters of `part` (laid over the batch by `kind`, or shared
+    scalars) per trial: `(params, axes, static)` for `jax.vmap`."""
+    params, static = eqx.partition(part, eqx.is_array)
+    axes = jax.tree.map(lambda p: 0 if jnp.ndim(p) else None, params)
+    params = jax.tree.map(lambda p: kind.split(p, B) if jnp.ndim(p) else p, params)
+    return params, axes, static
+
+
+def _per_trial_input(x, kind: _Kind, B: int):
+    """An input of the batch per trial, with its `jax.vmap` axis."""
+    if x is None or jnp.ndim(x) == 0:
+        return x, None
+    return kind.split(x, B), 0
+
+
+def _per_trial_step(part, kind: _Kind, B: int, state, x, dt, **kwargs):
+    """One step of `part` for each trial of the batch: its parameters, state and inputs
+    split per trial, the single part's step mapped over the trials (`jax.vmap`), the
+    results laid back; each trial draws from its own key what its single run draws."""
+    params, axes, static = _per_trial_params(part, kind, B)
+    states = _lay(state, {EACH: kind}, _split_leaf(B))
+    x, x_axis = _per_trial_input(x, kind, B)
+    kw = {name: _per_trial_input(v, kind, B) for name, v in kwargs.items()}
+
+    def one(p, s, x, kw):
+        return eqx.combine(p, static).step(s, x, dt, **kw)
+
+    new, out = jax.vmap(one, in_axes=(axes, 0, x_axis, {k: a for k, (_, a) in kw.items()}))(
+        params, states, x, {k: v for k, (v, _) in kw.items()}
+    )
+    return _lay(new, {EACH: kind}, _merge_leaf(B)), kind.merge(out)
+
+
+def _per_trial_init(part, kind: _Kind, B: int, dtype, key):
+    """The batch's state of `part`: trial `b`'s from key `b` of `key` split into `B`."""
+    params, axes, static = _per_trial_params(part, kind, B)
+    keys = key if val.check_key(key, "a stochastic part of jsyn.trials", B) else None
+    keys = jax.random.split(key, B) if keys is None else keys
+
+    def one(p, k):
+        return eqx.combine(p, static).init_state(kind.shape, dtype=dtype, key=k)
+
+    states = jax.vmap(one, in_axes=(axes, 0))(params, keys)
+    return _lay(states, {EACH: kind}, _merge_leaf(B))
+
+
+class _TrialNeuron(AbstractNeuron):
+    """A stochastic neuron group of a trial batch: each trial steps with its own key
+    (`_per_trial_step`)."""
+
+    part: AbstractNeuron
+    kind: _Kind = eqx.field(static=True)
     B: int = eqx.field(static=True)
-    n: int = eqx.field(static=True)
+    needs_key: ClassVar[bool] = True
+    sized_by_inputs: ClassVar[bool] = False
+
+    @property
+    def has_potential(self) -> bool:  # as the wrapped neuron declares
+        return self.part.has_potential
+
+    @property
+    def takes_jump(self) -> bool:
+        return self.part.takes_jump
+
+    def stochastic_parts(self) -> str:
+        return self.part.stochastic_parts()
+
+    def constraints(self):
+        return ()  # the part's own
+
+    def init_state(self, n=None, *, dtype=None, key):
+        return _per_trial_init(self.part, self.kind, self.B, dtype, key)
+
+    def step(self, state, x, dt, **kwargs):
+        return _per_trial_step(self.part, self.kind, self.B, state, x, dt, **kwargs)
+
+
+class _TrialSTP(AbstractShortTermPlasticity):
+    """A stochastic short-term plasticity model of a trial batch (`jsyn.QuantalSTP`):
+    each trial steps with its own key."""
+
+    part: AbstractShortTermPlasticity
+    kind: _Kind = eqx.field(static=True)
+    B: int = eqx.field(static=True)
     needs_key: ClassVar[bool] = True
 
     def constraints(self):
-        return ()  # the source's own
+        return ()
 
-    def init_state(self, n=None, *, dtype=None, key: Array) -> _TrialPoissonState:
-        """One key per trial: `key` of shape `(B,)`, or one key split into `B`."""
-        if not val.check_key(key, "jsyn.trials: a Poisson group", self.B):
-            key = jax.random.split(key, self.B)
-        spikes = jnp.zeros((self.n * self.B,), jnp.result_type(float) if dtype is None else dtype)
-        return _TrialPoissonState(key=key, spikes=spikes)
+    def init_state(self, n=None, *, dtype=None, key):
+        return _per_trial_init(self.part, self.kind, self.B, dtype, key)
 
-    def step(self, state: _TrialPoissonState, x, dt):
-        per_trial = state.spikes.reshape(self.n, self.B).T
-
-        def one(source, key, spikes):
-            return source.step(PoissonState(key=key, spikes=spikes), None, dt)
-
-        new, spikes = eqx.filter_vmap(one)(self.source, state.key, per_trial)
-        spikes = spikes.T.reshape(-1)
-        return _TrialPoissonState(key=new.key, spikes=spikes), spikes
+    def step(self, state, spikes, dt):
+        return _per_trial_step(self.part, self.kind, self.B, state, spikes, dt)
 
 
-class TrialBatch:
-    """$B$ trials of a network as one (`jsyn.trials` builds it).
+class _TrialLinearSynapse(AbstractLinearSynapse):
+    """Stochastic linear kinetics of a trial batch (`jsyn.OUNoise`): each trial steps
+    with its own key; the drive is added into the batch's state as the part adds it."""
 
-    **Attributes:** `net`, the batched `jsyn.Network` (run it with `jsyn.simulate`);
-    `single`, the network of one trial (trial 0's parameters); `B`, the number of trials.
+    part: AbstractLinearSynapse
+    kind: _Kind = eqx.field(static=True)
+    B: int = eqx.field(static=True)
+    needs_key: ClassVar[bool] = True
 
-    Per-trial arrays have the trials leading, `(B, ...)`, shaped as for one trial: a
-    stacked state is what `jax.vmap(lambda k: net.init_state(key=k))(keys)` gives.
-    """
+    def constraints(self):
+        return ()
 
-    def __init__(self, net: Network, batch: Network | None, B: int):
-        self.single, self.B, self._batch, self._shards = net, B, batch, {}
+    def init_state(self, n=None, *, dtype=None, key):
+        return _per_trial_init(self.part, self.kind, self.B, dtype, key)
+
+    def step(self, state, x, dt):
+        return _per_trial_step(self.part, self.kind, self.B, state, x, dt)
+
+    def add_drive(self, state, delivery):
+        return self.part.add_drive(state, delivery)
+
+
+class _TrialSynapse(AbstractSynapse):
+    """Stochastic nonlinear kinetics of a trial batch: each trial steps with its own key."""
+
+    part: AbstractSynapse
+    kind: _Kind = eqx.field(static=True)
+    B: int = eqx.field(static=True)
+    needs_key: ClassVar[bool] = True
+
+    def constraints(self):
+        return ()
+
+    def init_state(self, n=None, *, dtype=None, key):
+        return _per_trial_init(self.part, self.kind, self.B, dtype, key)
+
+    def step(self, state, x, dt):
+        return _per_trial_step(self.part, self.kind, self.B, state, x, dt)
+
+
+def _per_trial_synapse(synapse, kind: _Kind, B: int):
+    wrap = _TrialLinearSynapse if isinstance(synapse, AbstractLinearSynapse) else _TrialSynapse
+    return wrap(synapse, kind, B)
+
+
+# -- building the batched network ---------------------------------------------------------
+
+
+class _Builder:
+    """Builds the batched network of `B` trials, and records how each population lies
+    (`kinds`, by group name or `(projection or gap junction, "pre"/"post"/"syn")`)."""
+
+    def __init__(self, B: int):
+        self.B = B
+        self.kinds: dict[Any, _Kind] = {}
+
+    def network(self, net: Network, stacked: Network | None) -> Network:
         sizes = dict(net.sizes)
-        self._kinds: dict[Any, _Kind] = {}
         groups = {}
         for name, n in net.sizes:
+            self.kinds[name] = _Kind((n,), _interleave(n, self.B))
             neuron = net.groups[name]
-            stacked = None if batch is None else batch.groups[name]
-            self._kinds[name] = _Kind((n,), _interleave(n, B))
-            if isinstance(neuron, Neuromodulator) and n == 1 and B > 1:
-                raise ValueError(
-                    f"jsyn.trials: the neuromodulator group {name!r} has one cell, shared by "
-                    "every postsynaptic neuron; in a trial batch give it one per "
-                    "postsynaptic neuron (size n_post)."
-                )
-            groups[name] = (self._group(name, neuron, stacked, n), n * B)
+            column = None if stacked is None else stacked.groups[name]
+            groups[name] = (self._group(name, neuron, column, n), n * self.B)
         projections = {
             pname: self._projection(
-                pname, proj, None if batch is None else batch.projections[pname], sizes
+                pname, proj, None if stacked is None else stacked.projections[pname], sizes
             )
             for pname, proj in net.projections.items()
         }
         gaps = {
-            gname: self._gap(gname, gap, None if batch is None else batch.gaps[gname])
+            gname: self._gap(gname, gap, None if stacked is None else stacked.gaps[gname])
             for gname, gap in net.gaps.items()
         }
-        self.net = Network(groups, projections, gaps)
-
-    # -- building the batched network -------------------------------------------------
+        return Network(groups, projections, gaps)
 
     def _expand(self, tree, stacked, kind: _Kind):
         """`tree` with each array leaf made one per batched element of `kind`, unless the
@@ -252,21 +498,19 @@ class TrialBatch:
         return jax.tree.unflatten(treedef, out)
 
     def _group(self, name: str, neuron: AbstractNeuron, stacked, n: int) -> AbstractNeuron:
-        B, kind = self.B, self._kinds[name]
-        if isinstance(neuron, Poisson):
-            src = stacked if stacked is not None else _lead(neuron)
-            source = jax.tree.map(
-                lambda x: jnp.broadcast_to(x, (B, n)) if eqx.is_array(x) else x, src
-            )
-            return _TrialPoisson(source, B, n)
-        if isinstance(neuron, SpikeTimes):
+        B, kind = self.B, self.kinds[name]
+        if isinstance(neuron, SpikeTimes):  # its spikes, renumbered: neuron i of trial b
             src = stacked if stacked is not None else _lead(neuron)
             times = jnp.broadcast_to(src.times, (B, neuron.times.shape[0]))
-            idx = jnp.broadcast_to(src.indices, times.shape) * B + jnp.arange(B)[:, None]
+            idx = (
+                jnp.broadcast_to(src.indices, times.shape) * B
+                + jnp.arange(B, dtype=jnp.int32)[:, None]
+            )
             return SpikeTimes(np.asarray(times).reshape(-1), np.asarray(idx).reshape(-1), n * B)
-        return self._expand(neuron, stacked, kind)
+        expanded = self._expand(neuron, stacked, kind)
+        return _TrialNeuron(expanded, kind, B) if neuron.needs_key else expanded
 
-    def _connection(self, what: str, conn, stacked, event_driven: bool) -> tuple[Sparse, "_Kind"]:
+    def _connection(self, what: str, conn, stacked, event_driven: bool) -> tuple[Sparse, _Kind]:
         """`conn` for the batch: block-diagonal `jsyn.Sparse` (trial $b$ wired to trial $b$
         only), its synapses ordered by presynaptic neuron; and how they lie. A `Dense`
         connection is event-driven when `event_driven`; a `Sparse` one keeps its own."""
@@ -279,7 +523,7 @@ class TrialBatch:
         else:
             raise TypeError(
                 f"jsyn.trials batches jsyn.Sparse and jsyn.Dense connections ({what} has "
-                f"{type(conn).__name__})."
+                f"{type(conn).__name__}): it wires each trial to itself, block-diagonally."
             )
         trial = np.arange(B)[:, None]
         pre_b = (pre[None, :] * B + trial).reshape(-1)  # trial-major: b * n_syn + s
@@ -301,7 +545,7 @@ class TrialBatch:
         """A gap junction of the batch: its connection block-diagonal, its spikelet
         factor one per postsynaptic cell of the batch (or shared)."""
         post_kind = _Kind((gap.n_post,), _interleave(gap.n_post, self.B))
-        self._kinds[(gname, "post")] = post_kind
+        self.kinds[(gname, "post")] = post_kind
         conn, _ = self._connection(
             f"gap junction {gname!r}", gap.conn, None if stacked is None else stacked.conn, True
         )
@@ -312,20 +556,14 @@ class TrialBatch:
         B = self.B
         pre_kind = _Kind((p.n_pre,), _interleave(p.n_pre, B))
         post_kind = _Kind((p.n_post,), _interleave(p.n_post, B))
-        if p.needs_key or p.modulation is not None:
-            raise ValueError(
-                f"jsyn.trials does not batch stochastic projections (stochastic release, "
-                f"jsyn.QuantalSTP, jsyn.OUNoise) or a modulated gain yet (projection "
-                f"{pname!r}); run these trials with jax.vmap or one by one."
-            )
-        s = stacked if stacked is not None else None
+        s = stacked
         # a plastic Dense projection keeps its per-synapse traces (its single run's)
         batched_conn, syn_kind = self._connection(
             f"projection {pname!r}", p.conn, None if s is None else s.conn, p.plasticity is None
         )
-        self._kinds[(pname, "pre")] = pre_kind
-        self._kinds[(pname, "post")] = post_kind
-        self._kinds[(pname, "syn")] = syn_kind
+        self.kinds[(pname, "pre")] = pre_kind
+        self.kinds[(pname, "post")] = post_kind
+        self.kinds[(pname, "syn")] = syn_kind
         layout = syn_kind if p.synapse_params == "synapse" else post_kind
         delay = None
         if p.line is not None:
@@ -348,11 +586,24 @@ class TrialBatch:
         def scaled(rng):
             return None if rng is None else (rng[0] * B, rng[1] * B)
 
+        synapse, stp = part("synapse", layout), part("stp", pre_kind)
+        if p.synapse.needs_key:  # each trial's kinetics draw from its key
+            synapse = _per_trial_synapse(synapse, syn_kind if p.per_synapse else post_kind, B)
+        if stp is not None and stp.needs_key:
+            stp = _TrialSTP(stp, pre_kind, B)
+        release = None
+        if p.release is not None:  # each synapse numbered as in its single run
+            ids = np.arange(int(np.prod(p.conn.syn_shape))).reshape(p.conn.syn_shape)
+            release = self._expand(
+                _numbered(p.release, ids),
+                None if s is None else _numbered(s.release, np.broadcast_to(ids, (B, *ids.shape))),
+                syn_kind,
+            )
         return Projection(
             batched_conn,
-            part("synapse", layout),
+            synapse,
             part("output", post_kind),
-            stp=part("stp", pre_kind),
+            stp=stp,
             delay=delay,
             dt=next((line.dt for line in (p.line, p.dendrite) if line is not None), None),
             max_delay=None if p.line is None else p.line.max_delay,
@@ -363,105 +614,82 @@ class TrialBatch:
             synapse_params=p.synapse_params,
             plasticity=part("plasticity", syn_kind),
             dendritic_delay=None if p.dendrite is None else p.dendrite.delay,
+            release=release,
+            modulation=part("modulation", post_kind),
         )
+
+
+def _numbered(release, ids):
+    """`release` with its synapses numbered by `ids`, unless it numbers them itself."""
+    if release.ids is not None:
+        return release
+    return eqx.tree_at(lambda r: r.ids, release, jnp.asarray(ids), is_leaf=lambda x: x is None)
+
+
+# -- the batch ----------------------------------------------------------------------------
+
+
+class TrialBatch(eqx.Module):
+    """$B$ trials of a network as one (`jsyn.trials` builds it).
+
+    **Attributes:** `net`, the batched `jsyn.Network` (run it with `jsyn.simulate`);
+    `single`, the network of one trial (trial 0's parameters); `stacked`, the networks of
+    the trials stacked (parameters per trial), or `None`; `B`, the number of trials.
+
+    Per-trial arrays have the trials leading, `(B, ...)`, shaped as for one trial: a
+    stacked state is what `jax.vmap(lambda k: net.init_state(key=k))(keys)` gives.
+    """
+
+    net: Network
+    single: Network
+    stacked: Network | None
+    B: int = eqx.field(static=True)
+    layout: tuple = eqx.field(static=True)  # ((population, _Kind), ...)
+
+    def _kind(self, key) -> _Kind:
+        return dict(self.layout)[key]
 
     # -- states, inputs and results ---------------------------------------------------
 
-    def _state_kinds(self, pname: str, p: Projection) -> dict[str, Any]:
-        pre, post, syn = (self._kinds[(pname, k)] for k in ("pre", "post", "syn"))
-        b, i = np.divmod(pre.perm, p.n_pre)  # the spikes, then the signal
-        twice = _Kind(
-            (2 * p.n_pre,), np.concatenate([b * 2 * p.n_pre + h * p.n_pre + i for h in range(2)])
-        )
-        by_axis = {"pre": pre, "post": post, "synapse": syn, "pre x2": twice}
-
-        def kinds(axes):
-            if isinstance(axes, dict):
-                return {name: kinds(axis) for name, axis in axes.items()}
-            return by_axis[axes]
-
-        return {"stp": pre, "transmission": kinds(p.transmission.state_axes(p)), "g": post}
-
-    def _map_state(self, state: NetworkState, leaf_fn, poisson) -> NetworkState:
-        """Apply `leaf_fn(leaf, kind)` to every leaf of a network state (`kind` `None` for
-        the scalars the trials share); `poisson(keys, spikes)` builds a Poisson group's."""
-
-        def each(tree, kind):
-            if isinstance(kind, dict):  # one kind per field of a state module
-                fields = [f for f in kind if getattr(tree, f) is not None]
-                return eqx.tree_at(
-                    lambda t: [getattr(t, f) for f in fields],
-                    tree,
-                    [each(getattr(tree, f), kind[f]) for f in fields],
-                )
-            return jax.tree.map(lambda x: leaf_fn(x, kind), tree)
-
-        groups = {}
-        for name, s in state.groups.items():
-            kind = self._kinds[name]
-            if isinstance(s, PoissonState | _TrialPoissonState):  # the keys stay per trial
-                groups[name] = poisson(s.key, leaf_fn(s.spikes, kind))
-            else:
-                groups[name] = each(s, kind)
+    def _map_state(self, state: NetworkState, leaf) -> NetworkState:
+        """Apply `leaf(x, how)` to every leaf of a network state, laid out by the axes
+        its fields declare (see `_lay`)."""
+        groups = {name: _lay(s, {EACH: self._kind(name)}, leaf) for name, s in state.groups.items()}
         projections = {}
         for pname, ps in state.projections.items():
-            kinds = self._state_kinds(pname, self.single.projections[pname])
-            names = [f.name for f in dataclasses.fields(ps) if getattr(ps, f.name) is not None]
-            unknown = sorted(set(names) - set(kinds))
-            if unknown:
-                raise ValueError(
-                    f"jsyn.trials does not know how ProjectionState.{unknown[0]} lies in a "
-                    "trial batch; batch these trials with jax.vmap."
-                )
-            projections[pname] = eqx.tree_at(
-                lambda s, names=names: [getattr(s, f) for f in names],
-                ps,
-                [each(getattr(ps, f), kinds[f]) for f in names],
-            )
-        gaps = {g: leaf_fn(x, self._kinds[(g, "post")]) for g, x in state.gaps.items()}
+            proj = self.single.projections[pname]
+            where = {
+                PRE: self._kind((pname, "pre")),
+                POST: self._kind((pname, "post")),
+                SYNAPSE: self._kind((pname, "syn")),
+                EACH: None,
+            }
+            projections[pname] = _lay(ps, where | proj.state_axes(), leaf)
+        gaps = {g: _lay(x, {EACH: self._kind((g, "post"))}, leaf) for g, x in state.gaps.items()}
         return NetworkState(groups=groups, projections=projections, gaps=gaps)
 
     def merge_state(self, states: NetworkState) -> NetworkState:
         """The batched network's state from the trials' states, stacked `(B, ...)` (each
         trial's state as `single.init_state` shapes it, e.g. with its own potentials)."""
-        B = self.B
-
-        def leaf(x, kind):
-            x = jnp.asarray(x)
-            if x.shape[:1] != (B,):
-                raise ValueError(
-                    f"TrialBatch.merge_state needs the trials' states stacked with a leading "
-                    f"axis of {B} (got a leaf of shape {x.shape}); stack them, e.g. with "
-                    "jax.vmap over the trials' keys."
-                )
-            return x[0] if x.ndim == 1 else kind.merge(x)
-
-        return self._map_state(states, leaf, _TrialPoissonState)
+        return self._map_state(states, _merge_leaf(self.B))
 
     def split_state(self, state: NetworkState) -> NetworkState:
         """The trials' states, stacked `(B, ...)`, from the batched network's state (the
         inverse of `merge_state`): trial `b`'s is
         `jax.tree.map(lambda x: x[b], split_state(state))`."""
-        B = self.B
-
-        def leaf(x, kind):
-            x = jnp.asarray(x)
-            if x.ndim == 0:
-                return jnp.broadcast_to(x, (B,))
-            return kind.split(x, B)
-
-        return self._map_state(state, leaf, _stacked_poisson_state)
+        return self._map_state(state, _split_leaf(self.B))
 
     def init_state(self, key: Array | None = None, *, dtype=None) -> NetworkState:
         """The batched state at rest: trial `b` as `single.init_state(key=key[b])`.
 
-        `key`: for stochastic groups (`jsyn.Poisson`), one key per trial, shape `(B,)`
-        (e.g. `jax.random.split(key, B)`), or one key, split into `B`."""
-        if any(g.needs_key for g in self.single.groups.values()):
+        `key`: for stochastic groups and projections (`jsyn.Poisson`, stochastic release,
+        `jsyn.QuantalSTP`, `jsyn.OUNoise`), one key per trial, shape `(B,)` (e.g.
+        `jax.random.split(key, B)`), or one key, split into `B`."""
+        if self.single.needs_key:
             if key is None:
                 raise TypeError(
-                    "TrialBatch.init_state: the network has stochastic groups; pass one key "
-                    "per trial, key=jax.random.split(jax.random.key(0), B)."
+                    f"TrialBatch.init_state: {self.single.stochastic_parts()} stochastic; pass "
+                    "one key per trial, key=jax.random.split(jax.random.key(0), B)."
                 )
             if not val.check_key(key, "TrialBatch.init_state", self.B):
                 key = jax.random.split(key, self.B)
@@ -542,14 +770,13 @@ class TrialBatch:
         """The batch of $B/D$ trials that each of $D$ devices runs in `simulate`."""
         if D == 1:
             return self
-        if self._batch is not None:
+        if self.stacked is not None:
             raise ValueError(
-                "TrialBatch.simulate: trials with parameters per trial run on one device; "
-                "pass devices=jax.devices()[:1], or give every trial the same parameters."
+                "TrialBatch.simulate: trials with parameters per trial run on one device "
+                "(each device runs B/D trials of one network); pass "
+                "devices=jax.devices()[:1], or give every trial the same parameters."
             )
-        if D not in self._shards:
-            self._shards[D] = TrialBatch(self.single, None, self.B // D)
-        return self._shards[D]
+        return trials(self.single, self.B // D)
 
     def split_devices(self, x: Array, group: str | int) -> Array:
         """Per-trial results, `(B, ..., n)`, from a record of `simulate`, `(D, ..., n * B / D)`
@@ -563,12 +790,12 @@ class TrialBatch:
         inputs, `{group: (time, n * B)}`."""
         out = {}
         for name, x in inputs.items():
-            if name not in self._kinds or not isinstance(name, str):
+            if not isinstance(name, str) or name not in dict(self.single.sizes):
                 raise ValueError(
                     f"TrialBatch.merge_inputs: {name!r} is not a group (groups: "
                     f"{sorted(dict(self.single.sizes))})."
                 )
-            kind = self._kinds[name]
+            kind = self._kind(name)
             x = jnp.asarray(x)
             if x.ndim != 3 or x.shape[1:] != (self.B, kind.size):
                 raise ValueError(
@@ -607,9 +834,3 @@ def _simulate_shard(batched, shared):
     net, dt, n_steps, record = shared
     out = simulate(net, inputs, dt, state=states, n_steps=n_steps, record=record)
     return jax.tree.map(lambda a: a[None], out)
-
-
-def _stacked_poisson_state(keys, spikes) -> PoissonState:
-    """The trials' `jsyn.PoissonState`s, stacked (built as `jax.vmap` returns them)."""
-    like = PoissonState(key=jax.random.key(0), spikes=jnp.zeros((1,)))
-    return jax.tree.unflatten(jax.tree.structure(like), [keys, spikes])

@@ -7,10 +7,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int, Key, PRNGKeyArray
 
 from .. import _validation as val
-from .._component import as_count, as_shape, zeros
+from .._component import SHARED, STREAM, as_count, as_shape, axis, zeros
 from .._custom_types import Shape
 from .._params import Param, param, resolve
 from .._units import warn_unit
@@ -29,7 +29,7 @@ def _check_size(owner: str, n: Shape | None, own: tuple[int, ...]) -> tuple[int,
 class SpikeTimesState(eqx.Module):
     """State of `SpikeTimes`: the index `i` of the next step and the last step's `spikes`."""
 
-    i: Int[Array, ""]
+    i: Int[Array, ""] = axis(SHARED)
     spikes: Float[Array, " n"]
 
 
@@ -292,7 +292,7 @@ class SpikeInput(AbstractNeuron):
 class PoissonState(eqx.Module):
     """State of `Poisson`: the PRNG `key` of the next step and the last step's `spikes`."""
 
-    key: PRNGKeyArray
+    key: Key[Array, "*streams"] = axis(STREAM)  # one per trial in jsyn.trials
     spikes: Float[Array, "*n"]
 
 

@@ -6,10 +6,10 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, Key, PRNGKeyArray
 
 from .. import _kinetics as kin, _validation as val
-from .._component import zeros
+from .._component import STREAM, axis, zeros
 from .._custom_types import Shape
 from .._params import Param, param, resolve
 from .short_term import AbstractShortTermPlasticity, check_U
@@ -22,7 +22,7 @@ class QuantalSTPState(eqx.Module):
 
     a: Float[Array, "*n"] = val.bounded(0.0, None)
     u: Float[Array, "*n"] = val.bounded(0.0, 1.0)
-    key: PRNGKeyArray
+    key: Key[Array, "*streams"] = axis(STREAM)  # one per trial in jsyn.trials
 
 
 class QuantalSTP(AbstractShortTermPlasticity):

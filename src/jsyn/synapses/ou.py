@@ -5,10 +5,10 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, Key, PRNGKeyArray
 
 from .. import _kinetics as kin, _validation as val
-from .._component import zeros
+from .._component import STREAM, axis, zeros
 from .._custom_types import Shape
 from .._params import Param, param, resolve
 from .base import AbstractDelivery, AbstractLinearSynapse
@@ -19,7 +19,7 @@ class OUNoiseState(eqx.Module):
     next step."""
 
     g: Float[Array, "*n"]
-    key: PRNGKeyArray
+    key: Key[Array, "*streams"] = axis(STREAM)  # one per trial in jsyn.trials
 
 
 class OUNoise(AbstractLinearSynapse):
