@@ -120,6 +120,7 @@ def test_a_bad_member_is_named_by_its_index_eagerly_and_caught_under_jit():
 # -- a sweep equals a loop of single runs ----------------------------------------------
 
 
+@pytest.mark.slow  # 39 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_a_sweep_of_1000_dual_exponentials_equals_a_loop():
     rng = np.random.default_rng(0)
     rise = rng.uniform(0.2, 3.0, 1000)
@@ -135,6 +136,7 @@ def test_a_sweep_of_1000_dual_exponentials_equals_a_loop():
         np.testing.assert_allclose(final_g[b], state_b.g, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.slow  # 13 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_a_grid_of_a_psc_equals_a_loop():
     g_maxes, taus = [0.5, 1.0, 2.0], [2.0, 5.0, 11.0, 20.0]
     x = spike_train(n_steps=250, n=3)
@@ -149,6 +151,7 @@ def test_a_grid_of_a_psc_equals_a_loop():
             np.testing.assert_allclose(current[i, j], jsyn.simulate(one, x, DT)[1], rtol=1e-12)
 
 
+@pytest.mark.slow  # 12 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_per_member_inputs_state_and_options_are_those_of_simulate():
     models = jsyn.grid(jsyn.AMPA(), beta=[0.1, 0.19, 0.4])
     xs = jnp.stack([spike_train(seed=s) for s in range(3)])

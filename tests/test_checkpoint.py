@@ -19,6 +19,7 @@ def loss(system, x, checkpoint, record=None):
 
 # 301 steps: 2 levels of 18 (pads 23 steps), 3 of 7 (pads 42), explicit lengths.
 @pytest.mark.parametrize("checkpoint", [2, 3, (7, 43)])
+@pytest.mark.slow  # 58 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_values_and_gradients_equal_the_plain_run(checkpoint):
     system = jsyn.DualExpon(1.5, 7.0)
     x = spike_train(n_steps=301, n=3)

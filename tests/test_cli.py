@@ -113,6 +113,7 @@ def test_voltage_jumps_apply_except_while_refractory():
 # jsyn fit
 
 
+@pytest.mark.slow  # 11 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_fit_runs_on_the_shipped_example(tmp_path, capsys):
     import json
 

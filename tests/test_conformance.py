@@ -26,6 +26,7 @@ cases = pytest.mark.parametrize(
 
 
 @cases
+@pytest.mark.slow  # 410 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_jit_equals_eager(case):
     x = case.inputs(n_steps=120)  # eager runs op by op: keep it short
     jitted = jax.jit(lambda s, x: jsyn.simulate(s, x, DT))(case.system, x)
@@ -35,6 +36,7 @@ def test_jit_equals_eager(case):
 
 
 @cases
+@pytest.mark.slow  # 12 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_vmap_over_trials_equals_loop(case):
     trials = jnp.stack([case.inputs(seed=s) for s in range(3)])
     batched = jax.vmap(lambda x: jsyn.simulate(case.system, x, DT))(trials)
@@ -74,6 +76,7 @@ def _loss(system, x, record=None):
 
 
 @cases
+@pytest.mark.slow  # 23 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_grad_wrt_parameters_matches_finite_differences(case):
     if not case.params:
         pytest.skip(f"{case.name} has no parameters")
@@ -125,6 +128,7 @@ def test_grad_wrt_inputs_matches_finite_differences(case):
 
 
 @cases
+@pytest.mark.slow  # 11 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_grad_through_constrained_parameters(case):
     """Through the parametrisations a fit uses (`LogPositive`, `SoftplusPositive`,
     `Bounded`), the gradient w.r.t. each raw leaf matches a central finite difference in
@@ -172,6 +176,7 @@ def test_step_keeps_state_structure(case):
 
 
 @cases
+@pytest.mark.slow  # 15 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_population_may_be_a_shape(case):
     if case.fixed_size:
         pytest.skip(f"{case.name} has a size fixed by its parameters")

@@ -154,6 +154,7 @@ def _signal(n, n_active, seed=0, counts=False):
 
 
 @pytest.mark.parametrize("per_synapse", [True, False])
+@pytest.mark.slow  # 12 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_event_driven_equals_dense_for_any_activity(per_synapse):
     """Every tier, its boundaries, and a step in which every neuron spikes."""
     conn = _random_sparse(per_synapse=per_synapse)
@@ -208,6 +209,7 @@ def test_select_finds_every_active_neuron_in_order(n, cap):
 
 @pytest.mark.parametrize("per_synapse", [True, False])
 @pytest.mark.parametrize("delays", ["none", "scalar", "synapse"])
+@pytest.mark.slow  # 60 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_a_given_selection_delivers_exactly_what_the_tiers_deliver(per_synapse, delays):
     """`deliver(selection=...)` (a selection with padding: beyond n_pre and negative
     entries, as a group's selection shifted to a slice gives) and `ALL` equal the tiered
@@ -231,6 +233,7 @@ def test_a_given_selection_delivers_exactly_what_the_tiers_deliver(per_synapse, 
         np.testing.assert_array_equal(conn.deliver(s, into, selection=ALL, **kw), want)
 
 
+@pytest.mark.slow  # 11 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_a_given_selection_keeps_the_dense_gradient():
     """The tangent is still over every synapse, silent neurons included."""
     conn = _random_sparse(n_pre=80, n_post=50, p=0.2)

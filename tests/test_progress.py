@@ -44,6 +44,7 @@ def test_synapse_in_chunks_equals_one_scan(kw, dtype, capsys):
     assert "jsyn.simulate" in capsys.readouterr().err  # the bar goes to stderr
 
 
+@pytest.mark.slow  # 42 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_network_in_chunks_equals_one_scan(capsys):
     N, NE = 30, 24
     exc = jsyn.fixed_prob(NE, N, 0.2, key=10, w=1.0)

@@ -430,6 +430,7 @@ test_resume.run_poisson(path)
 
 
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGUSR1"])
+@pytest.mark.slow  # 12 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_a_signalled_run_checkpoints_stops_and_resumes_bit_for_bit(tmp_path, name):
     """The scheduler's warning (SLURM: SIGTERM before a kill, or `--signal=USR1@...`) while
     the 4th chunk's record is written: the run checkpoints the end of that chunk (step

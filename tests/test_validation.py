@@ -129,6 +129,7 @@ def _poisson_network():
     )
 
 
+@pytest.mark.slow  # 15 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_network_with_poisson_group_runs_under_jit_and_vmap():
     net = _poisson_network()
 
@@ -224,6 +225,7 @@ def test_state_of_a_network_is_checked_at_any_depth():
 
 
 @pytest.mark.parametrize("case", ALL_SYSTEMS, ids=lambda c: c.name)
+@pytest.mark.slow  # 33 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_every_state_a_run_passes_through_passes_the_state_checks(case):
     """The declared ranges hold at every step of a run (bursts of up to 6 spikes per step
     included, for systems that take them; float32, where rounding is largest), so a run can

@@ -49,6 +49,7 @@ def _inputs(T, spike=0.0, current=0.0):
     return {"syn": jnp.zeros((T, 1)).at[0].set(spike), "current": jnp.full((T, 1), current)}
 
 
+@pytest.mark.slow  # 11 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_steady_state_attenuation(cable):
     """V(x) = I R_in cosh((L - x)/λ) / cosh(L/λ), R_in = r_a λ coth(L/λ): checks the cable and
     the conversion of jsyn's pA into jaxley's current (a factor 1000 off would show)."""

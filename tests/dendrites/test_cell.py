@@ -49,6 +49,7 @@ def mixed():
     return DendriticCell(cell, placements, readout=[0]), sites
 
 
+@pytest.mark.slow  # 16 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_gates_equal_standalone_jsyn(mixed):
     system, sites = mixed
     raster = _raster(3)

@@ -35,6 +35,7 @@ def dual_expon_psc(tau_rise, tau_decay, g_max):
 # the cases of issue 5
 
 
+@pytest.mark.slow  # 11 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_dual_expon_psc_with_5_percent_noise_within_2_percent():
     """Ten evoked PSCs sampled at 40 kHz, noise 5 % of the peak: tau_rise, tau_decay and
     g_max within 2 % of the truth, for every one of 4 noise draws (fitted at once)."""
@@ -144,6 +145,7 @@ def test_ampa_nmda_mixed_current_at_two_holding_potentials():
 # intervals
 
 
+@pytest.mark.slow  # 13 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_interval_coverage_matches_level_over_many_noise_draws():
     """400 synthetic recordings with known white noise: each 95 % interval holds the truth
     in about 95 % of them (binomial sd 1.1 %), and the noise estimate is unbiased."""

@@ -47,6 +47,7 @@ def test_mixed_current_at_two_holding_potentials():
 PATHS = ["synapse.tau_rise", "synapse.tau_decay", "stp.U", "stp.tau_f", "stp.tau_d", "output.g_max"]
 
 
+@pytest.mark.slow  # 14 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_grad_wrt_nested_parameters_matches_finite_differences():
     psc = jsyn.PSC(
         jsyn.DualExpon(1.5, 7.0),

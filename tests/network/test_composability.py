@@ -190,6 +190,7 @@ def _cell(name, column):
 
 
 @pytest.mark.parametrize("name", list(ROWS))
+@pytest.mark.slow  # 104 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_simulate_and_jit(name):
     row = ROWS[name]
     trace = np.asarray(_trace(row, row.a))

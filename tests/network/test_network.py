@@ -85,6 +85,7 @@ def _delay_loss(proj, spikes, V):
         "dense-scalar-ampa",
     ],
 )
+@pytest.mark.slow  # 17 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_delay_gradients_match_central_differences(kind):
     conn = jsyn.fixed_prob(4, 3, 0.7, key=2, w=lambda n: jnp.linspace(0.4, 1.2, n))
     if kind.startswith("dense"):
@@ -243,6 +244,7 @@ def numpy_ei_network(net, V0, I_ext, delays):
 
 
 @pytest.mark.parametrize("delays", [(0.0, 0.0), (1.5, 0.8)])
+@pytest.mark.slow  # 12 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_network_matches_an_independent_numpy_loop(delays):
     net = _ei_network(delays)
     state, I = _start(net), _drive()
@@ -299,6 +301,7 @@ def _bursts_network(delays):
 
 @pytest.mark.parametrize("across", [True, False])
 @pytest.mark.parametrize("delays", [(0.0, 0.0), (1.0, 0.3)])
+@pytest.mark.slow  # 171 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_shared_selection_equals_each_projection_selecting(monkeypatch, across, delays):
     """The group's spiking cells found once per step (one switch across the E and I slices,
     or, for large groups, one per slice) give bit for bit what each projection's own
@@ -342,6 +345,7 @@ def test_jit_equals_eager_and_split_equals_whole():
     assert tree_allclose(rec, jax.tree.map(lambda a, b: jnp.concatenate([a, b]), rec1, rec2))
 
 
+@pytest.mark.slow  # 28 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_vmap_over_trials_equals_loop():
     net = _ei_network((0.5, 0.5))
     states = [_start(net, seed) for seed in range(3)]
@@ -355,6 +359,7 @@ def test_vmap_over_trials_equals_loop():
         np.testing.assert_array_equal(batched[b], single)
 
 
+@pytest.mark.slow  # 23 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_gradients_through_a_network_match_finite_differences():
     """A source drives 3 cells below threshold through fractional per-synapse delays: the
     potentials are smooth in the weights and delays."""
@@ -558,6 +563,7 @@ def test_array_synapse_parameters_must_say_what_they_hold():
     assert not np.allclose(g_post, g_syn)
 
 
+@pytest.mark.slow  # 16 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_per_postsynaptic_parameters_of_nonlinear_kinetics():
     """AMPA (per-synapse state) with beta per postsynaptic cell: each synapse reads its
     cell's beta, the same as per-synapse values gathered by hand."""
@@ -609,6 +615,7 @@ def test_projection_refuses_a_traced_dt_other_than_its_own():
 @pytest.mark.parametrize(
     "synapse", [jsyn.Expon(tau=1e9), jsyn.AMPA()], ids=["summed", "per-synapse"]
 )
+@pytest.mark.slow  # 14 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_projection_step_never_wraps_its_buffer(synapse):
     proj = jsyn.Projection(jsyn.one_to_one(1), synapse, delay=0.5, dt=DT, max_delay=1.0)
     spikes = _pulse(20, 1, 0, 0)
@@ -635,6 +642,7 @@ def test_projection_step_never_wraps_its_buffer(synapse):
     [jsyn.AMPA(), jsyn.GABAa(), jsyn.BioNMDA(), jsyn.NMDA()],
     ids=lambda s: type(s).__name__,
 )
+@pytest.mark.slow  # 12 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_a_projection_delay_keeps_the_charge_of_each_response(synapse):
     """One synapse per cell, delays on and off the grid: the same charge (AMPA used to
     lose 14 % at 0.25 ms), and a one-delay projection gives the same responses."""
@@ -676,6 +684,7 @@ def test_what_a_group_declares_is_checked_at_construction():
         jsyn.Network(groups | {"DA": (jsyn.Neuromodulator(), 3)}, {"p": gain})
 
 
+@pytest.mark.slow  # 11 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_simulate_without_key_names_the_stochastic_parts():
     net = jsyn.Network(
         {"P": jsyn.Poisson(jnp.full(2, 10.0)), "E": (jsyn.LIF(), 2)},

@@ -31,6 +31,7 @@ def drive_of_one_spike(proj, key):
 
 
 @pytest.mark.parametrize("n_sites, p", [(1, 0.3), (5, 0.6)])
+@pytest.mark.slow  # 12 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_drive_has_the_binomial_mean_and_variance(n_sites, p):
     """n sites of quantal size q (weight n q): the drive is q k, k ~ Binomial(n, p): mean
     n p q, variance n p (1 - p) q^2, over 4000 synapses and 5 keys."""
@@ -76,6 +77,7 @@ def test_each_spike_of_a_step_releases_on_its_own(n_sites, p, count):
     assert chi2 < 3 * (m + 1)  # a loose chi-square bound; a shared draw gives thousands
 
 
+@pytest.mark.slow  # 55 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_one_spike_draws_what_it_drew_before_and_bursts_differentiate():
     """A step of one spike draws the first spike's numbers whatever the counts; the
     gradients of a 2-spike step are the closed form (straight-through: 2 w) and the
@@ -131,6 +133,7 @@ def _pair(release, dense, delay=None, synapse=None):
 
 
 @pytest.mark.parametrize("case", ["summed", "delays", "per-synapse"])
+@pytest.mark.slow  # 13 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_dense_equals_sparse_whatever_the_tier(case):
     """The draws depend on the key and the synapse only: Dense, an all-to-all Sparse
     (steps with 0 to 5 active neurons take different tiers) and the non-event-driven path
@@ -162,6 +165,7 @@ def test_the_draws_skip_silent_neurons():
         np.testing.assert_allclose(jsyn.simulate(proj, x, DT, key=jax.random.key(0))[1], want)
 
 
+@pytest.mark.slow  # 14 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_reproducible_for_a_key_and_continued_runs_draw_afresh():
     proj = _pair(jsyn.StochasticRelease(0.5), dense=False)
     x = jnp.ones((50, 5))
@@ -190,6 +194,7 @@ def test_straight_through_gradient_of_the_mean_drive_is_the_closed_form():
     assert abs(value - 0.35 * jnp.mean(w)) < 4 * np.sqrt(0.35 * 0.65 / 2000) * 1.5
 
 
+@pytest.mark.slow  # 32 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_relaxed_gradient_matches_finite_differences_and_tends_to_the_closed_form():
     """Relaxed draws are smooth in p (finite differences with the same key); at a low
     temperature their mean and its gradient approach p w and w."""
@@ -207,6 +212,7 @@ def test_relaxed_gradient_matches_finite_differences_and_tends_to_the_closed_for
 
 
 @pytest.mark.parametrize("temperature", [0.1, 0.5])
+@pytest.mark.slow  # 51 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_relaxed_gradient_is_finite_at_p_0_and_1(temperature):
     """p = 0 and p = 1 are in the domain: the gradient there is finite, the limit of the
     interior one (0 for T < 1), and next to them it matches finite differences."""
@@ -245,6 +251,7 @@ def test_relaxed_bernoulli_derivatives_at_the_edges_are_their_limits(u):
     np.testing.assert_allclose([ds_dp, ds_dT], [fd_p, fd_T], rtol=1e-7)
 
 
+@pytest.mark.slow  # 16 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_network_hands_out_keys_and_leaves_group_keys_as_they_were():
     """A stochastic projection gets its own key; the Poisson group's spikes are those of the
     same network without it."""

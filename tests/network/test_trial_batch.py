@@ -106,6 +106,7 @@ def test_each_trial_of_a_sparse_network_equals_its_single_run():
     check_trials(jsyn.trials(net, 3), lambda b: net, keys, n_steps=150)
 
 
+@pytest.mark.slow  # 12 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_the_trials_differ_and_the_batch_is_one_sparse_population():
     net = network()
     batch = jsyn.trials(net, 3)
@@ -179,6 +180,7 @@ def test_bad_uses_are_refused_with_the_fix():
         batch.split(jnp.zeros((5, 32)), "cells")
 
 
+@pytest.mark.slow  # 12 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_gap_junctions_in_trials_equal_single_runs():
     """A gap junction between two groups and one within a group (spikelets and currents),
     with a conductance per trial: each trial equals its single run."""

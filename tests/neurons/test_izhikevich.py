@@ -77,6 +77,7 @@ def test_refractory_period_holds_v_while_u_relaxes():
 
 
 @pytest.mark.parametrize("name", ["a", "b", "d"])
+@pytest.mark.slow  # 14 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_spiking_gradients_match_finite_differences(name):
     # a narrow surrogate: the gradient of the discrete map at fixed spike times
     n, dt = 3000, 0.1

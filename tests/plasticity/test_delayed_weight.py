@@ -55,6 +55,7 @@ CASES = [  # (kinetics, delay, stp): summed kinetics with STP buffer two signals
 
 
 @pytest.mark.parametrize("kinetics, delay, stp", CASES)
+@pytest.mark.slow  # 31 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_a_delayed_spike_carries_the_weight_at_its_arrival(kinetics, delay, stp):
     plastic, static = trace(True, kinetics, delay, stp), trace(False, kinetics, delay, stp)
     assert static[:5].max() == 0 and static[6:].min() > 0  # the spike arrives in flight

@@ -82,6 +82,7 @@ def test_events_exercise_every_case():
         "nearest, clipped at each event",
     ],
 )
+@pytest.mark.slow  # 27 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_event_driven_equals_dense(name):
     rule, conn = RULES[name], wiring()
     pre, post = events()

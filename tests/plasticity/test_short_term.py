@@ -515,6 +515,7 @@ KINETIC_MODELS = [
 
 
 @pytest.mark.parametrize("syn", KINETIC_MODELS, ids=lambda s: type(s).__name__)
+@pytest.mark.slow  # 42 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_stp_composes_with_every_kinetic_model(syn):
     """The efficacy scales the drive of any synapse: the composed run equals the synapse
     run on `w * r`, and the gradient w.r.t. U flows through it (central differences)."""

@@ -91,6 +91,7 @@ def test_bounds_additive_clip_and_multiplicative_scaling():
         np.testing.assert_allclose(w - w0, want, rtol=1e-9)
 
 
+@pytest.mark.slow  # 11 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_delay_moves_the_pre_event_to_its_arrival():
     # A 4 ms axonal delay: the pre event happens at T0 + 4, so a post spike at T0 + 10 is a
     # pair at lag 6 ms and one at T0 + 2 a pair at lag -2 ms.
@@ -133,6 +134,7 @@ def test_with_stp_on_the_same_projection():
     np.testing.assert_allclose(w - 0.5, window(lags, rule), rtol=1e-9)
 
 
+@pytest.mark.slow  # 26 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_dense_equals_sparse(getkey):
     n_pre, n_post, n = 6, 5, 3000
     key1, key2 = getkey(), getkey()
@@ -198,6 +200,7 @@ def test_jit_equals_eager(getkey):
     assert np.abs(np.asarray(jitted) - 0.5).max() > 1e-3  # the weights did move
 
 
+@pytest.mark.slow  # 21 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_vmap_equals_loop(getkey):
     keys = jnp.stack([getkey(), getkey()])
     batched = jax.vmap(_run_lif)(keys)
@@ -207,6 +210,7 @@ def test_vmap_equals_loop(getkey):
 
 
 @pytest.mark.parametrize("name", ["A_plus", "tau_pre"])
+@pytest.mark.slow  # 21 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_gradient_matches_finite_differences(name):
     lags = np.array([3.0, 12.0, -7.0])
 

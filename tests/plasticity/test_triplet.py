@@ -84,6 +84,7 @@ def frequency_curve():
     return rule, cases, dict(zip(cases, dw))
 
 
+@pytest.mark.slow  # 13 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_low_frequency_depresses_post_pre_and_barely_changes_pre_post(frequency_curve):
     _, _, dw = frequency_curve
     assert dw[(0.1, -10.0)] < -0.1  # about 60 * A2_minus * exp(-10/33.7)
@@ -144,6 +145,7 @@ def _short_run(rule, conn):
 
 
 @pytest.mark.parametrize("name", ["A3_plus", "tau_x", "A2_minus"])
+@pytest.mark.slow  # 14 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_gradient_matches_finite_differences(name):
     def loss(value):
         rule = eqx.tree_at(

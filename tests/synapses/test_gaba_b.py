@@ -121,6 +121,7 @@ def test_output_law_is_stable_for_any_G(dtype):
     np.testing.assert_allclose(dG, 4 * Gs**3 * 100.0 / (Gs**4 + 100.0) ** 2, rtol=1e-13)
 
 
+@pytest.mark.slow  # 13 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_gradients_at_rest_are_zero_not_nan():
     """Without spikes G stays 0: the output and every gradient are exactly 0."""
     x = jnp.zeros((50, 2))
@@ -150,6 +151,7 @@ BURSTS[[100, 112, 124, 136, 148, 160, 900], 1] = 1.0
         ("K3", 0.18, 0.2),
     ],
 )
+@pytest.mark.slow  # 25 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_gradients_match_finite_differences(name, value, dt):
     """Default parameters, bursts (so g is not negligible), over 300 ms: autodiff equals
     central differences (T_dur: a pulse edge inside a step, the default included)."""

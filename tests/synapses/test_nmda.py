@@ -70,6 +70,7 @@ def orders(errors):
     return [errors[i] / errors[i + 1] for i in range(len(errors) - 1)]
 
 
+@pytest.mark.slow  # 11 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_nmda_converges_with_order_two():
     """g against RK4 (h = 1 us) of the docs/models.md equations: halving dt divides the error by
     ~4 (x_s held at its exact step mean). x_s itself is exact."""
@@ -194,6 +195,7 @@ def test_bionmda_stays_in_unit_interval(dt, rates, T, T_dur, seed, float32):
 
 
 @pytest.mark.parametrize("T_dur,dt", [(0.37, 0.1), (0.5, 0.3)])
+@pytest.mark.slow  # 27 s in the default lane (2 workers, 2 cores, load 3-4)
 def test_bionmda_T_dur_gradient(T_dur, dt):
     """A pulse edge inside a step (T_dur = 0.37 at dt = 0.1; the default 0.5 at dt = 0.3),
     spikes with restarts: autodiff equals central differences, and is not zero."""
