@@ -134,6 +134,7 @@ def test_fit_runs_on_the_shipped_example(tmp_path, capsys):
     assert png.read_bytes().startswith(PNG_MAGIC)
 
 
+@pytest.mark.slow  # 9 s in the default lane (2 workers, 2 cores)
 def test_fit_with_separate_spike_file_and_params(tmp_path, capsys):
     from jsyn import io
 
@@ -184,6 +185,7 @@ def test_help_states_the_sign_convention(capsys):
     assert "Exit status: 0 when the fit converged, 1 when it did not" in text
 
 
+@pytest.mark.slow  # 8 s in the default lane (2 workers, 2 cores)
 def test_a_fit_that_did_not_converge_exits_1_and_says_why(tmp_path, capsys):
     """A silent recording: nothing determines the kinetics. The old command printed the
     table and exited 0."""
@@ -202,6 +204,7 @@ def test_a_fit_that_did_not_converge_exits_1_and_says_why(tmp_path, capsys):
     assert all(v["stderr"] is None and v["ci_low"] is None for v in result["params"].values())
 
 
+@pytest.mark.slow  # 6 s in the default lane (2 workers, 2 cores)
 def test_gabaa_on_the_excitatory_example_is_a_sign_error(capsys):
     """The shipped example is excitatory (inward); a GABAa current with E = -80 mV at
     -70 mV is outward. The old command fitted beta = 1e17 and called it converged."""
@@ -210,6 +213,7 @@ def test_gabaa_on_the_excitatory_example_is_a_sign_error(capsys):
     assert "opposite signs" in err and "--convention into_cell" in err
 
 
+@pytest.mark.slow  # 7 s in the default lane (2 workers, 2 cores)
 def test_the_other_convention_is_refused_on_the_example(capsys):
     assert main(["fit", "--model", "DualExpon", "--convention", "into_cell"]) == 2
     assert "--convention clamp" in capsys.readouterr().err

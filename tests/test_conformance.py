@@ -60,6 +60,7 @@ def test_scan_equals_manual_step_loop(case):
 
 
 @cases
+@pytest.mark.slow  # 6 s in the default lane (2 workers, 2 cores)
 def test_split_run_equals_whole_run(case):
     x = case.inputs()
     final, rec = jsyn.simulate(case.system, x, DT)
@@ -112,6 +113,7 @@ def _inputs_bounded(system, x) -> bool:
 
 
 @cases
+@pytest.mark.slow  # 8 s in the default lane (2 workers, 2 cores)
 def test_grad_wrt_inputs_matches_finite_differences(case):
     x = case.inputs(n_steps=80)
     grad = jax.grad(lambda x: _loss(case.system, x, case.record))(x)

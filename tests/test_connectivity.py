@@ -189,6 +189,7 @@ def test_all_spike_step_with_small_tiers_drops_nothing():
 @pytest.mark.parametrize(
     "n, cap", [(300, 16), (300, 64), (1000, 16), (1000, 40), (70, 3), (5000, 16), (70001, 64)]
 )
+@pytest.mark.slow  # 5 s in the default lane (2 workers, 2 cores)
 def test_select_finds_every_active_neuron_in_order(n, cap):
     """One level (at most `cap` words of 32 neurons) and two levels (the words that hold an
     active neuron, then their neurons); beyond `cap` active neurons, the first `cap`."""
@@ -286,6 +287,7 @@ def test_delayed_delivery_splits_each_spike_over_two_rows(per_synapse_delay):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow  # 7 s in the default lane (2 workers, 2 cores)
 def test_gradients_are_those_of_the_dense_product():
     """W.r.t. the signal of every neuron (silent ones too) and w.r.t. the weights."""
     conn = _random_sparse(n_pre=80, n_post=50, p=0.2)

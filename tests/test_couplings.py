@@ -127,6 +127,7 @@ def test_delays_longer_than_the_run_give_nothing():
 
 
 @pytest.mark.parametrize("coupling", [jsyn.AdditiveCoupling, jsyn.DiffusiveCoupling])
+@pytest.mark.slow  # 6 s in the default lane (2 workers, 2 cores)
 def test_grad_wrt_delays_matches_finite_differences(coupling):
     C = jnp.asarray(random_conn(19))
     x = current_steps(n_steps=40, n=4, seed=6) + spike_train(n_steps=40, n=4, seed=6)

@@ -67,6 +67,7 @@ def test_split_steps_snaps_rounding_error_and_keeps_the_gradient():
 
 
 @pytest.mark.parametrize("delay", [0.37, 1.55, 2.04])
+@pytest.mark.slow  # 6 s in the default lane (2 workers, 2 cores)
 def test_gradient_through_a_synapse_matches_finite_differences(delay):
     x = spike_train(n_steps=200, n=1, seed=2)
     syn = jsyn.DualExpon(1.0, 5.0)

@@ -21,6 +21,7 @@ def test_nmda_iv_follows_jahr_stevens():
     assert -40.0 < peak < -10.0
 
 
+@pytest.mark.slow  # 5 s in the default lane (2 workers, 2 cores)
 def test_gaba_b_needs_bursts():
     peaks = [tr["g"].max() for tr in cat.gaba_b_traces().values()]
     assert peaks[0] > 0.0

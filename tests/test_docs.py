@@ -75,8 +75,8 @@ def test_the_api_reference_names_only_what_exists():
 def test_the_model_reference_covers_every_model():
     """Every model class (synapses, plasticity, outputs, couplings, delays, neurons, sources,
     composite systems) is described in docs/models.md; connections, constrained parameters
-    and results are not models."""
-    not_models = (jsyn.AbstractConnection, jsyn.AbstractParam, jsyn.FitResult)
+    results and the trial-batch builder are not models."""
+    not_models = (jsyn.AbstractConnection, jsyn.AbstractParam, jsyn.FitResult, jsyn.TrialBatch)
     models = [
         name
         for name, obj in vars(jsyn).items()

@@ -513,6 +513,7 @@ def _network_loss(gap):
 
 
 @both
+@pytest.mark.slow  # 6 s in the default lane (2 workers, 2 cores)
 def test_network_grad_wrt_w_matches_finite_differences(sparse):
     base = conn(random_w(np.random.default_rng(10), 2, 3, density=1.0), sparse)
 
@@ -530,6 +531,7 @@ def test_network_grad_wrt_w_matches_finite_differences(sparse):
         np.testing.assert_allclose(grad[idx], fd, rtol=1e-6)
 
 
+@pytest.mark.slow  # 9 s in the default lane (2 workers, 2 cores)
 def test_grad_with_softplus_conductance_is_the_chain_rule():
     @eqx.filter_jit
     def loss(w):

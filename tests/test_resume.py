@@ -154,6 +154,7 @@ def test_a_crashed_network_run_resumes_bit_for_bit(tmp_path, monkeypatch):
     assert not np.array_equal(rec["w"][100], rec["w"][-1])  # STDP changed the weights
 
 
+@pytest.mark.slow  # 5 s in the default lane (2 workers, 2 cores)
 def test_a_crashed_sweep_resumes_bit_for_bit(tmp_path, monkeypatch):
     models = jsyn.grid(jsyn.Poisson(jnp.full(4, 50.0)), rates=[20.0, 80.0, 150.0])
     kw = dict(n_steps=300, key=jax.random.key(3), devices=jax.devices()[:1])

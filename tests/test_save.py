@@ -94,6 +94,7 @@ def runs():
     return net, whole, jsyn.simulate(net, None, DT, n_steps=N_FIRST, key=key, record=record)
 
 
+@pytest.mark.slow  # 9 s in the default lane (2 workers, 2 cores)
 def test_network_model_and_state_round_trip(tmp_path, runs):
     net, _, (state, _) = runs
     like = (make_network(rate=3.0, w_in=2.0), make_network().init_state(key=jax.random.key(9)))
@@ -176,6 +177,7 @@ def test_float64_file_into_float32_like_names_the_leaf(tmp_path):
         jsyn.load(path, like)
 
 
+@pytest.mark.slow  # 5 s in the default lane (2 workers, 2 cores)
 def test_fit_result_round_trip(tmp_path):
     dt = 0.1
     spikes = jnp.zeros((200, 1)).at[20].set(1.0)

@@ -79,6 +79,7 @@ def _rall_epsp(t):
     return V
 
 
+@pytest.mark.slow  # 9 s in the default lane (2 workers, 2 cores)
 def test_epsp_attenuation(cable):
     """The EPSP of a synapse at the sealed end x = 0, along the cable: peaks within 1% of
     Rall's series at dt = 0.025 ms, the error halving with dt (first order, the synaptic

@@ -167,6 +167,7 @@ def test_spikes_of_one_cell_drive_synapses_on_another(getkey):
     assert float(jnp.abs(w[-1] - w[0]).max()) > 0.0  # the rule saw B's spikes
 
 
+@pytest.mark.slow  # 12 s in the default lane (2 workers, 2 cores)
 def test_errors_name_the_value_and_the_fix():
     cell = ball_and_stick(n_dend=2)
     psc = jsyn.PSC(jsyn.AMPA(), jsyn.COBA())

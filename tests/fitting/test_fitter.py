@@ -70,6 +70,7 @@ def stp_psc(U, tau_f, tau_d, g_max):
     )
 
 
+@pytest.mark.slow  # 10 s in the default lane (2 workers, 2 cores)
 def test_stp_train_recovers_U_tau_f_tau_d():
     dt = 0.25
     spikes = stp_protocol(dt)
@@ -111,6 +112,7 @@ def test_brief_facilitation_is_found_from_the_default_guess_and_by_multi_start()
     assert float(multi.loss) == pytest.approx(float(single.loss), rel=1e-8)
 
 
+@pytest.mark.slow  # 8 s in the default lane (2 workers, 2 cores)
 def test_multi_start_keeps_the_best_start():
     spikes, target, dt = expon_problem()
     model = jsyn.Expon(tau=LP(0.05))  # far off: the loss surface is flat down there
@@ -120,6 +122,7 @@ def test_multi_start_keeps_the_best_start():
     assert multi.value["tau"] == pytest.approx(4.0, rel=0.02)
 
 
+@pytest.mark.slow  # 8 s in the default lane (2 workers, 2 cores)
 def test_ampa_nmda_mixed_current_at_two_holding_potentials():
     """The same cell clamped at -70 mV (AMPA dominates, NMDA blocked by Mg) and +40 mV
     (NMDA unblocked): both g_max from the two traces at once."""
@@ -198,6 +201,7 @@ def expon_problem(seed=0, sigma=0.02):
     return spikes, clean + jnp.asarray(sigma * rng.normal(size=clean.shape)), dt
 
 
+@pytest.mark.slow  # 6 s in the default lane (2 workers, 2 cores)
 def test_optax_optimiser_reaches_the_levenberg_marquardt_optimum():
     spikes, target, dt = expon_problem()
     model = jsyn.Expon(tau=LP(10.0))
@@ -234,6 +238,7 @@ def test_zero_weights_ignore_corrupted_samples():
     assert abs(float(plain.value["tau"]) - 4.0) > 0.1
 
 
+@pytest.mark.slow  # 7 s in the default lane (2 workers, 2 cores)
 def test_fit_many_with_per_recording_weights():
     spikes, target, dt = expon_problem(sigma=0.0)
     bad = jnp.stack([target.at[150:200].set(10.0), target.at[20:60].set(-5.0)])
@@ -244,6 +249,7 @@ def test_fit_many_with_per_recording_weights():
     np.testing.assert_allclose(res.value["tau"], [4.0, 4.0], rtol=1e-8)
 
 
+@pytest.mark.slow  # 5 s in the default lane (2 workers, 2 cores)
 def test_filter_spec_selects_like_names():
     spikes, target, dt = expon_problem()
     model = dual_expon_psc(LP(1.0), LP(5.0), SP(1.5))
@@ -258,6 +264,7 @@ def test_filter_spec_selects_like_names():
     )
 
 
+@pytest.mark.slow  # 6 s in the default lane (2 workers, 2 cores)
 def test_fit_many_equals_separate_fits_with_per_recording_inputs():
     dt = 0.1
     inputs = jnp.stack([raster(t, 300, dt) for t in ([2.0, 9.0], [4.0], [1.0, 2.0, 20.0])])
@@ -284,6 +291,7 @@ def test_fitted_model_reproduces_the_prediction_and_summary_lists_parameters():
     assert "tau" in text and "95% interval" in text and "converged" in text
 
 
+@pytest.mark.slow  # 8 s in the default lane (2 workers, 2 cores)
 def test_checkpointed_fit_with_optax_equals_plain():
     spikes, target, dt = expon_problem()
     model = jsyn.Expon(tau=LP(10.0))
@@ -342,6 +350,7 @@ def test_shape_mismatch_and_bad_options():
         jsyn.fit_many(jsyn.Expon(), spikes, jnp.stack([target] * 3), dt, params="tau")
 
 
+@pytest.mark.slow  # 9 s in the default lane (2 workers, 2 cores)
 def test_conductance_through_a_delay_recovers_the_delay():
     """A conductance (nS; g_max * g, modelled with CUBA) recorded through an axonal delay of
     2.37 ms, off the 0.1 ms grid, with 2 % noise: the delay, fitted in (0, 8) ms through
@@ -417,6 +426,7 @@ def test_a_parameter_without_effect_is_unidentifiable_with_nan_intervals():
     assert "unidentifiable" in res.summary()
 
 
+@pytest.mark.slow  # 6 s in the default lane (2 workers, 2 cores)
 def test_all_zero_data_leave_every_parameter_undetermined():
     """A silent recording: g_max runs to 0 (raw -> -inf) and the kinetics stop mattering;
     no finite, confident interval may come out."""
@@ -478,6 +488,7 @@ def test_max_steps_is_not_converged():
     assert res.status == "max_steps" and not res.converged and int(res.n_steps) == 1
 
 
+@pytest.mark.slow  # 6 s in the default lane (2 workers, 2 cores)
 def test_a_fit_that_leaves_the_constraints_is_out_of_range():
     """A Bounded range wider than the model's: the STP release probability U must lie in
     (0, 1], and the data ask for U near 1."""
@@ -551,6 +562,7 @@ def test_fit_many_reports_a_status_per_recording_and_counts_them():
 # sign conventions
 
 
+@pytest.mark.slow  # 6 s in the default lane (2 workers, 2 cores)
 def test_clamp_recording_fits_with_convention_clamp():
     """A voltage-clamp file holds the membrane current, inward negative: the same
     numbers as a fit of the current into the cell, with the convention said out loud."""
@@ -570,6 +582,7 @@ def test_clamp_recording_fits_with_convention_clamp():
     assert float(direct.value["output.g_max"]) == pytest.approx(float(into.value["output.g_max"]))
 
 
+@pytest.mark.slow  # 9 s in the default lane (2 workers, 2 cores)
 def test_a_target_of_the_other_sign_names_the_convention():
     """An excitatory current at -70 mV is positive into the cell; a clamp file holds it
     negative. Fitted as it is, the old code drove g_max to 0 and called it converged."""

@@ -24,6 +24,7 @@ def model():
     return jsyn.PSC(jsyn.Expon(jsyn.LogPositive(5.0)), jsyn.COBA(g_max=jsyn.SoftplusPositive(1.0)))
 
 
+@pytest.mark.slow  # 6 s in the default lane (2 workers, 2 cores)
 def test_an_interval_of_many_decades_is_unidentifiable_not_converged():
     spikes, y = one_late_spike(10.0, np.random.default_rng(0))
     res = jsyn.fit(model(), jnp.asarray(spikes), jnp.asarray(y), DT, params="tau,g_max")

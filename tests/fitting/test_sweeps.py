@@ -69,6 +69,7 @@ def test_between_sweep_intervals_hold_the_truth_at_their_level():
     assert np.all(coverage["residuals"] <= 0.7), coverage
 
 
+@pytest.mark.slow  # 6 s in the default lane (2 workers, 2 cores)
 def test_linear_case_equals_the_spread_of_per_sweep_estimates():
     """For a parameter the prediction is linear in (g_max, unconstrained), the estimate
     of a sweep average is the mean of the per-sweep estimates, and its between-sweep

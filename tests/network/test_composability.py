@@ -224,6 +224,7 @@ def test_vmap_equals_loop(name):
 
 
 @pytest.mark.parametrize("name", list(ROWS))
+@pytest.mark.slow  # 51 s in the default lane (2 workers, 2 cores)
 def test_save_load_continue_equals_one_run(name, tmp_path):
     row = ROWS[name]
     system, x = row.build(row.a)

@@ -148,6 +148,7 @@ def test_nonlinear_kinetics_keep_per_synapse_state():
         pytest.param(jsyn.AMPA(), True, marks=pytest.mark.slow),
     ],
 )
+@pytest.mark.slow  # 7 s in the default lane (2 workers, 2 cores)
 def test_sparse_and_dense_projections_agree(synapse, with_stp):
     sparse = jsyn.fixed_prob(30, 12, 0.25, key=3, w=lambda n: jnp.linspace(0.2, 1.0, n))
     dense = jsyn.Dense(sparse.matrix())
@@ -272,6 +273,7 @@ def test_event_driven_dense_and_sparse_networks_agree():
         np.testing.assert_array_equal(rec, records[0])
 
 
+@pytest.mark.slow  # 6 s in the default lane (2 workers, 2 cores)
 def test_every_neuron_spiking_in_one_step_drops_nothing():
     """A source fires all its 300 neurons in one step; the event-driven sum holds all."""
     n = 300

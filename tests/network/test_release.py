@@ -56,6 +56,7 @@ def drive_of_a_burst(proj, key, count):
 
 
 @pytest.mark.parametrize("n_sites, p, count", [(1, 0.5, 2), (3, 0.3, 4)])
+@pytest.mark.slow  # 7 s in the default lane (2 workers, 2 cores)
 def test_each_spike_of_a_step_releases_on_its_own(n_sites, p, count):
     """`count` spikes of one cell in one step at n sites of quantal size q (weight n q):
     the drive is q k with k ~ Binomial(count n, p), variance count n p (1 - p) q^2 (0.5
@@ -179,6 +180,7 @@ def test_reproducible_for_a_key_and_continued_runs_draw_afresh():
     np.testing.assert_allclose(jnp.concatenate([first, rest]), a, rtol=1e-13)
 
 
+@pytest.mark.slow  # 8 s in the default lane (2 workers, 2 cores)
 def test_straight_through_gradient_of_the_mean_drive_is_the_closed_form():
     """d E[drive]/dp = w per spike. Straight-through gives exactly that in every trial,
     while the drive itself is the 0/1 draw (whose mean over synapses is p w)."""

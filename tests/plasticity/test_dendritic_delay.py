@@ -98,6 +98,7 @@ def test_post_spike_after_the_end_is_not_seen():
 
 
 @pytest.mark.parametrize("dendritic_delay", [0.5])
+@pytest.mark.slow  # 7 s in the default lane (2 workers, 2 cores)
 def test_in_a_network_equals_post_spikes_shifted_by_hand(dendritic_delay):
     """Event-driven Sparse STDP in a Network with a dendritic delay equals the same network
     whose post spikes are emitted that much later (the rule sees the same spikes)."""

@@ -38,6 +38,7 @@ def run(w0, key):
 
 
 @pytest.mark.parametrize("w0, start", [(0.5, "below"), (10.0, "above")])
+@pytest.mark.slow  # 7 s in the default lane (2 workers, 2 cores)
 def test_scaling_drives_the_rate_to_the_target(w0, start, getkey):
     rates, w = run(w0, getkey())
     if start == "below":

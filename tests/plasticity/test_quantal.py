@@ -46,6 +46,7 @@ def test_an_emptied_pool_recovers_at_the_exact_rate_at_any_dt():
         assert abs(float(r[steps].mean()) - q) < 4 * se
 
 
+@pytest.mark.slow  # 7 s in the default lane (2 workers, 2 cores)
 def test_as_the_stp_of_a_projection_in_a_network():
     stp = jsyn.QuantalSTP(n_sites=20, U=0.5, tau_d=200.0)
     proj = jsyn.Projection(

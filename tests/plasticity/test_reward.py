@@ -154,6 +154,7 @@ def test_errors():
         )
 
 
+@pytest.mark.slow  # 6 s in the default lane (2 workers, 2 cores)
 def test_vmap_over_reward_times_equals_loop():
     def dw(t_r):
         n_steps = 3000

@@ -282,6 +282,7 @@ def _check_grads(loss, values):
         np.testing.assert_allclose(grads[name], fd, rtol=1e-5, err_msg=name)
 
 
+@pytest.mark.slow  # 6 s in the default lane (2 workers, 2 cores)
 def test_stp_and_std_gradients_match_finite_differences():
     spikes = jnp.asarray(events(n_steps=500, seed=4, rate=0.04, counts=True))
 
@@ -297,6 +298,7 @@ def test_stp_and_std_gradients_match_finite_differences():
     _check_grads(std_loss, {"tau": 120.0, "U": 0.3})
 
 
+@pytest.mark.slow  # 8 s in the default lane (2 workers, 2 cores)
 def test_gradients_through_the_composition():
     c = COMPOSITION
     spikes = jnp.asarray(events(n_steps=600, seed=5, rate=0.03))
@@ -352,6 +354,7 @@ def test_per_synapse_parameters_equal_separate_runs():
     np.testing.assert_allclose(r2[:, 0], r, rtol=1e-14)
 
 
+@pytest.mark.slow  # 5 s in the default lane (2 workers, 2 cores)
 def test_constrained_parametrisations_give_the_same_run_and_raw_gradients():
     spikes = jnp.asarray(events(n_steps=300, seed=8, rate=0.05))
     plain = jsyn.STP(U=jnp.array([0.2, 0.5, 0.7]), tau_f=300.0, tau_d=100.0)
@@ -431,6 +434,7 @@ def test_a_count_of_k_is_k_spikes_at_one_instant(name, k):
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.slow  # 7 s in the default lane (2 workers, 2 cores)
 def test_fractional_counts_interpolate_smoothly(name):
     model = MODELS[name]
     state = _primed(model)

@@ -211,6 +211,7 @@ models_and_dtypes = pytest.mark.parametrize(
 
 
 @models_and_dtypes
+@pytest.mark.slow  # 18 s in the default lane (2 workers, 2 cores)
 def test_single_spike_to_float_precision_for_any_taus(cls, dtype):
     """Rise slower or faster than decay by up to 2000x, equal, or 1e-7 and 1e-12 apart,
     dt/tau from 0.005 to 100: every sample within 2 eps (n + t/tau_min) of the decimal

@@ -147,6 +147,7 @@ def single_spike_trace(name, T_dur, n_steps=60):
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.slow  # 17 s in the default lane (2 workers, 2 cores)
 def test_T_dur_gradient_with_the_pulse_edge_inside_a_step(name):
     """T_dur = 0.37 ends the pulse inside the fourth step. After the pulse,
     dg(t)/dT_dur = alpha T (1 - g(T_dur)) e^{-beta (t - T_dur)} (zero before): the autodiff

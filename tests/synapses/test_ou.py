@@ -51,6 +51,7 @@ def test_step_is_the_drive_free_step_plus_the_drive():
     np.testing.assert_allclose(g, g2, rtol=1e-14)
 
 
+@pytest.mark.slow  # 7 s in the default lane (2 workers, 2 cores)
 def test_runs_in_a_network_as_a_projection():
     """Noise alone (weight 0) on 2000 cells: the conductance stays near g0 with spread
     sigma, and drives the cells through COBA."""

@@ -1,5 +1,6 @@
 """`FitResult`, what `jsyn.fit` and `jsyn.fit_many` return, and the fit's status."""
 
+import dataclasses
 from typing import Any
 
 import equinox as eqx
@@ -253,20 +254,14 @@ def rebuilt(result: FitResult, *, stderr, ci_low, ci_high, covariance, dof, leve
     stderr, ci_low, ci_high, dof = named(stderr), named(ci_low), named(ci_high), named(dof)
     wide = _too_wide(ci_low, ci_high, 0)
     status_code = _widened_status(result.status_code, wide)
-    return FitResult(
-        model=result.model,
-        value=result.value,
+    return dataclasses.replace(
+        result,
         stderr=stderr,
         ci_low=ci_low,
         ci_high=ci_high,
-        loss=result.loss,
-        history=result.history,
-        n_steps=result.n_steps,
         status_code=status_code,
         converged=status_code == jnp.asarray(STATUSES.index("converged"), status_code.dtype),
-        noise_std=result.noise_std,
         covariance=jnp.asarray(covariance, result.covariance.dtype),
-        names=result.names,
         level=level,
         message=_message(status_code, stderr, ci_low, ci_high, result.names, result.model),
         dof=dof,
