@@ -342,14 +342,31 @@ def _per_trial_init(part, kind: _Kind, B: int, dtype, key):
     return _lay(states, {EACH: kind}, _merge_leaf(B))
 
 
-class _TrialNeuron(AbstractNeuron):
-    """A stochastic neuron group of a trial batch: each trial steps with its own key
-    (`_per_trial_step`)."""
+class _AbstractPerTrial(eqx.Module):
+    """A stochastic part of a trial batch: each trial steps with its own key and state
+    (`_per_trial_init`, `_per_trial_step`); its constraints are the wrapped part's own."""
+
+    part: eqx.AbstractVar[Any]
+    kind: eqx.AbstractVar[_Kind]
+    B: eqx.AbstractVar[int]
+    needs_key: ClassVar[bool] = True
+
+    def constraints(self):
+        return ()
+
+    def init_state(self, n=None, *, dtype=None, key):
+        return _per_trial_init(self.part, self.kind, self.B, dtype, key)
+
+    def step(self, state, x, dt, **kwargs):
+        return _per_trial_step(self.part, self.kind, self.B, state, x, dt, **kwargs)
+
+
+class _TrialNeuron(_AbstractPerTrial, AbstractNeuron):
+    """A stochastic neuron group of a trial batch."""
 
     part: AbstractNeuron
     kind: _Kind = eqx.field(static=True)
     B: int = eqx.field(static=True)
-    needs_key: ClassVar[bool] = True
     sized_by_inputs: ClassVar[bool] = False
 
     @property
@@ -363,73 +380,33 @@ class _TrialNeuron(AbstractNeuron):
     def stochastic_parts(self) -> str:
         return self.part.stochastic_parts()
 
-    def constraints(self):
-        return ()  # the part's own
 
-    def init_state(self, n=None, *, dtype=None, key):
-        return _per_trial_init(self.part, self.kind, self.B, dtype, key)
-
-    def step(self, state, x, dt, **kwargs):
-        return _per_trial_step(self.part, self.kind, self.B, state, x, dt, **kwargs)
-
-
-class _TrialSTP(AbstractShortTermPlasticity):
-    """A stochastic short-term plasticity model of a trial batch (`jsyn.QuantalSTP`):
-    each trial steps with its own key."""
+class _TrialSTP(_AbstractPerTrial, AbstractShortTermPlasticity):
+    """A stochastic short-term plasticity model of a trial batch (`jsyn.QuantalSTP`)."""
 
     part: AbstractShortTermPlasticity
     kind: _Kind = eqx.field(static=True)
     B: int = eqx.field(static=True)
-    needs_key: ClassVar[bool] = True
-
-    def constraints(self):
-        return ()
-
-    def init_state(self, n=None, *, dtype=None, key):
-        return _per_trial_init(self.part, self.kind, self.B, dtype, key)
-
-    def step(self, state, spikes, dt):
-        return _per_trial_step(self.part, self.kind, self.B, state, spikes, dt)
 
 
-class _TrialLinearSynapse(AbstractLinearSynapse):
-    """Stochastic linear kinetics of a trial batch (`jsyn.OUNoise`): each trial steps
-    with its own key; the drive is added into the batch's state as the part adds it."""
+class _TrialLinearSynapse(_AbstractPerTrial, AbstractLinearSynapse):
+    """Stochastic linear kinetics of a trial batch (`jsyn.OUNoise`); the drive is added
+    into the batch's state as the part adds it."""
 
     part: AbstractLinearSynapse
     kind: _Kind = eqx.field(static=True)
     B: int = eqx.field(static=True)
-    needs_key: ClassVar[bool] = True
-
-    def constraints(self):
-        return ()
-
-    def init_state(self, n=None, *, dtype=None, key):
-        return _per_trial_init(self.part, self.kind, self.B, dtype, key)
-
-    def step(self, state, x, dt):
-        return _per_trial_step(self.part, self.kind, self.B, state, x, dt)
 
     def add_drive(self, state, delivery):
         return self.part.add_drive(state, delivery)
 
 
-class _TrialSynapse(AbstractSynapse):
-    """Stochastic nonlinear kinetics of a trial batch: each trial steps with its own key."""
+class _TrialSynapse(_AbstractPerTrial, AbstractSynapse):
+    """Stochastic nonlinear kinetics of a trial batch."""
 
     part: AbstractSynapse
     kind: _Kind = eqx.field(static=True)
     B: int = eqx.field(static=True)
-    needs_key: ClassVar[bool] = True
-
-    def constraints(self):
-        return ()
-
-    def init_state(self, n=None, *, dtype=None, key):
-        return _per_trial_init(self.part, self.kind, self.B, dtype, key)
-
-    def step(self, state, x, dt):
-        return _per_trial_step(self.part, self.kind, self.B, state, x, dt)
 
 
 def _per_trial_synapse(synapse, kind: _Kind, B: int):
