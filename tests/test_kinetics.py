@@ -329,3 +329,28 @@ def test_float32_keeps_slow_time_constants_over_20000_steps(model):
     spikes = np.zeros((20000, 1))
     spikes[:16001:4000] = 1.0
     assert _float32_error(model, spikes, 0.1) < 2e-5
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["decayed", "relax"])
+def test_a_step_per_element_is_exact_in_both_regimes(name, dtype):
+    """With `dt / tau` per element (refractory neurons, a time constant per neuron) the
+    increment is a series, alone while every element is slow, beside the factor when some
+    are fast: both agree with the closed form (float64, on the host) to a few units in the
+    last place, and with the same step taken one element at a time (scalar `dt / tau`)."""
+    eps = float(np.finfo(dtype).eps)
+    x, target = jnp.asarray(0.8, dtype), jnp.asarray(-0.3 if name == "relax" else 0.0, dtype)
+    step = {
+        "decayed": lambda dt, tau: kin.decayed(x, dt, tau),
+        "relax": lambda dt, tau: kin.relax(x, target, dt, tau),
+    }[name]
+    slow = np.array([1e-6, 1e-3, 0.1, 0.3, 0.49])
+    for ratios in (slow, np.concatenate([slow, [0.5, 0.9, 3.0, 30.0]])):
+        dt = jnp.asarray(ratios, dtype)  # a step per element, tau = 1
+        got = np.asarray(jax.jit(step)(dt, jnp.asarray(1.0, dtype)), np.float64)
+        z = np.asarray(dt, np.float64)
+        x64, t64 = float(x), float(target)
+        exact = t64 + (x64 - t64) * np.exp(-z)
+        np.testing.assert_allclose(got, exact, rtol=4 * eps, atol=0)
+        one_by_one = [float(step(d, jnp.asarray(1.0, dtype))) for d in dt]
+        np.testing.assert_allclose(got, one_by_one, rtol=2 * eps, atol=0)

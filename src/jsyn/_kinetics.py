@@ -21,6 +21,7 @@ float64 at `tau/dt` up to 1e5).
 
 import math
 
+import jax
 import jax.numpy as jnp
 
 
@@ -71,6 +72,35 @@ def lost(dt, tau):
 _INCREMENT_BELOW = 0.5
 
 
+def _expm1_slow(z):
+    r"""$e^{-z} - 1$ for $0 \le z < 1/2$, as the Taylor series of `exprel`: a few
+    multiply-adds per element, vectorised, where `jnp.expm1` of an array is a call per
+    element on a CPU (about three times `jnp.exp`)."""
+    return -z * _horner(-z, _EXPREL, 11)
+
+
+def _by_regime(z, increment, factor):
+    """`increment(e - 1)` where `z < 1/2` and `factor(e)` elsewhere, `e` $= e^{-z}$.
+
+    One `z` for every element (a time constant shared by the group, the usual case):
+    `e - 1` and `e` are scalars, each form one multiply-add per element. A `z` per element
+    (the remaining time of refractory neurons, a time constant per neuron): `e - 1` is its
+    series, computed alone while every `z` is slow, the factor only in a step where some
+    `z` is not."""
+    if jnp.ndim(z) == 0:
+        return jnp.where(z < _INCREMENT_BELOW, increment(jnp.expm1(-z)), factor(jnp.exp(-z)))
+    slow = z < _INCREMENT_BELOW
+
+    def every_slow(z):
+        return increment(_expm1_slow(z))
+
+    def mixed(z):
+        em1 = _expm1_slow(jnp.where(slow, z, 0.0))
+        return jnp.where(slow, increment(em1), factor(jnp.exp(-z)))
+
+    return jax.lax.cond(jnp.all(slow), every_slow, mixed, z)
+
+
 def decayed_at_rate(x, rate, dt):
     r"""$x\,e^{-k\Delta t}$, the exact decay of $dx/dt = -k\,x$ over `dt` for a rate
     $k \ge 0$ (1/ms).
@@ -78,9 +108,7 @@ def decayed_at_rate(x, rate, dt):
     For $k\Delta t < 1/2$ it is carried as the increment $x + x\,(e^{-k\Delta t} - 1)$
     (`expm1`), so that float32 keeps a slow time constant to float precision; above, as
     the product with the factor, which is then accurate relative to itself."""
-    z = rate * dt
-    slow = z < _INCREMENT_BELOW
-    return jnp.where(slow, x + x * jnp.expm1(-z), x * jnp.exp(-z))
+    return _by_regime(rate * dt, lambda em1: x + x * em1, lambda e: x * e)
 
 
 def decayed(x, dt, tau):
@@ -96,9 +124,11 @@ def relax(x, x_inf, dt, tau):
     For $\Delta t/\tau < 1/2$ it is carried as the increment
     $x + (x_\infty - x)(1 - e^{-\Delta t/\tau})$, so that float32 keeps a slow time
     constant to float precision; above, in the form written here."""
-    z = dt / tau
-    slow = z < _INCREMENT_BELOW
-    return jnp.where(slow, x + (x - x_inf) * jnp.expm1(-z), x_inf + (x - x_inf) * jnp.exp(-z))
+    return _by_regime(
+        dt / tau,
+        lambda em1: x + (x - x_inf) * em1,
+        lambda e: x_inf + (x - x_inf) * e,
+    )
 
 
 def exprel(z):
@@ -163,6 +193,7 @@ def linear_step(x, rate, source, dt):
 
     Written without dividing by $k$, so it stays finite (and exact) as $k \to 0$ and for
     $\Delta t = 0$. The target is $x_\infty = s/k$, approached with rate $k$."""
+
     z = -rate * dt
     slow = -z < _INCREMENT_BELOW  # the increment form, as in `relax`
     share = dt * exprel(z)  # (1 - e^{-k dt}) / k

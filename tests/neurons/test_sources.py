@@ -218,6 +218,22 @@ def test_a_float32_run_that_would_move_a_spike_is_refused():
         jsyn.simulate(jsyn.SpikeTimes([1.0, 2.5]), None, 0.1, n_steps=10)  # short: exact
 
 
+def test_trials_keep_each_spike_exact_in_float32():
+    """`jsyn.trials` lays a source out with `for_trials`: each trial's spikes renumbered
+    `i * B + b`, their times exact (the residual float32 rounds off is kept)."""
+    times = np.array([1677721.7, 0.25, 12.34])
+    with jax.enable_x64(False):
+        src = jsyn.SpikeTimes(times, [1, 0, 1], n=2)
+        batch = src.for_trials(3, None)
+        assert batch.n == 6 and batch.times.dtype == jnp.float32
+        exact = np.asarray(batch.times, np.float64) + np.asarray(batch.residual, np.float64)
+        order = np.argsort(np.asarray(batch.indices), kind="stable")
+        np.testing.assert_array_equal(np.asarray(batch.indices)[order], [0, 1, 2, 3, 3, 4, 4, 5, 5])
+        expected = np.array([0.25] * 3 + [12.34, 1677721.7] * 3)
+        np.testing.assert_allclose(exact[order], expected, rtol=1e-12)
+        np.testing.assert_array_equal(np.rint(exact[order] / 0.1), np.rint(expected / 0.1))
+
+
 # -- in time order: a step costs its own spikes, not the stored ones -----------------------
 
 

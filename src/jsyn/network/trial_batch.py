@@ -55,7 +55,7 @@ from .._sharding import shard_batch
 from ..batch import batch_size
 from ..connectivity import Dense, Sparse
 from ..gap_junction import GapJunction
-from ..neurons import AbstractNeuron, SpikeTimes
+from ..neurons import AbstractNeuron
 from ..plasticity import AbstractShortTermPlasticity
 from ..simulate import simulate
 from ..synapses import AbstractLinearSynapse, AbstractSynapse
@@ -432,7 +432,7 @@ class _Builder:
             self.kinds[name] = _Kind((n,), _interleave(n, self.B))
             neuron = net.groups[name]
             column = None if stacked is None else stacked.groups[name]
-            groups[name] = (self._group(name, neuron, column, n), n * self.B)
+            groups[name] = (self._group(name, neuron, column), n * self.B)
         projections = {
             pname: self._projection(
                 pname, proj, None if stacked is None else stacked.projections[pname], sizes
@@ -474,16 +474,11 @@ class _Builder:
             out.append(kind.merge(full))
         return jax.tree.unflatten(treedef, out)
 
-    def _group(self, name: str, neuron: AbstractNeuron, stacked, n: int) -> AbstractNeuron:
+    def _group(self, name: str, neuron: AbstractNeuron, stacked) -> AbstractNeuron:
         B, kind = self.B, self.kinds[name]
-        if isinstance(neuron, SpikeTimes):  # its spikes, renumbered: neuron i of trial b
-            src = stacked if stacked is not None else _lead(neuron)
-            times = jnp.broadcast_to(src.times, (B, neuron.times.shape[0]))
-            idx = (
-                jnp.broadcast_to(src.indices, times.shape) * B
-                + jnp.arange(B, dtype=jnp.int32)[:, None]
-            )
-            return SpikeTimes(np.asarray(times).reshape(-1), np.asarray(idx).reshape(-1), n * B)
+        own = neuron.for_trials(B, stacked)  # laid out by the group itself
+        if own is not None:
+            return own
         expanded = self._expand(neuron, stacked, kind)
         return _TrialNeuron(expanded, kind, B) if neuron.needs_key else expanded
 
@@ -798,11 +793,6 @@ class TrialBatch(eqx.Module):
 def _columns(tree, stacked) -> list:
     """The trials' values of each leaf of `tree` (`stacked`'s leaves), or `None`s."""
     return [None] * len(jax.tree.leaves(tree)) if stacked is None else jax.tree.leaves(stacked)
-
-
-def _lead(tree):
-    """`tree` as a batch of one (a leading axis of 1 on every array)."""
-    return jax.tree.map(lambda x: x[None] if eqx.is_array(x) else x, tree)
 
 
 def _simulate_shard(batched, shared):

@@ -20,7 +20,9 @@ class AbstractNeuron(AbstractSystem):
     potential `V` (mV) that output laws and gap junctions read; `takes_jump`, whether
     `step` takes voltage jumps, `step(state, I, dt, jump=dV)` (mV), from voltage-jump
     projections and gap-junction spikelets; `own_size()`, the size of a source fixed by its
-    parameters (`None` for neurons, whose size the network gives).
+    parameters (`None` for neurons, whose size the network gives); `for_trials(B,
+    stacked)`, the group of `B` trials side by side where its parameters are not one value
+    per neuron (a source's per-spike times).
     """
 
     has_potential: ClassVar[bool] = False
@@ -28,6 +30,15 @@ class AbstractNeuron(AbstractSystem):
 
     def own_size(self) -> int | None:
         """The number of neurons fixed by the parameters (sources), or `None`."""
+        return None
+
+    def for_trials(self, B: int, stacked) -> "AbstractNeuron | None":
+        """The group of `B` trials side by side, for `jsyn.trials`: neuron `i` of trial `b`
+        is neuron `i * B + b` of the result; `stacked` holds the trials' own parameters
+        (this group's leaves with a leading axis of `B`), or is `None` where every trial
+        has these. `None` (the default) lets `jsyn.trials` lay the parameters out itself,
+        each one value per neuron or shared; a group whose parameters are laid out
+        otherwise (per spike, say) returns its batch here."""
         return None
 
     @abc.abstractmethod

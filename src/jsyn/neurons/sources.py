@@ -131,6 +131,17 @@ class SpikeTimes(AbstractNeuron):
         self.indices = jnp.asarray(indices, dtype=jnp.int32)[order]
         self.n = n
 
+    def for_trials(self, B: int, stacked: "SpikeTimes | None") -> "SpikeTimes":
+        """`AbstractNeuron.for_trials`: each trial replays its spikes (`stacked`'s, or
+        these), neuron `i` of trial `b` renumbered `i * B + b`; the times are passed exact
+        (with their residual, in float64 on the host), so each spike keeps its step."""
+        src = self if stacked is None else stacked
+        exact = np.asarray(src.times, np.float64) + np.asarray(src.residual, np.float64)
+        times = np.broadcast_to(exact, (B, self.times.shape[0]))
+        trial = np.arange(B, dtype=np.int64)[:, None]
+        indices = np.broadcast_to(np.asarray(src.indices, np.int64), times.shape) * B + trial
+        return SpikeTimes(times.reshape(-1), indices.reshape(-1), self.n * B)
+
     def constraints(self):
         t = self.times
         return (
