@@ -3,21 +3,23 @@ delivery of one step's spikes through the COBA network's wiring, its agreement, 
 gradients, and (`--network`) the whole network with brainevent delivering.
 
     python benchmarks/brainevent_delivery.py [--sizes 4000,16000,64000] [--active 0.005]
-        [--steps 200] [--rounds 7] [--network] [--json results.json]
+        [--steps 200] [--rounds 7] [--jit-grad 4000] [--network] [--json results.json]
 
 Needs brainevent (0.2.1 measured; the bench venv), which jsyn does not depend on.
 
 Delivery: the E and I connections of `_ei_network.network(COBA, N)` (the same `jsyn.Sparse`
-tables), fed `--steps` different spike vectors with `--active` of the cells spiking (0.5 %:
-about what a 20 Hz network has in a busy step of 0.1 ms), each vector delivered through both
-connections into one conductance vector inside one jitted `lax.scan`: jsyn's `Sparse.deliver`
+tables), fed `--steps` different spike vectors with `--active` of the cells spiking (0.5 %
+by default, the issue's figure; 20 Hz averages 0.2 % per step of 0.1 ms), each vector
+delivered through both connections into one conductance vector inside one jitted
+`lax.scan`: jsyn's `Sparse.deliver`
 (its own tier switch and selection) against `brainevent.BinaryArray(spikes) @ CSR` (the
 transposed binary CSR product, rows = presynaptic cells, `indptr` and targets taken from the
 `Sparse`), with the network's scalar weights and with one weight per synapse. Compiled apart;
 then `--rounds` rounds, the variants alternating (order reversed every other round), the
 median time per step and the ratio. Agreement: the largest difference of the drives over the
 largest drive (float32). Gradients of `sum(drive * r)` (r random) w.r.t. the per-synapse
-weights and w.r.t. the spike vector, compared the same way.
+weights and w.r.t. the spike vector, op by op, compared the same way; at the `--jit-grad`
+sizes also the compile time of each gradient under `jit`.
 
 `--network`: the whole COBA network (`_ei_network.compiled_run`), jsyn as it is against the
 same network whose connections deliver through brainevent (`event_driven=False` copies of the
