@@ -101,12 +101,12 @@ def network(model: Model, n: int, seed: int = 0, *, e=None, i=None):
     return net, exc.n_syn + inh.n_syn
 
 
-def timed_runs(net, n: int, duration: float, repeats: int, seed: int, summary=None):
-    """Compile `net`'s run ahead of time (the spike count of "cells" recorded per step) and
-    run it `repeats` times from potentials V0 ~ U(-60, -50) mV drawn from keys `seed + 1`,
-    `seed + 2`, ... (other initial states, same wiring: no recompilation). Returns
-    `(compile_s, run times, spike totals, summaries, end of the first run)`, `summary(final
-    state)` a float per run (none without `summary`)."""
+def compiled_run(net, n: int, duration: float, seed: int, summary=None):
+    """`net`'s run compiled ahead of time (the spike count of "cells" recorded per step):
+    `(compile_s, initial, run)`, `initial(r)` the initial state with potentials V0 ~ U(-60,
+    -50) mV drawn from key `seed + 1 + r` (other initial states, same wiring: no
+    recompilation), `run(state)` the run from it, returning `(spike total, summary(final
+    state))` when done (0.0 for the summary without one)."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -133,11 +133,21 @@ def timed_runs(net, n: int, duration: float, repeats: int, seed: int, summary=No
     t0 = time.perf_counter()
     compiled = run.lower(jax.block_until_ready(params), initial(0)).compile()
     compile_s = time.perf_counter() - t0
+    return compile_s, initial, lambda s0: jax.block_until_ready(compiled(params, s0))
+
+
+def timed_runs(net, n: int, duration: float, repeats: int, seed: int, summary=None):
+    """Compile `net`'s run ahead of time (`compiled_run`) and run it `repeats` times from
+    potentials V0 ~ U(-60, -50) mV drawn from keys `seed + 1`, `seed + 2`, ... (other
+    initial states, same wiring: no recompilation). Returns `(compile_s, run times, spike
+    totals, summaries, end of the first run)`, `summary(final state)` a float per run (none
+    without `summary`)."""
+    compile_s, initial, run = compiled_run(net, n, duration, seed, summary)
     runs, spikes, summaries, first_end = [], [], [], None
     for r in range(repeats):
         s0 = initial(r)
         t = time.perf_counter()
-        spikes_r, summary_r = jax.block_until_ready(compiled(params, s0))
+        spikes_r, summary_r = run(s0)
         runs.append(time.perf_counter() - t)
         first_end = first_end or time.perf_counter()
         spikes.append(float(spikes_r))
@@ -183,6 +193,7 @@ def _reference(run, model: Model, n: int, duration: float, repeats: int, seed: i
         "runs": res["run_s_all"],
         "first": res["total_s"],
         "rate": res["rate_hz"],
+        "synapses": res["n_synapses"],
     }
 
 

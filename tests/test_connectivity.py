@@ -50,6 +50,20 @@ def test_from_pairs_sorts_and_keeps_weights_with_their_pairs():
     assert np.all(np.diff(np.asarray(conn.pre_idx)) >= 0)
 
 
+def test_sparse_leaves_the_callers_index_arrays_alone():
+    # int64 indices are used as given, without a copy (memory at 10^8 synapses): never
+    # written to, sorted or not
+    for pre in ([0, 1, 1, 2], [2, 0, 2, 1]):
+        pre, post = np.array(pre, np.int64), np.array([1, 2, 0, 1], np.int64)
+        kept = pre.copy(), post.copy()
+        conn = jsyn.Sparse(pre, post, 3, 3, jnp.arange(4.0))
+        np.testing.assert_array_equal(pre, kept[0])
+        np.testing.assert_array_equal(post, kept[1])
+        expected = np.zeros((3, 3))
+        expected[kept[0], kept[1]] = np.arange(4.0)
+        np.testing.assert_array_equal(_matrix(conn), expected)
+
+
 def test_from_matrix_dense_and_sparse():
     m = np.array([[0.0, 1.0, 0.0], [2.0, 0.0, -3.0]])
     np.testing.assert_array_equal(_matrix(jsyn.from_matrix(m)), m)

@@ -140,8 +140,10 @@ def fixed_prob(
             chunks.append(pos)
             last = int(pos[-1])
         flat = np.concatenate(chunks)
+        del chunks  # each copy of the draws holds 9 bytes a synapse: free them early
         flat = flat[flat < total]
     pre, post = np.divmod(flat, n_post)
+    del flat
     if not self_connections:
         keep = pre != post
         pre, post = pre[keep], post[keep]

@@ -44,7 +44,7 @@ def _concrete_index_array(name: str, idx) -> np.ndarray:
             f"Sparse.{name} must be a 1-d array of integer neuron indices "
             f"(got shape {arr.shape}, dtype {arr.dtype})."
         )
-    return arr.astype(np.int64)
+    return arr.astype(np.int64, copy=False)
 
 
 class Sparse(AbstractConnection):
@@ -134,17 +134,16 @@ class Sparse(AbstractConnection):
                 f"Sparse.w must be a scalar or one weight per synapse, shape ({pre.size},) "
                 f"(got shape {w_shape})."
             )
-        order = np.argsort(pre, kind="stable")
-        if np.any(order != np.arange(pre.size)):
+        if np.any(pre[1:] < pre[:-1]):  # (the builders' pairs come sorted: no copies)
+            order = np.argsort(pre, kind="stable")
             pre, post = pre[order], post[order]
             if w_shape:
                 w = jax.tree.map(lambda leaf: leaf[order], w)
         counts = np.bincount(pre, minlength=n_pre)
         indptr = np.concatenate([[0], np.cumsum(counts)])
         width = int(counts.max()) if pre.size else 0
-        slot = np.arange(pre.size) - indptr[pre]
         targets = np.full((n_pre, width), n_post, dtype=np.int32)
-        targets[pre, slot] = post
+        targets[pre, _ranks(pre, indptr)] = post
         sources, width_in = _incoming(post, n_post)
         tiers = default_tiers(n_pre) if tiers is None else tuple(int(c) for c in tiers)
         if (
@@ -281,10 +280,18 @@ def _incoming(post: np.ndarray, n_post: int) -> tuple[np.ndarray, int]:
     width_in = int(counts.max()) if post.size else 0
     order = np.argsort(post, kind="stable")
     start = np.concatenate([[0], np.cumsum(counts)])
-    slot = np.arange(post.size) - start[post[order]]
+    by_post = post[order]
     sources = np.full((n_post, width_in), post.size, dtype=np.int32)
-    sources[post[order], slot] = order
+    sources[by_post, _ranks(by_post, start)] = order
     return sources, width_in
+
+
+def _ranks(rows: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """The rank of each entry within its row (`rows` ascending, `start[r]` the position
+    of row `r`'s first entry), computed in place: one array of `rows.size` at a time."""
+    ranks = np.arange(rows.size)
+    ranks -= start[rows]
+    return ranks
 
 
 class _Spec(NamedTuple):
