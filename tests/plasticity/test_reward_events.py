@@ -149,3 +149,77 @@ def test_per_synapse_time_constant_is_refused():
     state = rule.init_event_state(conn.weights(jnp.zeros(())), N_PRE, N_POST)
     with pytest.raises(ValueError, match="scalar RewardSTDP.tau_c"):
         conn.learn_reward(rule, state, jnp.zeros(N_PRE), jnp.zeros(N_POST), jnp.ones(1), DT)
+
+
+def network(event_driven, cells, delay=None, n_steps=400, seed=10):
+    """Random pre and post spike trains through a `Sparse` projection with `RewardSTDP`,
+    rewards to `cells` dopamine cells; its inputs."""
+    rng = np.random.default_rng(seed)
+    conn = wiring(seed)
+
+    def spikes(n, count):  # `count` spikes on the grid, at most one per neuron and step
+        cell_step = np.unique(rng.integers(0, (n, n_steps), (count, 2)), axis=0)
+        return (cell_step[:, 1] + 1.0) * DT, cell_step[:, 0]
+
+    rule = jsyn.RewardSTDP(
+        "DA",
+        A_plus=0.02,
+        A_minus=0.014,
+        tau_c=60.0,
+        w_min=0.1,
+        w_max=0.9,
+        event_driven=event_driven,
+    )
+    net = jsyn.Network(
+        {
+            "pre": jsyn.SpikeTimes(*spikes(N_PRE, 300), n=N_PRE),
+            "post": jsyn.SpikeTimes(*spikes(N_POST, 200), n=N_POST),
+            "DA": (jsyn.Neuromodulator(tau_d=40.0), cells),
+        },
+        {
+            "p": jsyn.Projection(
+                conn,
+                jsyn.Expon(),
+                jsyn.CUBA(),
+                pre="pre",
+                post="post",
+                plasticity=rule,
+                delay=delay,
+                dt=None if delay is None else DT,
+            )
+        },
+    )
+    rewards = (rng.random((n_steps, cells)) < 0.02) * 1.0
+    rewards[0] = 1.0
+    return net, {"DA": jnp.asarray(rewards)}
+
+
+@pytest.mark.parametrize("cells, delay", [(N_POST, None), (1, 1.5)])
+def test_in_a_network_the_recorded_weights_are_the_dense_rules(cells, delay):
+    def record(state, out):
+        return state.projections["p"].w, state.projections["p"].g
+
+    runs = []
+    for event_driven in (True, False):
+        net, x = network(event_driven, cells, delay)
+        runs.append(jsyn.simulate(net, x, DT, record=record))
+    (final, (w, g)), (final_ref, (w_ref, g_ref)) = runs
+    assert isinstance(final.projections["p"].rule, jsyn.RewardEventState)
+    assert np.ptp(np.asarray(w_ref)[:, 0]) > 1e-3
+    np.testing.assert_allclose(w, w_ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(g, g_ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(final.projections["p"].w, final_ref.projections["p"].w, atol=1e-12)
+
+
+def test_a_projection_refuses_what_it_cannot_keep_exactly():
+    rule = jsyn.RewardSTDP("DA", event_driven=True)
+    conn = wiring()
+    with pytest.raises(ValueError, match="needs an event-driven jsyn.Sparse"):
+        jsyn.Projection(jsyn.Dense(np.ones((N_PRE, N_POST))), jsyn.Expon(), plasticity=rule)
+    with pytest.raises(ValueError, match="needs summed kinetics"):
+        jsyn.Projection(conn, jsyn.Expon(), plasticity=rule, synapse_params="synapse")
+    with pytest.raises(ValueError, match="one delay for all"):
+        jsyn.Projection(conn, jsyn.Expon(), plasticity=rule, delay=jnp.full(N_SYN, 1.0), dt=DT)
+    slow = jsyn.RewardSTDP("DA", tau_c=jnp.full(N_SYN, 100.0), event_driven=True)
+    with pytest.raises(ValueError, match="needs a scalar tau_c"):
+        jsyn.Projection(conn, jsyn.Expon(), plasticity=slow)

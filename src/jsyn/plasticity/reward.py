@@ -73,6 +73,19 @@ class RewardSTDP(AbstractLongTermPlasticity):
       0.0105, 16.8 ms, 33.7 ms).
     - `tau_c`: decay time constant of the eligibility (ms), > 0. Default 1000.0.
     - `w_min`, `w_max`: the weight bounds. Default 0 and 1.
+    - `event_driven`: keep the weights lazily and update a synapse only at its events, so
+      that a step's cost follows its spikes (static; default `False`, a pass over every
+      synapse each step). Needs an event-driven `jsyn.Sparse` connection, summed kinetics,
+      no delay per synapse and scalar time constants. Between its events a synapse's
+      eligibility only decays, so its weight change is its eligibility times a running sum
+      of $\Delta t\,d_k a^k$ per postsynaptic neuron ($a = e^{-\Delta t/\tau_c}$), applied
+      when it is next touched (`jsyn.Sparse.learn_reward`); one clip then equals the
+      rule's clip at every step while $d \ge 0$, and a step with a negative $d$ brings
+      every synapse up to date before and after it, so the weights equal the dense rule's
+      to rounding. `state.projections[name].w` computes the true weights (one pass over
+      them all, only when read); the rule's state is a `jsyn.RewardEventState`. Trials
+      (`jsyn.trials`) of such a projection are refused; batch them with `jax.vmap` (every
+      step then runs the pass over all synapses as well).
 
     **Reference:** Izhikevich 2007, *Cereb Cortex* 17:2443.
     """
@@ -85,6 +98,7 @@ class RewardSTDP(AbstractLongTermPlasticity):
     w_min: Param
     w_max: Param
     modulator: str = eqx.field(static=True)
+    event_driven: bool = eqx.field(static=True)
     multiplicative = False  # the eligibility changes additively (read by `pair_update`)
 
     def __init__(
@@ -98,6 +112,7 @@ class RewardSTDP(AbstractLongTermPlasticity):
         tau_c=1000.0,
         w_min=0.0,
         w_max=1.0,
+        event_driven=False,
     ):
         if not isinstance(modulator, str) or not modulator:
             raise TypeError(
@@ -105,6 +120,7 @@ class RewardSTDP(AbstractLongTermPlasticity):
                 f"network (got {modulator!r}), e.g. RewardSTDP('DA')."
             )
         self.modulator = modulator
+        self.event_driven = bool(event_driven)
         self.A_plus, self.A_minus, self.tau_pre, self.tau_post, self.tau_c = (
             as_param(v) for v in (A_plus, A_minus, tau_pre, tau_post, tau_c)
         )
