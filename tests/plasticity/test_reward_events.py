@@ -70,7 +70,7 @@ def run_dense(conn, rule, pre, post, d):
     return jax.lax.scan(step, (rule.init_state((N_SYN,)), w), (pre, post, d))
 
 
-@pytest.mark.parametrize("cells", [N_POST, 1])
+@pytest.mark.parametrize("cells", [N_POST, pytest.param(1, marks=pytest.mark.slow)])
 def test_equals_the_dense_rule(cells):
     conn = wiring()
     pre, post, d = inputs(1200, cells=cells)
@@ -88,6 +88,7 @@ def test_equals_the_dense_rule(cells):
     np.testing.assert_allclose(drive, drive_ref, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_negative_concentration_stays_exact():
     conn = wiring(seed=3)
     pre, post, d = inputs(600, seed=4, negative=True)
@@ -99,6 +100,7 @@ def test_negative_concentration_stays_exact():
     np.testing.assert_allclose(c, c_ref, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_one_pass_over_every_synapse_is_the_same():
     pre, post, d = inputs(300, seed=5)
     _, (w, c, drive) = run_events(wiring(), RULE, pre, post, d)
@@ -108,6 +110,7 @@ def test_one_pass_over_every_synapse_is_the_same():
     np.testing.assert_allclose(drive, drive_all, rtol=0, atol=1e-13)
 
 
+@pytest.mark.slow
 def test_jit_equals_eager():
     conn = wiring()
     pre, post, d = inputs(8, seed=6)
@@ -123,6 +126,7 @@ def test_jit_equals_eager():
     np.testing.assert_allclose(jax.jit(steps)(state), eager, rtol=0, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_gradients_equal_the_dense_rule():
     conn = wiring(seed=7)
     pre, post, d = inputs(300, seed=8)
@@ -194,7 +198,9 @@ def network(event_driven, cells, delay=None, n_steps=400, seed=10):
     return net, {"DA": jnp.asarray(rewards)}
 
 
-@pytest.mark.parametrize("cells, delay", [(N_POST, None), (1, 1.5)])
+@pytest.mark.parametrize(
+    "cells, delay", [(N_POST, None), pytest.param(1, 1.5, marks=pytest.mark.slow)]
+)
 def test_in_a_network_the_recorded_weights_are_the_dense_rules(cells, delay):
     def record(state, out):
         return state.projections["p"].w, state.projections["p"].g

@@ -303,7 +303,7 @@ class Sparse(AbstractConnection):
                     f"{jnp.shape(resolve(getattr(rule, name)))}); use the dense rule "
                     "(Sparse(..., event_driven=False)) for one time constant per synapse."
                 )
-        dtype = state.w0.dtype
+        dtype = state.b.dtype
         pre = check_signal("Sparse.learn_reward", pre, self.n_pre).astype(dtype)
         post = check_signal("Sparse.learn_reward", post, self.n_post, side="post").astype(dtype)
         chunk = _LEARN_CHUNK if self.event_driven else 0

@@ -397,8 +397,7 @@ class LazyRewardState(AbstractTransmissionState):
 
     def weights(self):
         lazy = self.lazy
-        w = lazy.w0 + lazy.c * (lazy.T[self.post_idx] - lazy.T0)
-        return jnp.clip(w, self.w_min, self.w_max)
+        return jnp.clip(lazy.b + lazy.c * lazy.T[self.post_idx], self.w_min, self.w_max)
 
     def rule(self) -> Any:
         return self.lazy
@@ -415,8 +414,8 @@ class LazyRewardWeights(AbstractTransmission):
     per_synapse: bool = eqx.field(default=False, static=True)
 
     def state_axes(self, proj) -> dict[str, Any]:
-        lazy = {"traces": {"a_pre": PRE, "a_post": POST}, "w0": SYNAPSE, "c": SYNAPSE}
-        lazy |= {"T0": SYNAPSE, "T": POST, "A": SHARED}
+        traces = {"a_pre": PRE, "a_post": POST}
+        lazy = {"traces": traces, "b": SYNAPSE, "c": SYNAPSE, "T": POST, "A": SHARED}
         return {"lazy": lazy, "sent": (PRE, self.sent_rows)}
 
     def init_state(self, proj, dtype, key=None) -> LazyRewardState:
@@ -428,12 +427,12 @@ class LazyRewardWeights(AbstractTransmission):
             sent = proj.line.init_arrivals((self.sent_rows * proj.n_pre,), dtype=dtype)
         if proj.dendrite is not None:
             post_sent = proj.dendrite.init_arrivals((proj.n_post,), dtype=dtype)
-        w_min, w_max = resolve(rule.w_min, lazy.w0), resolve(rule.w_max, lazy.w0)
+        w_min, w_max = resolve(rule.w_min, lazy.b), resolve(rule.w_max, lazy.b)
         synapse = _kinetics_state(proj, (proj.n_post,), dtype, key)
         return LazyRewardState(synapse, lazy, sent, post_sent, conn.post_idx, w_min, w_max)
 
     def step(self, proj, state: LazyRewardState, spikes, signal, dt, hook, inputs):
-        dtype = state.lazy.w0.dtype
+        dtype = state.lazy.b.dtype
         post_spikes, post_sent = _post_spikes(proj, inputs.post_spikes), state.post_sent
         if proj.dendrite is not None:  # on their way back to the synapses
             post_sent, post_spikes = proj.dendrite.step(post_sent, post_spikes.astype(dtype), dt)

@@ -26,21 +26,19 @@ class RewardEventState(eqx.Module):
     the weights and eligibilities kept lazily, brought up to date only at a synapse's events.
 
     - `traces`: the pair-STDP traces, one per presynaptic and one per postsynaptic neuron;
-    - `w0`: each synapse's weight at the end of the step before its last event (weight
-      units);
+    - `b`: each synapse's base, its weight less $\hat c\,T$ at the end of the step before
+      its last event (weight units);
     - `c`: its eligibility $\hat c$, in units of the epoch: the eligibility is $\hat c A$;
-    - `T0`: the running sum $T$ of its postsynaptic neuron at that step;
     - `T`: per postsynaptic neuron, $T_n = \sum_k \Delta t\, d_k A_k$ over the epoch (ms);
     - `A`: the decay of the eligibility since the epoch's origin, $a^{n - n_0}$ (scalar).
 
-    The weights are $w = \mathrm{clip}(w_0 + \hat c\,(T_{post} - T_0))$
+    The weights are $w = \mathrm{clip}(b + \hat c\,T_{post})$
     (`RewardSTDP.event_weights`); the eligibility is `RewardSTDP.event_eligibility`.
     """
 
     traces: STDPState
-    w0: Float[Array, " syn"]
+    b: Float[Array, " syn"]
     c: Float[Array, " syn"]
-    T0: Float[Array, " syn"]
     T: Float[Array, " n_post"]
     A: Float[Array, ""]
 
@@ -156,15 +154,13 @@ class RewardSTDP(AbstractLongTermPlasticity):
         weights `w` (one per synapse, within the bounds): traces per neuron, eligibility 0."""
         w = self.clip(jnp.asarray(w))
         traces = STDPState(a_pre=zeros(n_pre, w.dtype), a_post=zeros(n_post, w.dtype))
-        zero = jnp.zeros_like(w)
-        return RewardEventState(
-            traces, w, zero, zero, zeros(n_post, w.dtype), jnp.ones((), w.dtype)
-        )
+        c = jnp.zeros_like(w)
+        return RewardEventState(traces, w, c, zeros(n_post, w.dtype), jnp.ones((), w.dtype))
 
     def event_weights(self, state: RewardEventState, post_idx) -> Float[Array, " syn"]:
         """The true weights of an event-driven state, one per synapse (`post_idx`: each
         synapse's postsynaptic neuron, `jsyn.Sparse.post_idx`); one pass over them all."""
-        return self.clip(state.w0 + state.c * (state.T[post_idx] - state.T0))
+        return self.clip(state.b + state.c * state.T[post_idx])
 
     def event_eligibility(self, state: RewardEventState) -> Float[Array, " syn"]:
         """The eligibility $c$ of each synapse of an event-driven state."""
