@@ -5,6 +5,7 @@ pass over every synapse (`event_driven=False`, the default) and event-driven on 
 (`event_driven=True`), the two alternating in one process; the static network for scale.
 
     taskset -c 0 python benchmarks/reward.py [--sizes 4000,16000] [--repeats 3] [--ms 200]
+    python benchmarks/reward.py --sizes 16000 --check 1000   # float64: the two agree
 
 The rule: pair-STDP changes (A_plus = 0.01 w_e, A_minus = 1.05 A_plus, tau_pre = 16.8 ms,
 tau_post = 33.7 ms) go into an eligibility per synapse (tau_c = 1000 ms); w += dt d c every
@@ -109,9 +110,27 @@ def main(argv=None):
     parser.add_argument("--sizes", default="4000,16000")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ms", type=float, default=200.0, help="simulated time per run")
+    parser.add_argument(
+        "--check", type=int, default=0, help="instead: STEPS of both in float64, compared"
+    )
     args = parser.parse_args(argv)
     import jax
     import numpy as np
+
+    if args.check:
+        jax.config.update("jax_enable_x64", True)
+        for n in (int(s) for s in args.sizes.split(",")):
+            (_, dense, _), (_, event, _) = (
+                compiled_run(n, v, args.check) for v in ("dense", "event")
+            )
+            (_, s_d, w_d), (_, s_e, w_e) = dense(0), event(0)
+            dw = float(np.abs(np.asarray(w_d) - np.asarray(w_e)).max())
+            moved = float(np.abs(np.asarray(w_d) - ei.COBA.w_e).mean())
+            print(
+                f"N = {n}, {args.check} steps, float64: spikes {s_d:.0f} / {s_e:.0f}, largest "
+                f"|w_dense - w_event| {dw:.1e}, mean |w - w_e| {moved:.3f}"
+            )
+        return
 
     n_steps = int(round(args.ms / ei.DT))
     print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {ei.machine()}")
