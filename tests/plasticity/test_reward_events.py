@@ -199,7 +199,11 @@ def network(event_driven, cells, delay=None, n_steps=400, seed=10):
 
 
 @pytest.mark.parametrize(
-    "cells, delay", [(N_POST, None), pytest.param(1, 1.5, marks=pytest.mark.slow)]
+    "cells, delay",
+    [
+        pytest.param(N_POST, None, marks=pytest.mark.slow),
+        pytest.param(1, 1.5, marks=pytest.mark.slow),
+    ],
 )
 def test_in_a_network_the_recorded_weights_are_the_dense_rules(cells, delay):
     def record(state, out):
