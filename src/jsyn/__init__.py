@@ -96,6 +96,7 @@ from .plasticity import (
     ClopathState as ClopathState,
     QuantalSTP as QuantalSTP,
     QuantalSTPState as QuantalSTPState,
+    RewardEventState as RewardEventState,
     RewardSTDP as RewardSTDP,
     RewardSTDPState as RewardSTDPState,
     STDPState as STDPState,

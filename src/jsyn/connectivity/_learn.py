@@ -19,7 +19,7 @@ class LearnSpec(NamedTuple):
     select: Callable  # (signal, cap) -> the indices of up to cap nonzero entries
 
 
-def _rows(spec: LearnSpec, tables, side: str, idx):
+def synapses_of(spec: LearnSpec, tables, side: str, idx):
     """The synapses of the neurons `idx` of `side` (every synapse for `None`; an index past
     the last neuron is padding): their indices (padding: `n_syn`, which the scatters drop),
     those indices clamped for reading, and each synapse's presynaptic and postsynaptic
@@ -52,7 +52,7 @@ def _side(spec: LearnSpec, side: str, idx, rule, tables, state, w, drive, pre, p
     (with `rule.clip_each_event`, each side clips what it touches).
     The presynaptic side also adds `signal` times the weights it reads (those at the start
     of the step) to `drive`, the transmission of the step (when `signal` is given)."""
-    syn, read, i, j = _rows(spec, tables, side, idx)
+    syn, read, i, j = synapses_of(spec, tables, side, idx)
 
     def at(x):
         # a per-synapse parameter, resolved like the synapses read here (which may carry
@@ -78,29 +78,36 @@ def _side(spec: LearnSpec, side: str, idx, rule, tables, state, w, drive, pre, p
     return w.at[syn].set(new, mode="drop"), drive
 
 
-def _events(spec: LearnSpec, side: str, events, rule, tables, state, w, drive, *rest):
-    """Apply the events of one side: the neurons with an event, up to `chunk` of them per
-    pass (picked by `select`, delivery's selection), as many passes as it takes (none in a
-    step without events; every neuron, however many spike: no event is dropped). The
-    passes run in a while loop, whose carry holds the weights, updated in place (a switch
-    between capacity tiers would copy them every step)."""
+def over_events(spec: LearnSpec, events, touch, carry):
+    """Apply `touch(idx, carry) -> carry` to the neurons with an event: up to `chunk` of
+    them per pass (picked by `select`, delivery's selection; an index past the last neuron
+    is padding), as many passes as it takes (none in a step without events; every neuron,
+    however many spike: no event is dropped); every neuron at once (`idx=None`) when
+    `chunk` is 0. The passes run in a while loop, whose carry (the weights) is updated in
+    place (a switch between capacity tiers would copy it every step)."""
     if spec.chunk == 0:
-        return _side(spec, side, None, rule, tables, state, w, drive, *rest)
+        return touch(None, carry)
     n = events.shape[0]
     chunk = min(spec.chunk, n)
 
-    def one_pass(carry):
-        k, w, drive, left = carry
+    def one_pass(loop):
+        k, carry, left = loop
         idx = spec.select(left, chunk)
         idx = jnp.where(left[idx] != 0, idx, n)  # slots beyond the events: padding
-        w, drive = _side(spec, side, idx, rule, tables, state, w, drive, *rest)
-        return k + 1, w, drive, left.at[idx].set(0, mode="drop")
+        return k + 1, touch(idx, carry), left.at[idx].set(0, mode="drop")
 
     count = jnp.count_nonzero(events)
-    _, w, drive, _ = jax.lax.while_loop(
-        lambda c: c[0] * chunk < count, one_pass, (0, w, drive, events)
-    )
-    return w, drive
+    _, carry, _ = jax.lax.while_loop(lambda c: c[0] * chunk < count, one_pass, (0, carry, events))
+    return carry
+
+
+def _events(spec: LearnSpec, side: str, events, rule, tables, state, w, drive, *rest):
+    """Apply the events of one side (see `over_events`)."""
+
+    def touch(idx, carry):
+        return _side(spec, side, idx, rule, tables, state, *carry, *rest)
+
+    return over_events(spec, events, touch, (w, drive))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))

@@ -13,6 +13,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, UInt32
 from .. import _validation as val
 from .._params import AbstractParam, Param, as_param, resolve
 from ._learn import LearnSpec, learn_events
+from ._learn_reward import learn_reward
 from .base import AbstractConnection, check_signal
 
 _FIRST_TIER = 8
@@ -270,6 +271,46 @@ class Sparse(AbstractConnection):
         if signal is not None:
             signal = check_signal("Sparse.learn", signal, self.n_pre).astype(w.dtype)
         return learn_events(spec, rule, tables, state, w, pre, post, dt, signal)
+
+    def learn_reward(self, rule, state, pre, post, d, dt, signal=None):
+        r"""One event-driven step of `jsyn.RewardSTDP` on its lazy state
+        (`rule.init_event_state`, a `jsyn.RewardEventState`): the cost follows the events.
+
+        `pre` (shape `(n_pre,)`) and `post` (shape `(n_post,)`) are the step's presynaptic
+        events and postsynaptic spikes, as for `learn`; `d` the neuromodulator
+        concentration of the step (shape `(1,)` or `(n_post,)`). The traces (per neuron)
+        decay; the synapses of the neurons with an event are brought up to date and their
+        eligibility jumps (depression at a pre event, potentiation at a post spike, as pair
+        STDP); the weight update $w \leftarrow \mathrm{clip}(w + \Delta t\,d_n c_n)$ of
+        every other synapse is carried by a running sum per postsynaptic neuron and
+        applied when the synapse is next touched. This equals the rule's `step` to rounding
+        while $d \ge 0$ (the weight of a synapse then moves one way between its events, so
+        clipping at the end is clipping at every step); a step with a negative $d$ brings
+        every synapse up to date before and after it (one pass over all synapses), as
+        does the start of a new epoch, each time the eligibility has decayed by half
+        since the last ($\tau_c \ln 2$ ms).
+
+        Returns `(state, drive)`: `drive` is the transmission of `signal` through the
+        weights at the start of the step (as for `learn`; `None` without a signal). The
+        weights are `rule.event_weights(state, self.post_idx)`. Gradients are those of the
+        same step over every synapse. Needs scalar time constants.
+        """
+        for name in ("tau_pre", "tau_post", "tau_c"):
+            if jnp.ndim(resolve(getattr(rule, name))) != 0:
+                raise ValueError(
+                    f"Sparse.learn_reward needs a scalar RewardSTDP.{name} (got shape "
+                    f"{jnp.shape(resolve(getattr(rule, name)))}); use the dense rule "
+                    "(Sparse(..., event_driven=False)) for one time constant per synapse."
+                )
+        dtype = state.b.dtype
+        pre = check_signal("Sparse.learn_reward", pre, self.n_pre).astype(dtype)
+        post = check_signal("Sparse.learn_reward", post, self.n_post, side="post").astype(dtype)
+        chunk = _LEARN_CHUNK if self.event_driven else 0
+        spec = LearnSpec(chunk, self.width, self.width_in, select)
+        tables = (self.targets, self.indptr, self.sources, self.pre_idx, self.post_idx)
+        if signal is not None:
+            signal = check_signal("Sparse.learn_reward", signal, self.n_pre).astype(dtype)
+        return learn_reward(spec, rule, tables, state, pre, post, d, dt, signal)
 
 
 def _incoming(post: np.ndarray, n_post: int) -> tuple[np.ndarray, int]:

@@ -26,6 +26,7 @@ from .release import ReleaseEvents, StochasticRelease, key_words, split_streams
 from .transmission import (
     AbstractTransmission,
     AbstractTransmissionState,
+    LazyRewardWeights,
     PerSynapseKinetics,
     PlasticWeights,
     SummedKinetics,
@@ -576,6 +577,9 @@ def _transmission(proj: Projection, per_synapse: bool) -> AbstractTransmission:
         if per_synapse:
             return PerSynapseKinetics(history_per_synapse=delay_per_synapse)
         return SummedKinetics()
+    if rule.event_driven:
+        _lazy_checks(proj, per_synapse, delay_per_synapse)
+        return LazyRewardWeights(sent_rows=2 if proj.stp is not None else 1)
     by_events = (
         isinstance(rule, AbstractTraceRule)
         and rule.per_neuron
@@ -589,3 +593,30 @@ def _transmission(proj: Projection, per_synapse: bool) -> AbstractTransmission:
         delay_per_synapse=delay_per_synapse,
         sent_rows=2 if proj.stp is not None and not per_synapse else 1,
     )
+
+
+def _lazy_checks(proj: Projection, per_synapse: bool, delay_per_synapse: bool) -> None:
+    """Refuse an event-driven rule (`event_driven=True`) where its lazy weights cannot be
+    kept exactly."""
+    rule = type(proj.plasticity).__name__
+    fixes = (
+        (
+            isinstance(proj.conn, Sparse) and proj.conn.event_driven,
+            f"an event-driven jsyn.Sparse connection (got {type(proj.conn).__name__})",
+        ),
+        (not per_synapse, "summed kinetics (got kinetics per synapse)"),
+        (not delay_per_synapse, "one delay for all synapses or none (got one per synapse)"),
+    )
+    for ok, need in fixes:
+        if not ok:
+            raise ValueError(
+                f"Projection: {rule}(event_driven=True) needs {need}; change that, or "
+                f"drop event_driven for the rule's pass over every synapse."
+            )
+    for name in ("tau_pre", "tau_post", "tau_c"):
+        shape = jnp.shape(resolve(getattr(proj.plasticity, name)))
+        if shape != ():
+            raise ValueError(
+                f"Projection: {rule}(event_driven=True) needs a scalar {name} (got shape "
+                f"{shape}); drop event_driven for one time constant per synapse."
+            )

@@ -13,6 +13,10 @@ A projection picks one when it is built, from its parts, and keeps it:
   changes them each step, from the presynaptic spikes as they arrive at the synapses
   (after their delay) and the postsynaptic spikes; the arriving spikes drive summed or
   per-synapse kinetics with the weights at the start of the step.
+- `LazyRewardWeights`: `jsyn.RewardSTDP(..., event_driven=True)` on an event-driven
+  `jsyn.Sparse`: the weights are kept lazily (`jsyn.RewardEventState`) and brought up to
+  date only at a synapse's events (`jsyn.Sparse.learn_reward`); the state's `weights()`
+  computes the true weights.
 
 Each has its own state Module, whose fields keep one meaning. A transmission holds only
 how it transmits (static choices), never parameters: those stay in the projection, which
@@ -27,7 +31,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._component import POST, PRE, SYNAPSE, axis
+from .._component import POST, PRE, SHARED, SYNAPSE, axis
+from .._params import resolve
 from ..delays import DelayState
 from ..synapses import AbstractDelivery, Drive
 from .release import ReleaseEvents
@@ -305,7 +310,7 @@ class PlasticWeights(AbstractTransmission):
             post_sent, post_spikes = proj.dendrite.step(
                 post_sent, post_spikes.astype(state.w.dtype), dt
             )
-        sent, events, arrived = self._arrivals(
+        sent, events, arrived = self.arrivals(
             proj, state.sent, spikes.astype(state.w.dtype), signal, dt
         )
         transmit = None if self.per_synapse else arrived
@@ -324,7 +329,7 @@ class PlasticWeights(AbstractTransmission):
         synapse, g = proj.synapse.step_with_delivery(state.synapse, delivery, dt)
         return PlasticState(synapse, state.history, w, traces, sent, post_sent), g
 
-    def _arrivals(self, proj, sent, spikes, signal, dt):
+    def arrivals(self, proj, sent, spikes, signal, dt):
         """What arrives at the synapses in this step: `(sent, events, arrived)`, the delay
         buffer, the spikes (the rule's pre events) and the transmitted signal, per
         presynaptic neuron without a delay or with one delay, per synapse (shape
@@ -360,21 +365,106 @@ class PlasticWeights(AbstractTransmission):
         pre = events if self.delay_per_synapse else proj.conn.spread(events)
         post = proj.conn.spread_post(post_spikes)
         if modulator is not None:
-            modulator = jnp.asarray(modulator, dtype)
+            modulator = _modulator(proj, modulator, dtype)
             if modulator.shape == (proj.n_post,):
                 modulator = proj.conn.spread_post(modulator)
-            elif modulator.shape == (1,):
-                modulator = modulator[0]
             else:
-                raise ValueError(
-                    f"Projection.step: the neuromodulator must have shape (1,) or "
-                    f"({proj.n_post},), one per postsynaptic neuron (got {modulator.shape})."
-                )
+                modulator = modulator[0]
         kwargs = {}
         if proj.plasticity.needs_post_voltage:
             kwargs["V"] = proj.conn.spread_post(_post_voltage(proj, inputs.post_voltage, dtype))
         traces, w = proj.plasticity.step(state.traces, state.w, pre, post, dt, modulator, **kwargs)
         return w, traces, None
+
+
+class LazyRewardState(AbstractTransmissionState):
+    """State of `LazyRewardWeights`:
+    - `synapse`: the kinetics state, per postsynaptic neuron;
+    - `lazy`: the rule's lazy state (a `jsyn.RewardEventState`: weights and eligibilities
+      as of each synapse's last event, running sums per postsynaptic neuron);
+    - `sent`, `post_sent`: as in `PlasticState`;
+    - `post_idx`, `w_min`, `w_max`: each synapse's postsynaptic neuron and the rule's
+      bounds, with which `weights()` computes the true weights (one pass over them all).
+    """
+
+    synapse: Any = axis(POST)
+    lazy: Any = axis("lazy")
+    sent: DelayState | None = axis("sent")
+    post_sent: DelayState | None = axis(POST)
+    post_idx: Array = axis("post index")  # trials cannot lay it out (no offsets per block)
+    w_min: Array = axis("bounds")
+    w_max: Array = axis("bounds")
+
+    def weights(self):
+        lazy = self.lazy
+        return jnp.clip(lazy.b + lazy.c * lazy.T[self.post_idx], self.w_min, self.w_max)
+
+    def rule(self) -> Any:
+        return self.lazy
+
+
+class LazyRewardWeights(AbstractTransmission):
+    r"""`jsyn.RewardSTDP` stepped event-driven (`event_driven=True`) on an event-driven
+    `jsyn.Sparse`, into summed kinetics: a step touches only the synapses of the neurons
+    with an event (`jsyn.Sparse.learn_reward`), delivering the arriving spikes through the
+    weights at the start of the step in the same pass. `arrivals` reads the delay buffer
+    as `PlasticWeights` does (`sent_rows` as there)."""
+
+    sent_rows: int = eqx.field(static=True)
+    per_synapse: bool = eqx.field(default=False, static=True)
+
+    def state_axes(self, proj) -> dict[str, Any]:
+        traces = {"a_pre": PRE, "a_post": POST}
+        lazy = {"traces": traces, "b": SYNAPSE, "c": SYNAPSE, "T": POST, "A": SHARED}
+        return {"lazy": lazy, "sent": (PRE, self.sent_rows)}
+
+    def init_state(self, proj, dtype, key=None) -> LazyRewardState:
+        rule, conn = proj.plasticity, proj.conn
+        w = jnp.broadcast_to(conn.weights(jnp.zeros((), dtype)), conn.syn_shape)
+        lazy = rule.init_event_state(w, proj.n_pre, proj.n_post)
+        sent = post_sent = None
+        if proj.line is not None:
+            sent = proj.line.init_arrivals((self.sent_rows * proj.n_pre,), dtype=dtype)
+        if proj.dendrite is not None:
+            post_sent = proj.dendrite.init_arrivals((proj.n_post,), dtype=dtype)
+        w_min, w_max = resolve(rule.w_min, lazy.b), resolve(rule.w_max, lazy.b)
+        synapse = _kinetics_state(proj, (proj.n_post,), dtype, key)
+        return LazyRewardState(synapse, lazy, sent, post_sent, conn.post_idx, w_min, w_max)
+
+    def step(self, proj, state: LazyRewardState, spikes, signal, dt, hook, inputs):
+        dtype = state.lazy.b.dtype
+        post_spikes, post_sent = _post_spikes(proj, inputs.post_spikes), state.post_sent
+        if proj.dendrite is not None:  # on their way back to the synapses
+            post_sent, post_spikes = proj.dendrite.step(post_sent, post_spikes.astype(dtype), dt)
+        plastic = PlasticWeights(False, True, False, self.sent_rows)
+        sent, events, arrived = plastic.arrivals(proj, state.sent, spikes.astype(dtype), signal, dt)
+        d = _modulator(proj, inputs.modulator, dtype)
+        lazy, drive = proj.conn.learn_reward(
+            proj.plasticity, state.lazy, events, post_spikes, d, dt, arrived
+        )
+        delivery = Drive(drive.astype(signal.dtype))
+        synapse, g = proj.synapse.step_with_delivery(state.synapse, delivery, dt)
+        new = LazyRewardState(
+            synapse, lazy, sent, post_sent, state.post_idx, state.w_min, state.w_max
+        )
+        return new, g
+
+
+def _modulator(proj, modulator, dtype):
+    """The neuromodulator concentration of the step, `(1,)` or `(n_post,)`."""
+    if modulator is None:
+        raise ValueError(
+            "RewardSTDP needs the neuromodulator concentration of each step; run the "
+            f"projection in a jsyn.Network with a jsyn.Neuromodulator group named "
+            f"{proj.plasticity.modulator!r}."
+        )
+    modulator = jnp.asarray(modulator, dtype)
+    if modulator.shape not in ((1,), (proj.n_post,)):
+        raise ValueError(
+            f"Projection.step: the neuromodulator must have shape (1,) or "
+            f"({proj.n_post},), one per postsynaptic neuron (got {modulator.shape})."
+        )
+    return modulator
 
 
 def _post_spikes(proj, post_spikes):

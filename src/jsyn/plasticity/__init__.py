@@ -9,6 +9,7 @@ from .homeostatic import (
 )
 from .quantal import QuantalSTP as QuantalSTP, QuantalSTPState as QuantalSTPState
 from .reward import (
+    RewardEventState as RewardEventState,
     RewardSTDP as RewardSTDP,
     RewardSTDPState as RewardSTDPState,
 )

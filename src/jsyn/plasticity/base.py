@@ -51,12 +51,16 @@ class AbstractLongTermPlasticity(AbstractComponent):
     `step(state, w, pre, post, dt, modulator, V=V)` with `V` the potential at the end of
     the step at each synapse (mV, shape `syn_shape`), and a `jsyn.Network` hands it the
     potential of the post group (which must declare one, `has_potential`).
+    `event_driven` (default `False`): the rule keeps its weights lazily and steps
+    event-driven on an event-driven `jsyn.Sparse` (`jsyn.RewardSTDP(..., event_driven=True)`,
+    `jsyn.Sparse.learn_reward`); the projection then holds a `jsyn.RewardEventState`.
     """
 
     w_min: eqx.AbstractVar[Param]
     w_max: eqx.AbstractVar[Param]
     modulator: eqx.AbstractVar[str | None]
     needs_post_voltage: ClassVar[bool] = False
+    event_driven: ClassVar[bool] = False
 
     @abc.abstractmethod
     def init_state(self, shape: Shape, *, dtype=None):
