@@ -1,6 +1,7 @@
 """The protocol every jsyn model follows."""
 
 import abc
+import dataclasses
 from typing import ClassVar
 
 import equinox as eqx
@@ -146,12 +147,26 @@ def axis(kind, **kwargs):
       counter or a ring buffer's position (the trials of a batch step in lockstep);
     - `"stream"` (`STREAM`): a PRNG key, the stream of the step's draws: one per trial in
       a batch, each drawing what its single run draws;
+    - an `IndexAxis(into, along)`: positions of the elements of population `into`, one
+      per element of `along` (renumbered trial by trial in a batch);
     - a name (`"pre"`, `"post"`, `"synapse"`, or a name that the owning system resolves,
       see `jsyn.Projection.state_axes`): a nested state (or array) whose `"each"` fields
       are laid over that population instead.
 
     `kwargs` go to `eqx.field` (e.g. `default=None`)."""
     return eqx.field(metadata={_AXIS: kind}, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexAxis:
+    """The axis of a field that holds, for each element of the population `along`, the
+    position of an element of the population `into` (each synapse's postsynaptic neuron,
+    say): `jsyn.trials` lays it out over `along` and renumbers its values to the batch's
+    positions of `into`, trial by trial. Declare it as `jsyn.axis(IndexAxis(POST,
+    SYNAPSE))`."""
+
+    into: str
+    along: str
 
 
 def field_axis(field) -> object:

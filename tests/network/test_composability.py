@@ -108,13 +108,6 @@ _ALONE = (
     "network to lay side by side; batch it with jax.vmap (the vmap column), or split a "
     "batch over devices with jsyn.sweep",
 )
-_LAZY = (
-    ValueError,
-    "cannot lay out LazyRewardState.post_idx",
-    "by design: the lazy weights keep each synapse's postsynaptic neuron, which trials laid "
-    "side by side would have to renumber trial by trial; batch them with jax.vmap (the vmap "
-    "column), or drop event_driven",
-)
 ROWS = {
     "STP": Row(lambda a: _net(a, stp=jsyn.STP(U=0.2, tau_f=50.0, tau_d=100.0)), _g),
     "STD": Row(lambda a: _net(a, stp=jsyn.STD(U=0.4, tau=80.0)), _g),
@@ -137,7 +130,6 @@ ROWS = {
             inputs={"DA": _rewards(N_POST)},
         ),
         _g,
-        refused={"trials": _LAZY, "sharded": _LAZY},
     ),
     "SynapticScaling": Row(lambda a: _net(a, plasticity=jsyn.SynapticScaling(rate_target=5.0)), _g),
     "VogelsSprekeler": Row(lambda a: _net(a, plasticity=jsyn.VogelsSprekeler()), _g),

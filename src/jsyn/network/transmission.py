@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._component import POST, PRE, SHARED, SYNAPSE, axis
+from .._component import POST, PRE, SHARED, SYNAPSE, IndexAxis, axis
 from .._params import resolve
 from ..delays import DelayState
 from ..synapses import AbstractDelivery, Drive
@@ -391,9 +391,9 @@ class LazyRewardState(AbstractTransmissionState):
     lazy: Any = axis("lazy")
     sent: DelayState | None = axis("sent")
     post_sent: DelayState | None = axis(POST)
-    post_idx: Array = axis("post index")  # trials cannot lay it out (no offsets per block)
-    w_min: Array = axis("bounds")
-    w_max: Array = axis("bounds")
+    post_idx: Array = axis(IndexAxis(POST, SYNAPSE))
+    w_min: Array = axis("w_min")  # per synapse, or one for all (see `state_axes`)
+    w_max: Array = axis("w_max")
 
     def weights(self):
         lazy = self.lazy
@@ -416,7 +416,12 @@ class LazyRewardWeights(AbstractTransmission):
     def state_axes(self, proj) -> dict[str, Any]:
         traces = {"a_pre": PRE, "a_post": POST}
         lazy = {"traces": traces, "b": SYNAPSE, "c": SYNAPSE, "T": POST, "A": SHARED}
-        return {"lazy": lazy, "sent": (PRE, self.sent_rows)}
+        rule = proj.plasticity
+        bounds = {
+            b: SYNAPSE if jnp.ndim(resolve(getattr(rule, b))) else SHARED
+            for b in ("w_min", "w_max")
+        }
+        return {"lazy": lazy, "sent": (PRE, self.sent_rows)} | bounds
 
     def init_state(self, proj, dtype, key=None) -> LazyRewardState:
         rule, conn = proj.plasticity, proj.conn

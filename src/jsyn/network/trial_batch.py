@@ -49,7 +49,7 @@ import numpy as np
 from jaxtyping import Array
 
 from .. import _validation as val
-from .._component import EACH, POST, PRE, SHARED, STREAM, SYNAPSE, field_axis
+from .._component import EACH, POST, PRE, SHARED, STREAM, SYNAPSE, IndexAxis, field_axis
 from .._resume import resumable_trials
 from .._sharding import shard_batch
 from ..batch import batch_size
@@ -179,6 +179,28 @@ class _Kind:
         return jnp.moveaxis(x, -1 - len(self.shape), 0)
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class _IndexKind:
+    """How a field of positions in the population `into`, one per element of `along`, lies
+    in the batch: laid over `along`, each value renumbered to the batch's position of its
+    trial's element of `into`."""
+
+    along: _Kind
+    into: _Kind
+
+    def merge(self, stacked: Array) -> Array:
+        B = stacked.shape[0]
+        trial = jnp.arange(B).reshape(B, *(1,) * (stacked.ndim - 1))
+        position = np.empty_like(self.into.perm)
+        position[self.into.perm] = np.arange(self.into.perm.size)  # trial-major -> batch
+        batched = jnp.asarray(position)[stacked + trial * self.into.size]
+        return self.along.merge(batched.astype(stacked.dtype))
+
+    def split(self, x: Array, B: int) -> Array:
+        positions = self.along.split(x, B)
+        return (jnp.asarray(self.into.perm)[positions] % self.into.size).astype(positions.dtype)
+
+
 class _Unlaid(ValueError):
     """A value that does not lie over its population as one value per element."""
 
@@ -238,6 +260,8 @@ def _lay(tree, where: dict, leaf, what: str = "a state"):
 
 
 def _lay_field(value, how, where, leaf, what):
+    if isinstance(how, str) and where.get(how) in (SHARED, STREAM):  # a name for one of them
+        how = where[how]
     if isinstance(how, str) and how in (SHARED, STREAM):
         return jax.tree.map(lambda x: leaf(x, how), value)
     if isinstance(how, str) and how == EACH:
@@ -250,6 +274,9 @@ def _resolve(how, where: dict, what: str) -> dict:
     if isinstance(how, tuple):  # (name, k): k blocks of the population `name`
         name, k = how
         return where | {EACH: _resolve(name, where, what)[EACH].blocks(k)}
+    if isinstance(how, IndexAxis):  # positions in `into`, one per element of `along`
+        along, into = (_resolve(name, where, what)[EACH] for name in (how.along, how.into))
+        return where | {EACH: _IndexKind(along, into)}
     if isinstance(how, Mapping):  # the axes of the fields of a nested state
         return where | {_FIELDS: dict(how)}
     if how not in where or where[how] is None:

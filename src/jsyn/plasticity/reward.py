@@ -81,9 +81,8 @@ class RewardSTDP(AbstractLongTermPlasticity):
       rule's clip at every step while $d \ge 0$, and a step with a negative $d$ brings
       every synapse up to date before and after it, so the weights equal the dense rule's
       to rounding. `state.projections[name].w` computes the true weights (one pass over
-      them all, only when read); the rule's state is a `jsyn.RewardEventState`. Trials
-      (`jsyn.trials`) of such a projection are refused; batch them with `jax.vmap` (every
-      step then runs the pass over all synapses as well).
+      them all, only when read); the rule's state is a `jsyn.RewardEventState`. In
+      `jsyn.trials` each trial equals its single run.
 
     **Reference:** Izhikevich 2007, *Cereb Cortex* 17:2443.
     """
