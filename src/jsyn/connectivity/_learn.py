@@ -19,7 +19,7 @@ class LearnSpec(NamedTuple):
     select: Callable  # (signal, cap) -> the indices of up to cap nonzero entries
 
 
-def _rows(spec: LearnSpec, tables, side: str, idx):
+def synapse_rows(spec: LearnSpec, tables, side: str, idx):
     """The synapses of the neurons `idx` of `side` (every synapse for `None`; an index past
     the last neuron is padding): their indices (padding: `n_syn`, which the scatters drop),
     those indices clamped for reading, and each synapse's presynaptic and postsynaptic
@@ -45,14 +45,18 @@ def _rows(spec: LearnSpec, tables, side: str, idx):
     return syn, read, pre_idx[read], jnp.broadcast_to(real[:, None], syn.shape)
 
 
-def _side(spec: LearnSpec, side: str, idx, rule, tables, state, w, drive, pre, post, signal):
-    """Apply the events of one side to the synapses of neurons `idx` (all for `None`).
-    A synapse is clipped once, after both sides: the presynaptic side leaves unclipped the
-    synapses onto neurons that spike in this step, which the postsynaptic side then clips
-    (with `rule.clip_each_event`, each side clips what it touches).
-    The presynaptic side also adds `signal` times the weights it reads (those at the start
-    of the step) to `drive`, the transmission of the step (when `signal` is given)."""
-    syn, read, i, j = _rows(spec, tables, side, idx)
+def update_synapses(rule, side: str, found, w, drive, traces, event, post_spikes, carried):
+    """The weights after the events of one side at the synapses `found` (`(syn, read, j)`
+    of `synapse_rows`: their indices, `n_syn` for padding, which the scatter drops; those
+    indices clamped for reading; their postsynaptic neurons), with `traces` the traces each
+    synapse sees and `event` its event (a pre event, or its neuron's post spike). A synapse
+    is clipped once, after both sides: the presynaptic side leaves unclipped the synapses
+    onto neurons that spike in this step (`post_spikes`, at each synapse), which the
+    postsynaptic side then clips (with `rule.clip_each_event`, each side clips what it
+    touches). The presynaptic side also adds `carried` (the signal each synapse transmits
+    in this step, or `None`) times the weights it reads, those at the start of the step,
+    to `drive` at their postsynaptic neurons. Returns `(w, drive)`."""
+    syn, read, j = found
 
     def at(x):
         # a per-synapse parameter, resolved like the synapses read here (which may carry
@@ -61,31 +65,44 @@ def _side(spec: LearnSpec, side: str, idx, rule, tables, state, w, drive, pre, p
             return jnp.reshape(x, ())
         return jnp.ravel(x)[read]
 
-    traces = rule.at_synapses(state, i, j)
     w_syn = w[read]
     lo, hi = at(resolve(rule.w_min, w)), at(resolve(rule.w_max, w))
     if side == "pre":
-        if signal is not None:
+        if carried is not None:
             target = jnp.where(syn < w.shape[0], j, drive.shape[0])  # padding: dropped
-            drive = drive.at[target].add(signal[i] * w_syn, mode="drop")
-        new = rule.depress(w_syn, pre[i], traces, at)
+            drive = drive.at[target].add(carried * w_syn, mode="drop")
+        new = rule.depress(w_syn, event, traces, at)
         if not rule.clip_each_event:
-            new = jnp.where(post[j] != 0, new, jnp.clip(new, lo, hi))
+            new = jnp.where(post_spikes != 0, new, jnp.clip(new, lo, hi))
         else:
             new = jnp.clip(new, lo, hi)
     else:
-        new = jnp.clip(rule.potentiate(w_syn, post[j], traces, at), lo, hi)
+        new = jnp.clip(rule.potentiate(w_syn, event, traces, at), lo, hi)
     return w.at[syn].set(new, mode="drop"), drive
 
 
-def _events(spec: LearnSpec, side: str, events, rule, tables, state, w, drive, *rest):
-    """Apply the events of one side: the neurons with an event, up to `chunk` of them per
-    pass (picked by `select`, delivery's selection), as many passes as it takes (none in a
-    step without events; every neuron, however many spike: no event is dropped). The
-    passes run in a while loop, whose carry holds the weights, updated in place (a switch
-    between capacity tiers would copy them every step)."""
+def _side(spec: LearnSpec, side: str, idx, rule, tables, state, w, drive, pre, post, signal):
+    """Apply the events of one side to the synapses of neurons `idx` (all for `None`), each
+    synapse reading its neurons' traces (`update_synapses`); the presynaptic side also
+    transmits `signal` (when given)."""
+    syn, read, i, j = synapse_rows(spec, tables, side, idx)
+    traces = rule.at_synapses(state, i, j)
+    event = pre[i] if side == "pre" else post[j]
+    carried = None if signal is None else signal[i]
+    return update_synapses(rule, side, (syn, read, j), w, drive, traces, event, post[j], carried)
+
+
+def event_passes(spec: LearnSpec, events, apply, w, drive):
+    """Apply the events of one side, `apply(idx, w, drive) -> (w, drive)` on the neurons
+    `idx` with an event (a nonzero entry of `events`), up to `chunk` of them per pass
+    (picked by `select`, delivery's selection; slots beyond the events are padding, an
+    index past the last neuron), as many passes as it takes (none in a step without
+    events; every neuron, however many spike: no event is dropped); with `chunk` 0, one
+    pass over every synapse (`idx=None`). The passes run in a while loop, whose carry
+    holds the weights, updated in place (a switch between capacity tiers would copy them
+    every step)."""
     if spec.chunk == 0:
-        return _side(spec, side, None, rule, tables, state, w, drive, *rest)
+        return apply(None, w, drive)
     n = events.shape[0]
     chunk = min(spec.chunk, n)
 
@@ -93,7 +110,7 @@ def _events(spec: LearnSpec, side: str, events, rule, tables, state, w, drive, *
         k, w, drive, left = carry
         idx = spec.select(left, chunk)
         idx = jnp.where(left[idx] != 0, idx, n)  # slots beyond the events: padding
-        w, drive = _side(spec, side, idx, rule, tables, state, w, drive, *rest)
+        w, drive = apply(idx, w, drive)
         return k + 1, w, drive, left.at[idx].set(0, mode="drop")
 
     count = jnp.count_nonzero(events)
@@ -108,11 +125,19 @@ def learn_events(spec: LearnSpec, rule, tables, state, w, pre, post, dt, signal)
     """The rule's step on traces kept per neuron, event-driven: `(state, w, drive)`, with
     `drive` the transmission of `signal` (`None` without one)."""
     drive = None if signal is None else jnp.zeros((tables[2].shape[0],), w.dtype)
-    state = rule.decay(state, dt, w)
-    w, drive = _events(spec, "pre", pre, rule, tables, state, w, drive, pre, post, signal)
-    state = rule.jump(state, pre, "pre")
-    w, _ = _events(spec, "post", post, rule, tables, state, w, None, pre, post, None)
-    return rule.jump(state, post, "post"), w, drive
+    decayed = rule.decay(state, dt, w)
+
+    def pre_side(idx, w, drive):
+        return _side(spec, "pre", idx, rule, tables, decayed, w, drive, pre, post, signal)
+
+    w, drive = event_passes(spec, pre, pre_side, w, drive)
+    jumped = rule.jump(decayed, pre, "pre")
+
+    def post_side(idx, w, drive):
+        return _side(spec, "post", idx, rule, tables, jumped, w, drive, pre, post, None)
+
+    w, _ = event_passes(spec, post, post_side, w, None)
+    return rule.jump(jumped, post, "post"), w, drive
 
 
 def _dense(rule, tables, state, w, pre, post, dt, signal):

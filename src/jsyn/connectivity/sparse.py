@@ -13,6 +13,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, UInt32
 from .. import _validation as val
 from .._params import AbstractParam, Param, as_param, resolve
 from ._learn import LearnSpec, learn_events
+from ._learn_delayed import DelayedSpec, learn_delayed
 from .base import AbstractConnection, check_signal
 
 _FIRST_TIER = 8
@@ -271,6 +272,53 @@ class Sparse(AbstractConnection):
         if signal is not None:
             signal = check_signal("Sparse.learn", signal, self.n_pre).astype(w.dtype)
         return learn_events(spec, rule, tables, state, w, pre, post, dt, signal)
+
+    def learn_delayed(self, rule, state, history, w, sent, delay, post, dt, *, signal_block=None):
+        r"""One event-driven step of an all-to-all trace rule (as `learn`) with **one delay
+        per synapse**, its traces kept per neuron (`rule.init_neuron_state`).
+
+        A synapse of delay $d_s = (k_s + f_s)\,\Delta t$ sees the spikes of its
+        presynaptic neuron $d_s$ later, and (for a trace that adds its jumps, or a delay
+        of whole steps) the neuron's presynaptic trace $d_s$ later too:
+        $a_s(t) = (1 - f_s)\,A_i(t - k_s) + f_s\,A_i(t - k_s - 1)$. So the presynaptic
+        traces of `state` follow the spikes as they are **sent**, and `history` (a
+        `jsyn.DelayState` of shape `(slots + 1, P n_pre)`, `P` the rule's presynaptic
+        traces in the order of `rule.pre_taus`) keeps them for the last steps (after
+        each step's jumps); the postsynaptic traces are the post neurons' own.
+
+        - `sent`: a `jsyn.DelayState` (the buffer of a projection's `jsyn.Delay`, with
+          this step's row already pushed) of the presynaptic spikes of the last steps,
+          block 0 of each row (shape `(slots, rows n_pre)`);
+        - `delay`: the `jsyn.Delay` of the synapses (one delay each, `syn_shape`); it is
+          read only at the synapses a step touches (`Delay.steps(index=...)`);
+        - `post`: the spikes of the postsynaptic neurons in this step, shape `(n_post,)`;
+        - `signal_block`: the block of `sent` that holds what the arriving spikes
+          transmit (0: the spikes themselves; 1 with STP, its efficacies), or `None` for no
+          transmission.
+
+        A step decays the traces, adds this step's spikes to the presynaptic ones and
+        pushes them into `history`; then the synapses of the neurons with a spike still in
+        flight (a nonzero entry in any row of `sent`: sent within the last `max_delay` and
+        a step) are visited, 16 neurons per pass, and each applies the pre event that
+        arrives at it now (zero for most: no change), reading the postsynaptic traces and
+        its presynaptic ones at its delay (before that event's jump); then the synapses
+        onto the postsynaptic neurons that spike are potentiated (their presynaptic traces
+        at their delays, after the jumps), then the postsynaptic traces jump. Clipping as
+        in `learn`. The work of a step follows the spikes in flight times the out-degree
+        `width` plus the post spikes times `width_in`, not the number of synapses.
+
+        Returns `(state, history, w, drive)`: equal to the rule's `step` on per-synapse
+        traces driven by the per-synapse arrivals (`jsyn.Delay.step_at`), and the drive of
+        the arriving signal through the weights at the start of the step (shape
+        `(n_post,)`; `None` without `signal_block`). Gradients are those of the same step
+        over every synapse (w.r.t. the weights, the rule's parameters and the delays), as
+        for `learn`. With `event_driven=False`, one pass over every synapse.
+        """
+        post = check_signal("Sparse.learn_delayed", post, self.n_post, side="post").astype(w.dtype)
+        chunk = _LEARN_CHUNK if self.event_driven else 0
+        spec = DelayedSpec(LearnSpec(chunk, self.width, self.width_in, select), signal_block)
+        tables = (self.targets, self.indptr, self.sources, self.pre_idx, self.post_idx)
+        return learn_delayed(spec, rule, tables, delay, state, history, w, sent, post, dt)
 
 
 def _incoming(post: np.ndarray, n_post: int) -> tuple[np.ndarray, int]:

@@ -10,8 +10,10 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Key, PRNGKeyArray
 
+from .. import _validation as val
 from .._component import POST, PRE, STREAM, AbstractSystem, as_shape, axis
 from .._custom_types import ScalarLike, Shape
 from .._params import AbstractParam, as_param, resolve
@@ -383,7 +385,8 @@ class Projection(AbstractSystem):
         self.transmission = _transmission(self, per_synapse)
 
     def constraints(self):
-        return ()  # the delay's are its `Delay`'s
+        # the delay's are its `Delay`'s; the transmission's, those its choices rely on
+        return self.transmission.checks(self)
 
     @property
     def n_pre(self) -> int:
@@ -581,11 +584,25 @@ def _transmission(proj: Projection, per_synapse: bool) -> AbstractTransmission:
         and rule.per_neuron
         and isinstance(proj.conn, Sparse)
         and proj.conn.event_driven
-        and not delay_per_synapse
     )
+    # per-synapse delays: exact on per-neuron traces when the presynaptic trace adds its
+    # jumps (any delay) or the delays are whole steps (then checked at every run's entry)
+    whole_steps = by_events and delay_per_synapse and not rule.additive
+    if whole_steps and not _whole_steps(proj.line):
+        by_events = whole_steps = False
     return PlasticWeights(
         per_synapse=per_synapse,
         by_events=by_events,
         delay_per_synapse=delay_per_synapse,
         sent_rows=2 if proj.stp is not None and not per_synapse else 1,
+        whole_steps=whole_steps,
     )
+
+
+def _whole_steps(line: Delay) -> bool:
+    """Whether the delays of `line` are concrete and whole numbers of steps."""
+    with jax.ensure_compile_time_eval():
+        if val.concrete(resolve(line.delay)) is None:
+            return False
+        _, frac = line.steps()
+        return not bool(np.any(np.asarray(frac)))

@@ -159,6 +159,15 @@ class AbstractTraceRule(AbstractLongTermPlasticity):
         own_side = PAIRINGS[self.pairing][2] is None
         return own_side and all(jnp.ndim(resolve(getattr(self, tau))) == 0 for tau in taus)
 
+    @property
+    def additive(self) -> bool:
+        """Whether a presynaptic trace adds its jumps and nothing else clears it
+        (`pairing="all"`): it is then linear in its spike train, so the trace that a
+        synapse sees of a delayed spike train, fractional arrivals included, is its
+        neuron's trace delayed alike (`jsyn.Sparse.learn_delayed`)."""
+        pre_rule, _, clears = PAIRINGS[self.pairing]
+        return pre_rule == "add" and clears is None
+
     def decay(self, state, dt, like):
         """Every trace decayed exactly over a step of `dt` ms."""
         dt = jnp.asarray(dt, jnp.result_type(like))
