@@ -3,7 +3,8 @@ STDP on its excitatory synapses, each with its own delay drawn from U(0.1, 2) ms
 grid points), run with the dense update (`jsyn.Sparse(..., event_driven=False)` on the
 excitatory projection: per-synapse traces and arrivals, every synapse each step) and the
 event-driven one (`jsyn.Sparse.learn_delayed`: traces per neuron and a history of the
-presynaptic ones), alternating in one process.
+presynaptic ones), alternating in one process; for scale, the same network with one delay
+for all (their mean, event-driven: `jsyn.Sparse.learn`).
 
     taskset -c 0 python benchmarks/plasticity_delays.py [--sizes 4000,16000] \
         [--duration 200] [--repeats 3]
@@ -27,11 +28,17 @@ import _ei_network as ei  # noqa: E402
 TAU_PRE, TAU_POST = 16.8, 33.7  # ms
 A_PLUS = 0.01 * ei.COBA.w_e
 MAX_DELAY = 2.0  # ms
+VARIANTS = (  # name, event-driven, one delay per synapse
+    ("dense", False, True),
+    ("events", True, True),
+    ("one delay (reference)", True, False),
+)
 
 
-def network(n: int, event_driven: bool, seed: int = 0):
+def network(n: int, event_driven: bool, seed: int = 0, per_synapse: bool = True):
     """The COBA network of `ei.network` with STDP and per-synapse delays on "E", whose
-    connection is event-driven or not."""
+    connection is event-driven or not; or (`per_synapse=False`, the reference) one delay
+    for all of them, their mean."""
     import equinox as eqx
     import numpy as np
 
@@ -43,6 +50,7 @@ def network(n: int, event_driven: bool, seed: int = 0):
         exc.pre_idx, exc.post_idx, exc.n_pre, exc.n_post, exc.w, event_driven=event_driven
     )
     delay = np.random.default_rng(seed).uniform(0.1, MAX_DELAY, exc.n_syn)
+    delay = delay if per_synapse else np.mean(delay)
     stdp = jsyn.STDP(
         A_plus=A_PLUS, A_minus=1.05 * A_PLUS, tau_pre=TAU_PRE, tau_post=TAU_POST, w_max=1.2
     )
@@ -54,7 +62,7 @@ def network(n: int, event_driven: bool, seed: int = 0):
         pre="cells",
         post="cells",
         pre_slice=old.pre_slice,
-        delay=delay.astype(np.float32),
+        delay=np.asarray(delay, np.float32),
         dt=ei.DT,
         max_delay=MAX_DELAY,
         plasticity=stdp,
@@ -113,8 +121,9 @@ def main(argv=None) -> dict:
     for n in args.sizes.split(","):
         n = int(n)
         variants = {}
-        for name, event_driven in (("dense", False), ("events", True)):
-            fn, params, initial, compile_s = compiled(network(n, event_driven), n, n_steps)
+        for name, event_driven, per_synapse in VARIANTS:
+            net = network(n, event_driven, per_synapse=per_synapse)
+            fn, params, initial, compile_s = compiled(net, n, n_steps)
             states = [initial(r) for r in range(args.repeats)]
             variants[name] = dict(fn=fn, params=params, compile=compile_s, runs=[], out=[])
             variants[name]["states"] = states
@@ -128,15 +137,18 @@ def main(argv=None) -> dict:
             us = 1e6 * statistics.median(v["runs"]) / n_steps
             rate = statistics.mean(s for s, _ in v["out"]) / n / (args.duration / 1000.0)
             print(
-                f"N={n:6d} {name:6s} compile {v['compile']:6.2f} s  {us:9.1f} us/step (median of "
+                f"N={n:6d} {name:21s} compile {v['compile']:6.2f} s  {us:9.1f} us/step (median of "
                 f"{args.repeats}: {', '.join(f'{t:.2f}' for t in v['runs'])} s)  rate "
                 f"{rate:5.2f} Hz  mean w {statistics.mean(w for _, w in v['out']):.4f}",
                 flush=True,
             )
-        ratio = statistics.median(variants["dense"]["runs"]) / statistics.median(
-            variants["events"]["runs"]
+        med = {name: statistics.median(v["runs"]) for name, v in variants.items()}
+        print(
+            f"N={n:6d} dense / events: {med['dense'] / med['events']:.1f}x; events / one "
+            f"delay: {med['events'] / med['one delay (reference)']:.1f}x  (load "
+            f"{os.getloadavg()})",
+            flush=True,
         )
-        print(f"N={n:6d} dense / events: {ratio:.1f}x  (load {os.getloadavg()})", flush=True)
         results[n] = {k: {"runs": v["runs"], "compile": v["compile"]} for k, v in variants.items()}
     return results
 

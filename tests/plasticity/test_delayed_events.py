@@ -117,6 +117,7 @@ def check_equal(name):
     return w
 
 
+@pytest.mark.slow  # 40 s each in the default lane (2 cores, load 10)
 @pytest.mark.parametrize(
     "name",
     [
@@ -150,7 +151,8 @@ def test_only_exact_cases_keep_traces_per_neuron():
     assert shapes["reset, fractional"] == ((N_SYN,), (N_SYN,))
 
 
-def test_a_reset_trace_refuses_delays_moved_off_whole_steps():
+@pytest.mark.parametrize("traced", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_a_reset_trace_refuses_delays_moved_off_whole_steps(traced):
     proj = projection(jsyn.STDP(pairing="nn_symm"), WHOLE, pre="P", post="E")
     off_grid = jnp.asarray(np.where(WHOLE < MAX_DELAY, WHOLE + 0.05, WHOLE))
     moved = eqx.tree_at(lambda p: p.line.delay, proj, off_grid)
@@ -158,8 +160,36 @@ def test_a_reset_trace_refuses_delays_moved_off_whole_steps():
     x = {"P": jnp.asarray(SPIKES[:5])}
     with pytest.raises(ValueError, match="needs delays of whole steps"):
         jsyn.simulate(net, x, DT)
-    with pytest.raises(Exception, match="needs delays of whole steps"):
-        jax.block_until_ready(eqx.filter_jit(jsyn.simulate)(net, x, DT))
+    if traced:
+        with pytest.raises(Exception, match="needs delays of whole steps"):
+            jax.block_until_ready(eqx.filter_jit(jsyn.simulate)(net, x, DT))
+
+
+@pytest.mark.slow  # 36 s in the default lane (2 cores, load 10)
+def test_delays_unknown_when_built_visit_the_neurons_with_spikes_in_flight():
+    # built inside jit, the delays are not concrete: no groups by delay, and the update
+    # visits every synapse of the neurons with a spike in flight, with the same result
+    rule = jsyn.TripletSTDP(A2_plus=0.05, A3_plus=0.1, A2_minus=0.1, A3_minus=0.05)
+    grouped = projection(rule, FRACTIONAL)
+    assert grouped.transmission.groups is not None
+
+    @jax.jit
+    def in_flight(delay):
+        proj = projection(rule, delay)
+        assert proj.transmission.by_events and proj.transmission.groups is None
+        return run(proj, 150)
+
+    want = eqx.filter_jit(run)(grouped, 150)
+    for a, b in zip(jax.tree.leaves(in_flight(jnp.asarray(FRACTIONAL))), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+def test_delays_moved_to_other_steps_after_building_are_refused():
+    proj = projection(STDP, FRACTIONAL, pre="P", post="E")
+    moved = eqx.tree_at(lambda p: p.line.delay, proj, jnp.asarray(MAX_DELAY - FRACTIONAL))
+    net = jsyn.Network({"P": (jsyn.SpikeInput(), N_PRE), "E": (jsyn.LIF(), N_POST)}, {"p": moved})
+    with pytest.raises(ValueError, match="some delays now fall in other steps"):
+        jsyn.simulate(net, {"P": jnp.asarray(SPIKES[:5])}, DT)
 
 
 @pytest.mark.slow  # 30 s: eager steps dispatch every operation

@@ -17,8 +17,11 @@ import dataclasses
 import functools
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Int
 
 from ._learn import LearnSpec, event_passes, synapse_rows, update_synapses
 
@@ -28,6 +31,37 @@ class DelayedSpec(NamedTuple):
 
     learn: LearnSpec
     signal_block: int | None  # the block of the sent rows holding what is transmitted
+    group_chunk: int  # groups per pass when the synapses are grouped by delay
+
+
+class DelayGroups(eqx.Module):
+    r"""The synapses of a `jsyn.Sparse` grouped by their delay in whole steps $k$ (the
+    floor, `jsyn.Delay.steps`) and their presynaptic neuron $i$: group $g = k\,n_{pre} + i$
+    holds the synapses `order[indptr[g]:indptr[g + 1]]` (indices into the stored order),
+    at most `width` of them; `steps` is each synapse's $k$, `n_steps` the number of values
+    $k$ may take. Built from concrete delays (`Sparse.delay_groups`); a step then visits
+    only the groups whose spikes arrive in it."""
+
+    order: Int[Array, " syn"]
+    indptr: Int[Array, " groups_plus_1"]
+    steps: Int[Array, " syn"]
+    width: int = eqx.field(static=True)
+    n_steps: int = eqx.field(static=True)
+
+
+def delay_groups(pre_idx, n_pre: int, steps, n_steps: int) -> DelayGroups:
+    """`DelayGroups` of the synapses with presynaptic neurons `pre_idx` and delays of
+    `steps` whole steps (concrete, in `[0, n_steps)`)."""
+    pre, steps = np.asarray(pre_idx, np.int64), np.asarray(steps, np.int64)
+    group = steps * n_pre + pre
+    counts = np.bincount(group, minlength=n_steps * n_pre)
+    return DelayGroups(
+        order=jnp.asarray(np.argsort(group, kind="stable"), jnp.int32),
+        indptr=jnp.asarray(np.concatenate([[0], np.cumsum(counts)]), jnp.int32),
+        steps=jnp.asarray(steps, jnp.int32),
+        width=int(counts.max()) if group.size else 0,
+        n_steps=n_steps,
+    )
 
 
 def _at_delay(buffer, newest, back, k, f, column):
@@ -43,13 +77,55 @@ def _newest(ring) -> jax.Array:
     return (ring.pos - 1) % ring.n_slots
 
 
+def _group_rows(groups: DelayGroups, tables, idx):
+    """The synapses of the groups `idx` (an index past the last group is padding), as
+    `synapse_rows` gives them: indices (`n_syn` for padding), clamped, and each one's
+    presynaptic and postsynaptic neuron."""
+    _, _, _, pre_idx, post_idx = tables
+    n_syn, n_groups = pre_idx.shape[0], groups.indptr.shape[0] - 1
+    real = jnp.minimum(idx, n_groups - 1)
+    start = groups.indptr[real][:, None]
+    count = jnp.where(idx < n_groups, groups.indptr[real + 1] - groups.indptr[real], 0)
+    k = jnp.arange(groups.width, dtype=start.dtype)[None, :]
+    at = jnp.minimum(start + k, n_syn - 1)
+    syn = jnp.where(k < count[:, None], groups.order[at], n_syn)
+    read = jnp.minimum(syn, n_syn - 1)
+    return syn, read, pre_idx[read], post_idx[read]
+
+
+def _arriving(groups: DelayGroups, sent, n_pre: int):
+    """Which groups receive a spike in this step: neuron $i$ sent one $k$ or $k + 1$ steps
+    ago (a fractional delay takes from both), flattened as the groups are numbered."""
+    rows = (_newest(sent) - jnp.arange(groups.n_steps, dtype=sent.pos.dtype)) % sent.n_slots
+    now = sent.buffer[rows, :n_pre] != 0
+    return (now | (sent.buffer[(rows - 1) % sent.n_slots, :n_pre] != 0)).reshape(-1)
+
+
 def _side(
-    spec: DelayedSpec, side, idx, w, drive, *, rule, tables, line, state, hist, sent, post, dt
+    spec: DelayedSpec,
+    side,
+    idx,
+    w,
+    drive,
+    *,
+    rule,
+    tables,
+    groups,
+    line,
+    state,
+    hist,
+    sent,
+    post,
+    dt,
 ):
-    """Apply the events of one side to the synapses of neurons `idx` (all for `None`): a
-    synapse's pre event and presynaptic traces are read at its delay, from the spikes sent
-    (`sent`) and the history of the neurons' presynaptic traces (`hist`)."""
-    syn, read, i, j = synapse_rows(spec.learn, tables, side, idx)
+    """Apply the events of one side to the synapses of neurons `idx` (all for `None`), or
+    on the presynaptic side with `groups`, of the groups `idx`: a synapse's pre event and
+    presynaptic traces are read at its delay, from the spikes sent (`sent`) and the history
+    of the neurons' presynaptic traces (`hist`)."""
+    if side == "pre" and groups is not None and idx is not None:
+        syn, read, i, j = _group_rows(groups, tables, idx)
+    else:
+        syn, read, i, j = synapse_rows(spec.learn, tables, side, idx)
     n_pre = tables[0].shape[0]
     k, f = line.steps(w, index=read)
 
@@ -72,27 +148,30 @@ def _side(
     return update_synapses(rule, side, (syn, read, j), w, drive, seen, event, post[j], carried)
 
 
-def _step(spec: DelayedSpec, rule, tables, line, state, hist, w, sent, post, dt):
+def _step(spec: DelayedSpec, rule, tables, groups, line, state, hist, w, sent, post, dt):
     n_pre = tables[0].shape[0]
     spikes = sent.buffer[_newest(sent), :n_pre]
     state = rule.jump(rule.decay(state, dt, w), spikes, "pre")  # the traces of the spikes sent
     hist = hist.push(jnp.concatenate([getattr(state, name) for name in rule.pre_taus]))
-    in_flight = jnp.any(sent.buffer[:, :n_pre] != 0, axis=0).astype(w.dtype)
     drive = None if spec.signal_block is None else jnp.zeros((tables[2].shape[0],), w.dtype)
-    parts = dict(rule=rule, tables=tables, line=line, state=state, hist=hist, sent=sent)
-    parts.update(post=post, dt=dt)
-    w, drive = event_passes(
-        spec.learn, in_flight, functools.partial(_side, spec, "pre", **parts), w, drive
-    )
+    parts = dict(rule=rule, tables=tables, groups=groups, line=line, state=state, hist=hist)
+    parts.update(sent=sent, post=post, dt=dt)
+    if groups is None or spec.learn.chunk == 0:  # the neurons with a spike in flight
+        pre_spec, events = spec.learn, jnp.any(sent.buffer[:, :n_pre] != 0, axis=0)
+    else:  # the groups that a spike reaches now
+        pre_spec = spec.learn._replace(chunk=spec.group_chunk)
+        events = _arriving(groups, sent, n_pre)
+    pre_side = functools.partial(_side, spec, "pre", **parts)
+    w, drive = event_passes(pre_spec, events.astype(w.dtype), pre_side, w, drive)
     w, _ = event_passes(spec.learn, post, functools.partial(_side, spec, "post", **parts), w, None)
     return rule.jump(state, post, "post"), hist, w, drive
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def learn_delayed(spec: DelayedSpec, rule, tables, line, state, hist, w, sent, post, dt):
+def learn_delayed(spec: DelayedSpec, rule, tables, groups, line, state, hist, w, sent, post, dt):
     """The rule's step with one delay per synapse, traces per neuron, event-driven:
     `(state, hist, w, drive)` (see `Sparse.learn_delayed`)."""
-    return _step(spec, rule, tables, line, state, hist, w, sent, post, dt)
+    return _step(spec, rule, tables, groups, line, state, hist, w, sent, post, dt)
 
 
 @learn_delayed.defjvp

@@ -13,12 +13,13 @@ from jaxtyping import Array, ArrayLike, Float, Int, UInt32
 from .. import _validation as val
 from .._params import AbstractParam, Param, as_param, resolve
 from ._learn import LearnSpec, learn_events
-from ._learn_delayed import DelayedSpec, learn_delayed
+from ._learn_delayed import DelayedSpec, DelayGroups, delay_groups, learn_delayed
 from .base import AbstractConnection, check_signal
 
 _FIRST_TIER = 8
 _DOUBLE_UP_TO = 1024  # tiers double up to here (the work of a step follows its tier), then x4
 _LEARN_CHUNK = 16  # neurons per pass of an event-driven weight update
+_GROUP_CHUNK = 64  # groups of synapses (one delay, one neuron: a few each) per pass
 
 
 def default_tiers(n_pre: int) -> tuple[int, ...]:
@@ -63,7 +64,8 @@ class Sparse(AbstractConnection):
     (not only 0/1). Work per step follows the capacity of the tier that holds the step's
     spikes times `width`. A second table lists the synapses onto each postsynaptic neuron
     (`sources`, padded to the largest in-degree `width_in`), so that plasticity touches only the
-    synapses of the neurons that spiked as well (`learn`).
+    synapses of the neurons that spiked as well (`learn`; with one delay per synapse,
+    `learn_delayed`).
 
     Gradients are those of the dense product: w.r.t. the weights, the delays, and the
     signal of **every** presynaptic neuron, silent ones included (for surrogate-gradient
@@ -273,7 +275,25 @@ class Sparse(AbstractConnection):
             signal = check_signal("Sparse.learn", signal, self.n_pre).astype(w.dtype)
         return learn_events(spec, rule, tables, state, w, pre, post, dt, signal)
 
-    def learn_delayed(self, rule, state, history, w, sent, delay, post, dt, *, signal_block=None):
+    def delay_groups(self, steps, n_steps: int) -> DelayGroups:
+        """The synapses grouped by their delay in whole steps and their presynaptic neuron
+        (`steps`: each synapse's delay in whole steps, concrete integers in
+        `[0, n_steps)`), for `learn_delayed`."""
+        steps = np.asarray(steps)
+        if (
+            steps.shape != self.syn_shape
+            or steps.size
+            and not 0 <= steps.min() <= steps.max() < n_steps
+        ):
+            raise ValueError(
+                f"Sparse.delay_groups needs one delay in whole steps per synapse, shape "
+                f"{self.syn_shape}, in [0, {n_steps}) (got shape {steps.shape})."
+            )
+        return delay_groups(self.pre_idx, self.n_pre, steps, n_steps)
+
+    def learn_delayed(
+        self, rule, state, history, w, sent, delay, post, dt, *, signal_block=None, groups=None
+    ):
         r"""One event-driven step of an all-to-all trace rule (as `learn`) with **one delay
         per synapse**, its traces kept per neuron (`rule.init_neuron_state`).
 
@@ -307,6 +327,12 @@ class Sparse(AbstractConnection):
         in `learn`. The work of a step follows the spikes in flight times the out-degree
         `width` plus the post spikes times `width_in`, not the number of synapses.
 
+        With `groups` (`delay_groups`, built from the delays in whole steps, which must not
+        have changed since: a `jsyn.Projection` checks it at the `jsyn.simulate` entry), the
+        presynaptic side visits instead only the groups of synapses (one neuron, one delay
+        in whole steps) that a spike reaches in this step, 64 groups per pass: its work
+        follows the arriving spikes, times the largest group.
+
         Returns `(state, history, w, drive)`: equal to the rule's `step` on per-synapse
         traces driven by the per-synapse arrivals (`jsyn.Delay.step_at`), and the drive of
         the arriving signal through the weights at the start of the step (shape
@@ -316,9 +342,10 @@ class Sparse(AbstractConnection):
         """
         post = check_signal("Sparse.learn_delayed", post, self.n_post, side="post").astype(w.dtype)
         chunk = _LEARN_CHUNK if self.event_driven else 0
-        spec = DelayedSpec(LearnSpec(chunk, self.width, self.width_in, select), signal_block)
+        learn = LearnSpec(chunk, self.width, self.width_in, select)
+        spec = DelayedSpec(learn, signal_block, _GROUP_CHUNK)
         tables = (self.targets, self.indptr, self.sources, self.pre_idx, self.post_idx)
-        return learn_delayed(spec, rule, tables, delay, state, history, w, sent, post, dt)
+        return learn_delayed(spec, rule, tables, groups, delay, state, history, w, sent, post, dt)
 
 
 def _incoming(post: np.ndarray, n_post: int) -> tuple[np.ndarray, int]:

@@ -278,7 +278,11 @@ class PlasticWeights(AbstractTransmission):
     spikes, or 2, the spikes then the transmitted signal), `whole_steps` (the event-driven
     update with per-synapse delays needs them in whole steps: a rule whose presynaptic
     trace resets, `pairing="nn_symm"`; checked when built and at the `jsyn.simulate`
-    entry).
+    entry). `groups`: with one delay per synapse, concrete when the projection was built,
+    the synapses grouped by delay in whole steps and presynaptic neuron
+    (`jsyn.Sparse.delay_groups`), so that the event-driven update visits only the groups
+    that spikes reach (the delays must stay in the same whole steps: checked likewise);
+    `None` otherwise.
     """
 
     per_synapse: bool = eqx.field(static=True)
@@ -286,6 +290,7 @@ class PlasticWeights(AbstractTransmission):
     delay_per_synapse: bool = eqx.field(static=True)
     sent_rows: int = eqx.field(static=True)
     whole_steps: bool = eqx.field(static=True, default=False)
+    groups: Any = None  # `jsyn.Sparse.delay_groups` of the delays as built, or None
 
     def state_axes(self, proj) -> dict[str, Any]:
         traces: Any = SYNAPSE
@@ -302,10 +307,25 @@ class PlasticWeights(AbstractTransmission):
         }
 
     def checks(self, proj) -> tuple:
+        checks = []
+        if self.groups is not None:
+            steps, _ = proj.line.steps()
+            checks.append(
+                val.Check(
+                    steps != self.groups.steps,
+                    resolve(proj.line.delay),
+                    f"Projection: its event-driven plasticity groups the synapses by their "
+                    f"delay in whole steps of dt={proj.line.dt!r} ms as they were when it was "
+                    "built, and some delays now fall in other steps",
+                    "build the Projection anew with the new delays (or its Sparse connection "
+                    "with event_driven=False)",
+                )
+            )
         if not self.whole_steps:
-            return ()
+            return tuple(checks)
         _, frac = proj.line.steps()
         return (
+            *checks,
             val.Check(
                 frac != 0,
                 resolve(proj.line.delay),
@@ -396,6 +416,7 @@ class PlasticWeights(AbstractTransmission):
             post_spikes.astype(state.w.dtype),
             dt,
             signal_block=block,
+            groups=self.groups,
         )
         return sent, traces, pre_history, w, drive
 

@@ -99,7 +99,10 @@ class AbstractTraceRule(AbstractLongTermPlasticity):
     onto a postsynaptic neuron the same postsynaptic traces, so the traces can be kept per
     neuron and a step need touch only the synapses of the neurons with an event in it:
     `jsyn.Sparse` does so (`Sparse.learn`). This is exact when the time constants are
-    scalars (`per_neuron`); the amplitudes and bounds may be per synapse.
+    scalars (`per_neuron`); the amplitudes and bounds may be per synapse. With one delay per
+    synapse, each synapse sees its neuron's presynaptic traces at its own delay, read from
+    a history of them (`Sparse.learn_delayed`; exact for any delay when the trace is
+    `additive`, for whole steps otherwise).
 
     `state_type` is the class of the state, `pre_taus` and `post_taus` map each trace (a
     field of the state) to the name of its time constant; `depress(w, pre, traces, at)`
