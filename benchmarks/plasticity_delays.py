@@ -28,17 +28,21 @@ import _ei_network as ei  # noqa: E402
 TAU_PRE, TAU_POST = 16.8, 33.7  # ms
 A_PLUS = 0.01 * ei.COBA.w_e
 MAX_DELAY = 2.0  # ms
-VARIANTS = (  # name, event-driven, one delay per synapse
-    ("dense", False, True),
-    ("events", True, True),
-    ("one delay (reference)", True, False),
+VARIANTS = (  # name, event-driven, one delay per synapse, synapses grouped by delay
+    ("dense", False, True, False),
+    ("events", True, True, True),
+    ("events, in flight", True, True, False),
+    ("one delay (reference)", True, False, False),
 )
 
 
-def network(n: int, event_driven: bool, seed: int = 0, per_synapse: bool = True):
+def network(n: int, event_driven: bool, per_synapse: bool = True, grouped: bool = True):
     """The COBA network of `ei.network` with STDP and per-synapse delays on "E", whose
     connection is event-driven or not; or (`per_synapse=False`, the reference) one delay
-    for all of them, their mean."""
+    for all of them, their mean. `grouped=False` drops the groups of synapses by delay
+    (as for delays unknown when the projection is built): a step then visits every
+    synapse of the neurons with a spike in flight."""
+    seed = 0
     import equinox as eqx
     import numpy as np
 
@@ -68,6 +72,8 @@ def network(n: int, event_driven: bool, seed: int = 0, per_synapse: bool = True)
         plasticity=stdp,
     )
     assert proj.transmission.by_events == event_driven
+    if not grouped:
+        proj = eqx.tree_at(lambda p: p.transmission.groups, proj, None, is_leaf=lambda x: x is None)
     return eqx.tree_at(lambda m: m.projections["E"], net, proj)
 
 
@@ -121,8 +127,8 @@ def main(argv=None) -> dict:
     for n in args.sizes.split(","):
         n = int(n)
         variants = {}
-        for name, event_driven, per_synapse in VARIANTS:
-            net = network(n, event_driven, per_synapse=per_synapse)
+        for name, event_driven, per_synapse, grouped in VARIANTS:
+            net = network(n, event_driven, per_synapse, grouped)
             fn, params, initial, compile_s = compiled(net, n, n_steps)
             states = [initial(r) for r in range(args.repeats)]
             variants[name] = dict(fn=fn, params=params, compile=compile_s, runs=[], out=[])

@@ -9,6 +9,8 @@ import jax.numpy as jnp
 
 from .._params import resolve
 
+_WORD = 32  # entries per word of a bit mask (`jsyn.connectivity.sparse.active_words`)
+
 
 class LearnSpec(NamedTuple):
     """The static layout of an event-driven plasticity step (hashable)."""
@@ -16,7 +18,8 @@ class LearnSpec(NamedTuple):
     chunk: int  # neurons per pass over the events (0: one pass over every synapse)
     width: int  # the largest out-degree (row length of `targets`)
     width_in: int  # the largest in-degree (row length of `sources`)
-    select: Callable  # (signal, cap) -> the indices of up to cap nonzero entries
+    select: Callable  # (signal, cap, words=) -> the indices of up to cap nonzero entries
+    words: Callable  # signal -> its bit mask of nonzero entries (`select`'s `words`)
 
 
 def synapse_rows(spec: LearnSpec, tables, side: str, idx):
@@ -100,23 +103,27 @@ def event_passes(spec: LearnSpec, events, apply, w, drive):
     events; every neuron, however many spike: no event is dropped); with `chunk` 0, one
     pass over every synapse (`idx=None`). The passes run in a while loop, whose carry
     holds the weights, updated in place (a switch between capacity tiers would copy them
-    every step)."""
+    every step). The bit mask of the events left is built once and the bits of each pass
+    cleared, so that a pass costs its events, not the length of `events`."""
     if spec.chunk == 0:
         return apply(None, w, drive)
     n = events.shape[0]
     chunk = min(spec.chunk, n)
 
     def one_pass(carry):
-        k, w, drive, left = carry
-        idx = spec.select(left, chunk)
+        k, w, drive, left, words = carry
+        idx = spec.select(left, chunk, words=words)
         idx = jnp.where(left[idx] != 0, idx, n)  # slots beyond the events: padding
         w, drive = apply(idx, w, drive)
-        return k + 1, w, drive, left.at[idx].set(0, mode="drop")
+        # clear the bits of `idx` (each set once): subtract them, modulo 2**32
+        word = jnp.where(idx < n, idx // _WORD, words.shape[0])
+        bit = jnp.left_shift(jnp.uint32(1), (idx % _WORD).astype(jnp.uint32))
+        words = words.at[word].add(jnp.uint32(0) - bit, mode="drop")
+        return k + 1, w, drive, left.at[idx].set(0, mode="drop"), words
 
     count = jnp.count_nonzero(events)
-    _, w, drive, _ = jax.lax.while_loop(
-        lambda c: c[0] * chunk < count, one_pass, (0, w, drive, events)
-    )
+    init = (0, w, drive, events, spec.words(events))
+    _, w, drive, _, _ = jax.lax.while_loop(lambda c: c[0] * chunk < count, one_pass, init)
     return w, drive
 
 

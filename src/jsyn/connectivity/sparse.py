@@ -269,7 +269,7 @@ class Sparse(AbstractConnection):
         pre = check_signal("Sparse.learn", pre, self.n_pre).astype(w.dtype)
         post = check_signal("Sparse.learn", post, self.n_post, side="post").astype(w.dtype)
         chunk = _LEARN_CHUNK if self.event_driven else 0
-        spec = LearnSpec(chunk, self.width, self.width_in, select)
+        spec = LearnSpec(chunk, self.width, self.width_in, select, active_words)
         tables = (self.targets, self.indptr, self.sources, self.pre_idx, self.post_idx)
         if signal is not None:
             signal = check_signal("Sparse.learn", signal, self.n_pre).astype(w.dtype)
@@ -342,7 +342,7 @@ class Sparse(AbstractConnection):
         """
         post = check_signal("Sparse.learn_delayed", post, self.n_post, side="post").astype(w.dtype)
         chunk = _LEARN_CHUNK if self.event_driven else 0
-        learn = LearnSpec(chunk, self.width, self.width_in, select)
+        learn = LearnSpec(chunk, self.width, self.width_in, select, active_words)
         spec = DelayedSpec(learn, signal_block, _GROUP_CHUNK)
         tables = (self.targets, self.indptr, self.sources, self.pre_idx, self.post_idx)
         return learn_delayed(spec, rule, tables, groups, delay, state, history, w, sent, post, dt)

@@ -241,13 +241,17 @@ class Projection(AbstractSystem):
     one delay per synapse each synapse sees its neuron's presynaptic trace at its own
     delay: the state then also keeps the presynaptic traces of the last steps
     (`state.transmission.pre_history`, see `jsyn.Sparse.learn_delayed`; `state.rule`'s
-    presynaptic traces follow the spikes as sent), and a step touches the synapses of the
-    neurons whose spikes are still in flight (sent within the last `max_delay`), each
-    applying what arrives at it now. This is exact for any delay with pairing `"all"`
-    (a trace that adds its jumps is linear in its spike train, so a fractional arrival
-    interpolates it); with `"nn_symm"` (a trace reset at each spike) for delays of whole
-    steps only: fractional ones take the dense update, and delays set off the grid after
-    the projection was built are refused at the `jsyn.simulate` entry. Otherwise the
+    presynaptic traces follow the spikes as sent), and a step touches only the synapses
+    that a spike reaches in it, each applying what arrives at it now: the synapses are
+    grouped by delay in whole steps and presynaptic neuron when the projection is built
+    (delays moved to other whole steps afterwards are refused at the `jsyn.simulate`
+    entry: build it anew; built inside `jax.jit` from unknown delays, a step visits every
+    synapse of the neurons whose spikes are in flight). This is exact for any delay with
+    pairing `"all"` (a trace that adds its jumps is linear in its spike train, so a
+    fractional arrival interpolates it); with `"nn_symm"` (a trace reset at each spike)
+    for delays of whole steps only: fractional ones take the dense update, and delays set
+    off the grid after the projection was built are refused at the `jsyn.simulate` entry.
+    The gradients are those of the dense update, w.r.t. the delays too. Otherwise the
     update is a dense pass over every synapse each step: on `jsyn.Dense`; with time
     constants per synapse; `jsyn.RewardSTDP` (its eligibility decays, and its weights
     move with the neuromodulator, at every synapse in every step);
