@@ -192,7 +192,7 @@ def test_delays_moved_to_other_steps_after_building_are_refused():
         jsyn.simulate(net, {"P": jnp.asarray(SPIKES[:5])}, DT)
 
 
-@pytest.mark.slow  # 30 s: eager steps dispatch every operation
+@pytest.mark.slow  # 160 s at load 10: eager steps dispatch every operation
 def test_jit_equals_eager():
     # from the steps where every presynaptic neuron spikes (passes of 16 in a while loop)
     proj = projection(jsyn.TripletSTDP(A2_plus=0.05, A3_plus=0.1, A2_minus=0.1), FRACTIONAL)
