@@ -8,9 +8,11 @@ neuron's own trace (of the spikes as sent) read as far back, interpolated alike:
 $a_s(t) = (1 - f_s)\,A_i(t - k_s) + f_s\,A_i(t - k_s - 1)$; for a trace that resets at a
 spike (`pairing="nn_symm"`) this holds for whole steps ($f_s = 0$) only. So the traces
 stay per neuron, with a short history of the presynaptic ones $A_i$ (one row per step),
-and a step touches only the synapses of the neurons whose spikes are still in flight (sent
-within the last `max_delay`), each reading its own delay, and those onto the postsynaptic
-neurons that spike.
+and a step touches only the synapses that a spike reaches in it, found through groups of
+the synapses by delay in whole steps and presynaptic neuron (`DelayGroups`, built from
+concrete delays), or without them every synapse of the neurons whose spikes are still in
+flight (sent within the last `max_delay`), each reading its own delay; and the synapses
+onto the postsynaptic neurons that spike.
 """
 
 import dataclasses

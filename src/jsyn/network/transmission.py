@@ -355,7 +355,9 @@ class PlasticWeights(AbstractTransmission):
         post_sent = pre_history = None
         if proj.dendrite is not None:
             post_sent = proj.dendrite.init_arrivals((proj.n_post,), dtype=dtype)
-        if self.by_events and self.delay_per_synapse:  # a row more: see `_learn_delayed`
+        # a row more than the delay's: a fractional delay near max_delay reads the traces
+        # before its spike's jump, k + 2 steps back
+        if self.by_events and self.delay_per_synapse:
             n = len(proj.plasticity.pre_taus) * proj.n_pre
             pre_history = DelayState(
                 buffer=jnp.zeros((proj.line.n_slots + 1, n), dtype), pos=jnp.zeros((), jnp.int32)
