@@ -247,8 +247,11 @@ class Delay(AbstractSystem):
         if step is not None:
             val.raise_concrete(self.dt_constraints(step))
 
-    def steps(self, like=None) -> tuple[Int[Array, "*d"], Float[Array, "*d"]]:
-        """The delay as whole steps and a fraction (`split_steps`), in the dtype of `like`.
+    def steps(self, like=None, index=None) -> tuple[Int[Array, "*d"], Float[Array, "*d"]]:
+        """The delay as whole steps and a fraction (`split_steps`), in the dtype of `like`;
+        with `index` (integers into a per-element delay), those of the elements `index`
+        only (shaped as `index`), so that a step that reads a few elements splits only
+        theirs.
 
         A concrete delay outside `[0, max_delay]` raises here; a traced one is checked at
         the `jsyn.simulate` entry and, read here, counts as its nearest end, so a step
@@ -256,6 +259,8 @@ class Delay(AbstractSystem):
         with jax.ensure_compile_time_eval():  # a closed-over delay is checked when traced
             val.raise_concrete(self.constraints())
         d = resolve(self.delay)
+        if index is not None:
+            d = jnp.ravel(d)[index]
         d = d if like is None else d.astype(jnp.result_type(like))
         # `where`, not `clip`: inside the range the derivative stays exactly 1, ends included.
         d = jnp.where(d > self.max_delay, self.max_delay, d)

@@ -160,6 +160,16 @@ ROWS = {
     "per-synapse delays": Row(
         lambda a: _net(a, delay=jnp.linspace(0.0, 0.6, N_PRE * N_POST), dt=DT, max_delay=0.6), _g
     ),
+    "STDP, per-synapse delays": Row(
+        lambda a: _net(
+            a,
+            plasticity=jsyn.STDP(A_plus=0.05),
+            delay=jnp.linspace(0.0, 0.6, N_PRE * N_POST),
+            dt=DT,
+            max_delay=0.6,
+        ),
+        _g,
+    ),
     "fractional delay": Row(lambda a: _net(a, delay=0.25, dt=DT), _g),
     "Dense": Row(lambda a: _net(a, conn=jsyn.all_to_all(N_PRE, N_POST, 0.5)), _g),
     "Sparse": Row(lambda a: _net(a, conn=jsyn.fixed_prob(N_PRE, N_POST, 0.6, key=2, w=0.5)), _g),

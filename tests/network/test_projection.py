@@ -69,7 +69,17 @@ def test_plastic_weights_learn_by_events_only_on_event_driven_sparse():
     ).transmission
     assert on_sparse.by_events and not on_sparse.per_synapse
     assert not on_dense.transmission.by_events
-    assert not syn_delay.by_events and syn_delay.delay_per_synapse
+    assert syn_delay.by_events and syn_delay.delay_per_synapse  # grouped by delay
+    assert syn_delay.groups is not None
+    # a trace that resets (nn_symm) and fractional per-synapse delays: the dense update
+    reset = jsyn.Projection(
+        _sparse(),
+        jsyn.Expon(),
+        plasticity=jsyn.STDP(pairing="nn_symm"),
+        delay=jnp.full(6, 0.55),
+        dt=DT,
+    ).transmission
+    assert not reset.by_events and reset.delay_per_synapse
     # with STP and summed kinetics the delay buffer holds the spikes, then the signal
     with_stp = jsyn.Projection(
         _sparse(), jsyn.Expon(), stp=jsyn.STD(), plasticity=rule, delay=1.0, dt=DT

@@ -280,6 +280,47 @@ def test_a_plastic_projection_with_stp_and_a_delay_batches_its_sent_spikes_and_t
     check_trials(jsyn.trials(plastic, 2), lambda b: plastic, keys, n_steps=150)
 
 
+@pytest.mark.slow
+def test_a_plastic_projection_with_per_synapse_delays_batches_its_trace_history():
+    """Event-driven STDP and TripletSTDP (nn_symm, whole steps) with one delay per synapse:
+    per-neuron traces, the history of the presynaptic ones (one block per trace) and the
+    sent spikes and efficacies in the batch."""
+    net = network()
+    ee = jsyn.fixed_prob(N_E, N, 0.3, key=jax.random.key(1), w=0.8)
+    rng = np.random.default_rng(6)
+    delay = rng.uniform(0.0, 1.5, ee.n_syn)
+    whole = np.round(rng.uniform(0.0, 1.5, net.projections["D"].conn.n_syn), 1)  # in steps
+    common = dict(pre="cells", post="cells", pre_slice=(0, N_E), dt=DT, max_delay=1.5)
+    rule = jsyn.TripletSTDP(A2_plus=0.02, A3_plus=0.05, A2_minus=0.02, pairing="nn_symm")
+    plastic = eqx.tree_at(
+        lambda n: (n.projections["E"], n.projections["D"]),
+        net,
+        (
+            jsyn.Projection(
+                ee,
+                jsyn.Expon(5.0),
+                jsyn.COBA(E=0.0),
+                stp=jsyn.STD(tau=100.0, U=0.3),
+                delay=delay,
+                plasticity=jsyn.STDP(A_plus=0.05, w_max=2.0),
+                **common,
+            ),
+            jsyn.Projection(
+                net.projections["D"].conn,
+                jsyn.Expon(3.0),
+                jsyn.COBA(E=0.0),
+                delay=whole,
+                plasticity=rule,
+                post_slice=(N_E, N),
+                **common,
+            ),
+        ),
+    )
+    assert all(plastic.projections[p].transmission.by_events for p in "ED")
+    keys = jax.random.split(jax.random.key(5), 2)
+    check_trials(jsyn.trials(plastic, 2), lambda b: plastic, keys, n_steps=150)
+
+
 def stochastic_network(k=0.5):
     """Every stochastic part and the neuromodulator: a Poisson source through binomial
     release (per-synapse kinetics, with STP as the release probability) and through

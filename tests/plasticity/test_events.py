@@ -149,8 +149,8 @@ def test_projection_keeps_traces_per_neuron_only_where_exact():
     }
     rules = {name: proj.init_state().rule for name, proj in traces.items()}
     shapes = {name: (r.a_pre.shape, r.a_post.shape) for name, r in rules.items()}
-    assert shapes["events"] == ((N_PRE,), (N_POST,))
-    for name in ("per-synapse delays", "per-synapse tau", "not event-driven"):
+    assert shapes["events"] == shapes["per-synapse delays"] == ((N_PRE,), (N_POST,))
+    for name in ("per-synapse tau", "not event-driven"):
         assert shapes[name] == ((N_SYN,), (N_SYN,))
     assert shapes["Dense"] == ((N_PRE, N_POST), (N_PRE, N_POST))
 

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from .. import _kinetics as kin
 from .._params import resolve
-from ._learn import LearnSpec, over_events, synapses_of
+from ._learn import LearnSpec, event_passes, synapse_rows
 
 _EPOCH = 0.5  # a new epoch when the decay since its origin falls below this
 
@@ -38,7 +38,7 @@ def _touch(spec, side, idx, rule, tables, traces, T_prev, A, pre, post, signal, 
     a pre event, potentiation at a post spike); the pre side also adds `signal` times the
     weights of the last step to `drive`."""
     b, c, drive = carry
-    syn, read, i, j = synapses_of(spec, tables, side, idx)
+    syn, read, i, j = synapse_rows(spec, tables, side, idx)
 
     def at(x):  # a per-synapse parameter at the synapses read here; a scalar as is
         return jnp.reshape(x, ()) if jnp.size(x) == 1 else jnp.ravel(x)[read]
@@ -72,11 +72,11 @@ def _both_sides(spec, rule, tables, traces, b, c, T_prev, A, pre, post, signal):
     drive = None if signal is None else jnp.zeros((tables[2].shape[0],), b.dtype)
     args = (rule, tables, traces, T_prev, A, pre, post, signal)
     touch = functools.partial(_touch, spec, "pre")
-    b, c, drive = over_events(spec, pre, lambda idx, cy: touch(idx, *args, cy), (b, c, drive))
+    b, c, drive = event_passes(spec, pre, lambda idx, cy: touch(idx, *args, cy), (b, c, drive))
     traces = _jump(traces, pre, "pre")
     args = (rule, tables, traces, T_prev, A, pre, post, None)
     touch = functools.partial(_touch, spec, "post")
-    b, c, _ = over_events(spec, post, lambda idx, cy: touch(idx, *args, cy), (b, c, None))
+    b, c, _ = event_passes(spec, post, lambda idx, cy: touch(idx, *args, cy), (b, c, None))
     return _jump(traces, post, "post"), b, c, drive
 
 

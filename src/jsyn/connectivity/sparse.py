@@ -13,12 +13,14 @@ from jaxtyping import Array, ArrayLike, Float, Int, UInt32
 from .. import _validation as val
 from .._params import AbstractParam, Param, as_param, resolve
 from ._learn import LearnSpec, learn_events
+from ._learn_delayed import DelayedSpec, DelayGroups, delay_groups, learn_delayed
 from ._learn_reward import learn_reward
 from .base import AbstractConnection, check_signal
 
 _FIRST_TIER = 8
 _DOUBLE_UP_TO = 1024  # tiers double up to here (the work of a step follows its tier), then x4
 _LEARN_CHUNK = 16  # neurons per pass of an event-driven weight update
+_GROUP_CHUNK = 64  # groups of synapses (one delay, one neuron: a few each) per pass
 
 
 def default_tiers(n_pre: int) -> tuple[int, ...]:
@@ -63,7 +65,8 @@ class Sparse(AbstractConnection):
     (not only 0/1). Work per step follows the capacity of the tier that holds the step's
     spikes times `width`. A second table lists the synapses onto each postsynaptic neuron
     (`sources`, padded to the largest in-degree `width_in`), so that plasticity touches only the
-    synapses of the neurons that spiked as well (`learn`).
+    synapses of the neurons that spiked as well (`learn`; with one delay per synapse,
+    `learn_delayed`).
 
     Gradients are those of the dense product: w.r.t. the weights, the delays, and the
     signal of **every** presynaptic neuron, silent ones included (for surrogate-gradient
@@ -266,7 +269,7 @@ class Sparse(AbstractConnection):
         pre = check_signal("Sparse.learn", pre, self.n_pre).astype(w.dtype)
         post = check_signal("Sparse.learn", post, self.n_post, side="post").astype(w.dtype)
         chunk = _LEARN_CHUNK if self.event_driven else 0
-        spec = LearnSpec(chunk, self.width, self.width_in, select)
+        spec = LearnSpec(chunk, self.width, self.width_in, select, active_words)
         tables = (self.targets, self.indptr, self.sources, self.pre_idx, self.post_idx)
         if signal is not None:
             signal = check_signal("Sparse.learn", signal, self.n_pre).astype(w.dtype)
@@ -306,11 +309,83 @@ class Sparse(AbstractConnection):
         pre = check_signal("Sparse.learn_reward", pre, self.n_pre).astype(dtype)
         post = check_signal("Sparse.learn_reward", post, self.n_post, side="post").astype(dtype)
         chunk = _LEARN_CHUNK if self.event_driven else 0
-        spec = LearnSpec(chunk, self.width, self.width_in, select)
+        spec = LearnSpec(chunk, self.width, self.width_in, select, active_words)
         tables = (self.targets, self.indptr, self.sources, self.pre_idx, self.post_idx)
         if signal is not None:
             signal = check_signal("Sparse.learn_reward", signal, self.n_pre).astype(dtype)
         return learn_reward(spec, rule, tables, state, pre, post, d, dt, signal)
+
+    def delay_groups(self, steps, n_steps: int) -> DelayGroups:
+        """The synapses grouped by their delay in whole steps and their presynaptic neuron
+        (`steps`: each synapse's delay in whole steps, concrete integers in
+        `[0, n_steps)`), for `learn_delayed`."""
+        steps = np.asarray(steps)
+        if (
+            steps.shape != self.syn_shape
+            or steps.size
+            and not 0 <= steps.min() <= steps.max() < n_steps
+        ):
+            raise ValueError(
+                f"Sparse.delay_groups needs one delay in whole steps per synapse, shape "
+                f"{self.syn_shape}, in [0, {n_steps}) (got shape {steps.shape})."
+            )
+        return delay_groups(self.pre_idx, self.n_pre, steps, n_steps)
+
+    def learn_delayed(
+        self, rule, state, history, w, sent, delay, post, dt, *, signal_block=None, groups=None
+    ):
+        r"""One event-driven step of an all-to-all trace rule (as `learn`) with **one delay
+        per synapse**, its traces kept per neuron (`rule.init_neuron_state`).
+
+        A synapse of delay $d_s = (k_s + f_s)\,\Delta t$ sees the spikes of its
+        presynaptic neuron $d_s$ later, and (for a trace that adds its jumps, or a delay
+        of whole steps) the neuron's presynaptic trace $d_s$ later too:
+        $a_s(t) = (1 - f_s)\,A_i(t - k_s) + f_s\,A_i(t - k_s - 1)$. So the presynaptic
+        traces of `state` follow the spikes as they are **sent**, and `history` (a
+        `jsyn.DelayState` of shape `(slots + 1, P n_pre)`, `P` the rule's presynaptic
+        traces in the order of `rule.pre_taus`) keeps them for the last steps (after
+        each step's jumps); the postsynaptic traces are the post neurons' own.
+
+        - `sent`: a `jsyn.DelayState` (the buffer of a projection's `jsyn.Delay`, with
+          this step's row already pushed) of the presynaptic spikes of the last steps,
+          block 0 of each row (shape `(slots, rows n_pre)`);
+        - `delay`: the `jsyn.Delay` of the synapses (one delay each, `syn_shape`); it is
+          read only at the synapses a step touches (`Delay.steps(index=...)`);
+        - `post`: the spikes of the postsynaptic neurons in this step, shape `(n_post,)`;
+        - `signal_block`: the block of `sent` that holds what the arriving spikes
+          transmit (0: the spikes themselves; 1 with STP, its efficacies), or `None` for no
+          transmission.
+
+        A step decays the traces, adds this step's spikes to the presynaptic ones and
+        pushes them into `history`; then the synapses of the neurons with a spike still in
+        flight (a nonzero entry in any row of `sent`: sent within the last `max_delay` and
+        a step) are visited, 16 neurons per pass, and each applies the pre event that
+        arrives at it now (zero for most: no change), reading the postsynaptic traces and
+        its presynaptic ones at its delay (before that event's jump); then the synapses
+        onto the postsynaptic neurons that spike are potentiated (their presynaptic traces
+        at their delays, after the jumps), then the postsynaptic traces jump. Clipping as
+        in `learn`. The work of a step follows the spikes in flight times the out-degree
+        `width` plus the post spikes times `width_in`, not the number of synapses.
+
+        With `groups` (`delay_groups`, built from the delays in whole steps, which must not
+        have changed since: a `jsyn.Projection` checks it at the `jsyn.simulate` entry), the
+        presynaptic side visits instead only the groups of synapses (one neuron, one delay
+        in whole steps) that a spike reaches in this step, 64 groups per pass: its work
+        follows the arriving spikes, times the largest group.
+
+        Returns `(state, history, w, drive)`: equal to the rule's `step` on per-synapse
+        traces driven by the per-synapse arrivals (`jsyn.Delay.step_at`), and the drive of
+        the arriving signal through the weights at the start of the step (shape
+        `(n_post,)`; `None` without `signal_block`). Gradients are those of the same step
+        over every synapse (w.r.t. the weights, the rule's parameters and the delays), as
+        for `learn`. With `event_driven=False`, one pass over every synapse.
+        """
+        post = check_signal("Sparse.learn_delayed", post, self.n_post, side="post").astype(w.dtype)
+        chunk = _LEARN_CHUNK if self.event_driven else 0
+        learn = LearnSpec(chunk, self.width, self.width_in, select, active_words)
+        spec = DelayedSpec(learn, signal_block, _GROUP_CHUNK)
+        tables = (self.targets, self.indptr, self.sources, self.pre_idx, self.post_idx)
+        return learn_delayed(spec, rule, tables, groups, delay, state, history, w, sent, post, dt)
 
 
 def _incoming(post: np.ndarray, n_post: int) -> tuple[np.ndarray, int]:

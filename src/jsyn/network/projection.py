@@ -10,8 +10,10 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Key, PRNGKeyArray
 
+from .. import _validation as val
 from .._component import POST, PRE, STREAM, AbstractSystem, as_shape, axis
 from .._custom_types import ScalarLike, Shape
 from .._params import AbstractParam, as_param, resolve
@@ -224,23 +226,37 @@ class Projection(AbstractSystem):
     a synapse's `send` when the spike is delivered: a change of weight while a spike is in
     flight applies to it. Summed kinetics deliver the arriving spikes (the presynaptic
     spikes of `delay` ms ago, kept in `state.sent`) with the current weights, event-driven
-    with `jsyn.Sparse` for no delay or one delay; with one delay per synapse the arrivals
-    are per synapse and are summed over every synapse each step (as the rule's update is
-    then). Per-synapse kinetics weight their delayed output by the current weights at
-    every step (a change of weight rescales the ongoing response of that synapse; their
-    output buffer is then per synapse, `(slots, *syn_shape)`, even for one delay).
+    with `jsyn.Sparse` (in the rule's pass when its update is event-driven, see below);
+    otherwise, with one delay per synapse, the arrivals are per synapse and are summed over
+    every synapse each step. Per-synapse kinetics weight their delayed output by the
+    current weights at every step (a change of weight rescales the ongoing response of
+    that synapse; their output buffer is then per synapse, `(slots, *syn_shape)`, even for
+    one delay).
 
-    *Event-driven updates.* With `jsyn.STDP` or `jsyn.TripletSTDP` (scalar time
-    constants) on an event-driven `jsyn.Sparse` with no delay or one delay, the traces are
-    kept per neuron (`state.rule` has shapes `(n_pre,)` and `(n_post,)`) and a step
-    touches only the synapses of the presynaptic neurons whose spikes arrive in it and
-    those onto the postsynaptic neurons that spiked (`jsyn.Sparse.learn`), with the
-    result and the gradients of the dense update. Otherwise the update is a dense pass
-    over every synapse each step: on `jsyn.Dense`; with one delay per synapse (each
-    synapse then sees its own presynaptic trace); with time constants per synapse;
-    `jsyn.RewardSTDP` (its eligibility decays, and its weights move with the
-    neuromodulator, at every synapse in every step); `jsyn.SynapticScaling` (it scales
-    every synapse each step).
+    *Event-driven updates.* With `jsyn.STDP`, `jsyn.TripletSTDP` (pairings `"all"` and
+    `"nn_symm"`) or `jsyn.VogelsSprekeler`, with scalar time constants, on an
+    event-driven `jsyn.Sparse`, the traces are kept per neuron (`state.rule` has shapes
+    `(n_pre,)` and `(n_post,)`) and a step touches only the synapses of the presynaptic
+    neurons whose spikes arrive in it and those onto the postsynaptic neurons that spiked
+    (`jsyn.Sparse.learn`), with the result and the gradients of the dense update. With
+    one delay per synapse each synapse sees its neuron's presynaptic trace at its own
+    delay: the state then also keeps the presynaptic traces of the last steps
+    (`state.transmission.pre_history`, see `jsyn.Sparse.learn_delayed`; `state.rule`'s
+    presynaptic traces follow the spikes as sent), and a step touches only the synapses
+    that a spike reaches in it, each applying what arrives at it now: the synapses are
+    grouped by delay in whole steps and presynaptic neuron when the projection is built
+    (delays moved to other whole steps afterwards are refused at the `jsyn.simulate`
+    entry: build it anew; built inside `jax.jit` from unknown delays, a step visits every
+    synapse of the neurons whose spikes are in flight). This is exact for any delay with
+    pairing `"all"` (a trace that adds its jumps is linear in its spike train, so a
+    fractional arrival interpolates it); with `"nn_symm"` (a trace reset at each spike)
+    for delays of whole steps only: fractional ones take the dense update, and delays set
+    off the grid after the projection was built are refused at the `jsyn.simulate` entry.
+    The gradients are those of the dense update, w.r.t. the delays too. Otherwise the
+    update is a dense pass over every synapse each step: on `jsyn.Dense`; with time
+    constants per synapse; `jsyn.RewardSTDP` (its eligibility decays, and its weights
+    move with the neuromodulator, at every synapse in every step);
+    `jsyn.SynapticScaling` (it scales every synapse each step).
 
     **Attributes:** `line`, the `jsyn.Delay` (or `None`); `delay`, its delay (a property,
     so `eqx.tree_at(lambda p: p.delay, proj, d)` sets it); `per_synapse`, whether the
@@ -384,7 +400,8 @@ class Projection(AbstractSystem):
         self.transmission = _transmission(self, per_synapse)
 
     def constraints(self):
-        return ()  # the delay's are its `Delay`'s
+        # the delay's are its `Delay`'s; the transmission's, those its choices rely on
+        return self.transmission.checks(self)
 
     @property
     def n_pre(self) -> int:
@@ -585,13 +602,23 @@ def _transmission(proj: Projection, per_synapse: bool) -> AbstractTransmission:
         and rule.per_neuron
         and isinstance(proj.conn, Sparse)
         and proj.conn.event_driven
-        and not delay_per_synapse
     )
+    # per-synapse delays: exact on per-neuron traces when the presynaptic trace adds its
+    # jumps (any delay) or the delays are whole steps (then checked at every run's entry)
+    whole_steps = by_events and delay_per_synapse and not rule.additive
+    steps = _steps(proj.line) if by_events and delay_per_synapse else None
+    if whole_steps and (steps is None or np.any(steps[1])):
+        by_events = whole_steps = False
+    groups = None
+    if by_events and steps is not None:  # grouped by delay, as built
+        groups = proj.conn.delay_groups(steps[0], proj.line.n_slots - 1)
     return PlasticWeights(
         per_synapse=per_synapse,
         by_events=by_events,
         delay_per_synapse=delay_per_synapse,
         sent_rows=2 if proj.stp is not None and not per_synapse else 1,
+        whole_steps=whole_steps,
+        groups=groups,
     )
 
 
@@ -620,3 +647,13 @@ def _lazy_checks(proj: Projection, per_synapse: bool, delay_per_synapse: bool) -
                 f"Projection: {rule}(event_driven=True) needs a scalar {name} (got shape "
                 f"{shape}); drop event_driven for one time constant per synapse."
             )
+
+
+def _steps(line: Delay):
+    """The delays of `line` in whole steps and fractions (numpy), or `None` when they are
+    not concrete."""
+    with jax.ensure_compile_time_eval():
+        if val.concrete(resolve(line.delay)) is None:
+            return None
+        k, frac = line.steps()
+        return np.asarray(k), np.asarray(frac)

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .. import _validation as val
 from .._component import POST, PRE, SHARED, SYNAPSE, IndexAxis, axis
 from .._params import resolve
 from ..delays import DelayState
@@ -88,6 +89,11 @@ class AbstractTransmission(eqx.Module):
     def state_axes(self, proj) -> dict[str, Any]:
         """The axes that the state's fields name, resolved (see above); none by default."""
         return {}
+
+    def checks(self, proj) -> tuple:
+        """The value checks that the transmission's static choices rely on (made when the
+        projection is built and at the `jsyn.simulate` entry); none by default."""
+        return ()
 
     @abc.abstractmethod
     def init_state(self, proj, dtype) -> AbstractTransmissionState:
@@ -241,6 +247,11 @@ class PlasticState(AbstractTransmissionState):
       otherwise `None`.
     - `post_sent`: with a dendritic delay, the post spikes of the last steps on their way
       to the rule (a `jsyn.DelayState` of shape `(slots, n_post)`); otherwise `None`.
+    - `pre_history`: with one delay per synapse and an event-driven update, the
+      presynaptic traces of the last steps, per neuron (a `jsyn.DelayState` of shape
+      `(slots + 1, P n_pre)`, the rule's `P` presynaptic traces side by side, see
+      `jsyn.Sparse.learn_delayed`); otherwise `None`. `traces` then holds the presynaptic
+      traces of the spikes as sent (each synapse sees them at its delay).
     """
 
     synapse: Any = axis("kinetics")
@@ -249,6 +260,7 @@ class PlasticState(AbstractTransmissionState):
     traces: Any = axis("traces")
     sent: DelayState | None = axis("sent")
     post_sent: DelayState | None = axis(POST, default=None)
+    pre_history: DelayState | None = axis("pre_history", default=None)
 
     def weights(self):
         return self.w
@@ -264,26 +276,71 @@ class PlasticWeights(AbstractTransmission):
     per-synapse kinetics.
 
     Static choices: `per_synapse` (the kinetics), `by_events` (the rule's step is
-    event-driven, `jsyn.Sparse.learn`, traces per neuron), `delay_per_synapse` (one delay
-    per synapse: arrivals per synapse), `sent_rows` (what the delay buffer holds per
-    presynaptic neuron: 1, the spikes, or 2, the spikes then the transmitted signal).
+    event-driven, traces per neuron: `jsyn.Sparse.learn`, or with one delay per synapse
+    `jsyn.Sparse.learn_delayed`), `delay_per_synapse` (one delay per synapse: arrivals per
+    synapse), `sent_rows` (what the delay buffer holds per presynaptic neuron: 1, the
+    spikes, or 2, the spikes then the transmitted signal), `whole_steps` (the event-driven
+    update with per-synapse delays needs them in whole steps: a rule whose presynaptic
+    trace resets, `pairing="nn_symm"`; checked when built and at the `jsyn.simulate`
+    entry). `groups`: with one delay per synapse, concrete when the projection was built,
+    the synapses grouped by delay in whole steps and presynaptic neuron
+    (`jsyn.Sparse.delay_groups`), so that the event-driven update visits only the groups
+    that spikes reach (the delays must stay in the same whole steps: checked likewise);
+    `None` otherwise.
     """
 
     per_synapse: bool = eqx.field(static=True)
     by_events: bool = eqx.field(static=True)
     delay_per_synapse: bool = eqx.field(static=True)
     sent_rows: int = eqx.field(static=True)
+    whole_steps: bool = eqx.field(static=True, default=False)
+    groups: Any = None  # `jsyn.Sparse.delay_groups` of the delays as built, or None
 
     def state_axes(self, proj) -> dict[str, Any]:
         traces: Any = SYNAPSE
+        history: Any = PRE
         if self.by_events:  # traces per neuron, as the rule declares them
             rule = proj.plasticity
             traces = {name: PRE for name in rule.pre_taus} | {n: POST for n in rule.post_taus}
+            history = (PRE, len(rule.pre_taus))
         return {
             "kinetics": SYNAPSE if self.per_synapse else POST,
             "traces": traces,
             "sent": (PRE, self.sent_rows),  # the spikes, then (2 rows) the signal
+            "pre_history": history,
         }
+
+    def checks(self, proj) -> tuple:
+        checks = []
+        if self.groups is not None:
+            steps, _ = proj.line.steps()
+            checks.append(
+                val.Check(
+                    steps != self.groups.steps,
+                    resolve(proj.line.delay),
+                    f"Projection: its event-driven plasticity groups the synapses by their "
+                    f"delay in whole steps of dt={proj.line.dt!r} ms as they were when it was "
+                    "built, and some delays now fall in other steps",
+                    "build the Projection anew with the new delays (or its Sparse connection "
+                    "with event_driven=False)",
+                )
+            )
+        if not self.whole_steps:
+            return tuple(checks)
+        _, frac = proj.line.steps()
+        return (
+            *checks,
+            val.Check(
+                frac != 0,
+                resolve(proj.line.delay),
+                f"Projection: the event-driven update of {type(proj.plasticity).__name__}"
+                f"(pairing={proj.plasticity.pairing!r}) with one delay per synapse needs "
+                f"delays of whole steps of dt={proj.line.dt!r} ms (a trace that resets at "
+                "a spike is not the interpolation of its neuron's)",
+                "round the delays to whole steps, or pass pairing='all', or build the "
+                "Sparse connection with event_driven=False",
+            ),
+        )
 
     def init_state(self, proj, dtype, key=None) -> PlasticState:
         shape = proj.conn.syn_shape if self.per_synapse else (proj.n_post,)
@@ -299,10 +356,17 @@ class PlasticWeights(AbstractTransmission):
         if proj.line is not None:
             sent = proj.line.init_arrivals((self.sent_rows * proj.n_pre,), dtype=dtype)
         synapse = _kinetics_state(proj, shape, dtype, key)
-        post_sent = None
+        post_sent = pre_history = None
         if proj.dendrite is not None:
             post_sent = proj.dendrite.init_arrivals((proj.n_post,), dtype=dtype)
-        return PlasticState(synapse, history, w, traces, sent, post_sent)
+        # a row more than the delay's: a fractional delay near max_delay reads the traces
+        # before its spike's jump, k + 2 steps back
+        if self.by_events and self.delay_per_synapse:
+            n = len(proj.plasticity.pre_taus) * proj.n_pre
+            pre_history = DelayState(
+                buffer=jnp.zeros((proj.line.n_slots + 1, n), dtype), pos=jnp.zeros((), jnp.int32)
+            )
+        return PlasticState(synapse, history, w, traces, sent, post_sent, pre_history)
 
     def step(self, proj, state: PlasticState, spikes, signal, dt, hook, inputs):
         post_spikes, post_sent = _post_spikes(proj, inputs.post_spikes), state.post_sent
@@ -310,16 +374,23 @@ class PlasticWeights(AbstractTransmission):
             post_sent, post_spikes = proj.dendrite.step(
                 post_sent, post_spikes.astype(state.w.dtype), dt
             )
-        sent, events, arrived = self.arrivals(
-            proj, state.sent, spikes.astype(state.w.dtype), signal, dt
-        )
-        transmit = None if self.per_synapse else arrived
-        w, traces, drive = self._learn(proj, state, events, post_spikes, inputs, dt, transmit)
+        pre_history = state.pre_history
+        if self.by_events and self.delay_per_synapse:
+            sent, traces, pre_history, w, drive = self._learn_delayed(
+                proj, state, spikes.astype(state.w.dtype), signal, post_spikes, dt
+            )
+        else:
+            sent, events, arrived = self.arrivals(
+                proj, state.sent, spikes.astype(state.w.dtype), signal, dt
+            )
+            transmit = None if self.per_synapse else arrived
+            w, traces, drive = self._learn(proj, state, events, post_spikes, inputs, dt, transmit)
         if self.per_synapse:
             synapse, history, g = _per_synapse_output(
                 proj, state.synapse, state.history, signal, dt, hook, state.w, True
             )
-            return PlasticState(synapse, history, w, traces, sent, post_sent), g
+            new = PlasticState(synapse, history, w, traces, sent, post_sent, pre_history)
+            return new, g
         if drive is not None:  # delivered by the rule's event-driven pass
             delivery = Drive(drive.astype(signal.dtype))
         elif self.delay_per_synapse:
@@ -327,7 +398,33 @@ class PlasticWeights(AbstractTransmission):
         else:
             delivery = _Spikes(proj.conn, arrived, state.w)
         synapse, g = proj.synapse.step_with_delivery(state.synapse, delivery, dt)
-        return PlasticState(synapse, state.history, w, traces, sent, post_sent), g
+        new = PlasticState(synapse, state.history, w, traces, sent, post_sent, pre_history)
+        return new, g
+
+    def _learn_delayed(self, proj, state: PlasticState, spikes, signal, post_spikes, dt):
+        """The event-driven step with one delay per synapse (`jsyn.Sparse.learn_delayed`):
+        `(sent, traces, pre_history, w, drive)`, `drive` the arriving signal through the
+        weights at the start of the step with summed kinetics, `None` with per-synapse
+        kinetics (which transmit on their own)."""
+        proj.line.check_dt(dt)
+        x = spikes
+        if self.sent_rows == 2:
+            x = jnp.concatenate([spikes, signal.astype(spikes.dtype)])
+        sent = state.sent.push(x)
+        block = None if self.per_synapse else self.sent_rows - 1
+        traces, pre_history, w, drive = proj.conn.learn_delayed(
+            proj.plasticity,
+            state.traces,
+            state.pre_history,
+            state.w,
+            sent,
+            proj.line,
+            post_spikes.astype(state.w.dtype),
+            dt,
+            signal_block=block,
+            groups=self.groups,
+        )
+        return sent, traces, pre_history, w, drive
 
     def arrivals(self, proj, sent, spikes, signal, dt):
         """What arrives at the synapses in this step: `(sent, events, arrived)`, the delay

@@ -103,7 +103,10 @@ class AbstractTraceRule(AbstractLongTermPlasticity):
     onto a postsynaptic neuron the same postsynaptic traces, so the traces can be kept per
     neuron and a step need touch only the synapses of the neurons with an event in it:
     `jsyn.Sparse` does so (`Sparse.learn`). This is exact when the time constants are
-    scalars (`per_neuron`); the amplitudes and bounds may be per synapse.
+    scalars (`per_neuron`); the amplitudes and bounds may be per synapse. With one delay per
+    synapse, each synapse sees its neuron's presynaptic traces at its own delay, read from
+    a history of them (`Sparse.learn_delayed`; exact for any delay when the trace is
+    `additive`, for whole steps otherwise).
 
     `state_type` is the class of the state, `pre_taus` and `post_taus` map each trace (a
     field of the state) to the name of its time constant; `depress(w, pre, traces, at)`
@@ -162,6 +165,15 @@ class AbstractTraceRule(AbstractLongTermPlasticity):
         taus = (*self.pre_taus.values(), *self.post_taus.values())
         own_side = PAIRINGS[self.pairing][2] is None
         return own_side and all(jnp.ndim(resolve(getattr(self, tau))) == 0 for tau in taus)
+
+    @property
+    def additive(self) -> bool:
+        """Whether a presynaptic trace adds its jumps and nothing else clears it
+        (`pairing="all"`): it is then linear in its spike train, so the trace that a
+        synapse sees of a delayed spike train, fractional arrivals included, is its
+        neuron's trace delayed alike (`jsyn.Sparse.learn_delayed`)."""
+        pre_rule, _, clears = PAIRINGS[self.pairing]
+        return pre_rule == "add" and clears is None
 
     def decay(self, state, dt, like):
         """Every trace decayed exactly over a step of `dt` ms."""
