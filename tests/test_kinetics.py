@@ -335,8 +335,8 @@ def test_float32_keeps_slow_time_constants_over_20000_steps(model):
 @pytest.mark.parametrize("name", ["decayed", "relax"])
 def test_a_step_per_element_is_exact_in_both_regimes(name, dtype):
     """With `dt / tau` per element (refractory neurons, a time constant per neuron) the
-    increment is a series, alone while every element is slow, beside the factor when some
-    are fast: both agree with the closed form (float64, on the host) to a few units in the
+    increment of `relax` is a series, alone while every element is slow, beside the factor
+    when some are fast: both agree with the closed form (float64, on the host) to a few units in the
     last place, and with the same step taken one element at a time (scalar `dt / tau`)."""
     eps = float(np.finfo(dtype).eps)
     x, target = jnp.asarray(0.8, dtype), jnp.asarray(-0.3 if name == "relax" else 0.0, dtype)

@@ -80,7 +80,8 @@ def _expm1_slow(z):
 
 
 def _by_regime(z, increment, factor):
-    """`increment(e - 1)` where `z < 1/2` and `factor(e)` elsewhere, `e` $= e^{-z}$.
+    """`increment(e - 1)` where `z < 1/2` and `factor(e)` elsewhere, `e` $= e^{-z}$ (for
+    `relax`, which a neuron group steps with a `z` per element).
 
     One `z` for every element (a time constant shared by the group, the usual case):
     `e - 1` and `e` are scalars, each form one multiply-add per element. A `z` per element
@@ -108,7 +109,9 @@ def decayed_at_rate(x, rate, dt):
     For $k\Delta t < 1/2$ it is carried as the increment $x + x\,(e^{-k\Delta t} - 1)$
     (`expm1`), so that float32 keeps a slow time constant to float precision; above, as
     the product with the factor, which is then accurate relative to itself."""
-    return _by_regime(rate * dt, lambda em1: x + x * em1, lambda e: x * e)
+    z = rate * dt
+    slow = z < _INCREMENT_BELOW
+    return jnp.where(slow, x + x * jnp.expm1(-z), x * jnp.exp(-z))
 
 
 def decayed(x, dt, tau):
