@@ -92,7 +92,7 @@ def _touch_events_jvp(spec, primals, tangents):
     out = touch_events(spec, *primals)
     # The tangent of the same step over every synapse (the untouched ones kept by a mask),
     # linear in the tangents, so reverse mode transposes it.
-    dense = LearnSpec(0, spec.width, spec.width_in, spec.select)
+    dense = spec._replace(chunk=0)
     _, t_out = jax.jvp(functools.partial(_both_sides, dense), primals, tangents)
     return out, t_out
 

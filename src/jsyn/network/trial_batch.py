@@ -190,7 +190,7 @@ class _IndexKind:
 
     def merge(self, stacked: Array) -> Array:
         B = stacked.shape[0]
-        trial = jnp.arange(B).reshape(B, *(1,) * (stacked.ndim - 1))
+        trial = jnp.arange(B, dtype=stacked.dtype).reshape(B, *(1,) * (stacked.ndim - 1))
         position = np.empty_like(self.into.perm)
         position[self.into.perm] = np.arange(self.into.perm.size)  # trial-major -> batch
         batched = jnp.asarray(position)[stacked + trial * self.into.size]
