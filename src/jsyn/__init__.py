@@ -10,6 +10,7 @@ from importlib.metadata import version as _version
 from ._component import (
     AbstractComponent as AbstractComponent,
     AbstractSystem as AbstractSystem,
+    IndexAxis as IndexAxis,
     axis as axis,
 )
 from ._params import (

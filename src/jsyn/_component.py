@@ -162,8 +162,8 @@ class IndexAxis:
     """The axis of a field that holds, for each element of the population `along`, the
     position of an element of the population `into` (each synapse's postsynaptic neuron,
     say): `jsyn.trials` lays it out over `along` and renumbers its values to the batch's
-    positions of `into`, trial by trial. Declare it as `jsyn.axis(IndexAxis(POST,
-    SYNAPSE))`."""
+    positions of `into`, trial by trial. Declare it as `jsyn.axis(jsyn.IndexAxis("post",
+    "synapse"))`."""
 
     into: str
     along: str
