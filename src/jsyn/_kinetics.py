@@ -196,7 +196,6 @@ def linear_step(x, rate, source, dt):
 
     Written without dividing by $k$, so it stays finite (and exact) as $k \to 0$ and for
     $\Delta t = 0$. The target is $x_\infty = s/k$, approached with rate $k$."""
-
     z = -rate * dt
     slow = -z < _INCREMENT_BELOW  # the increment form, as in `relax`
     share = dt * exprel(z)  # (1 - e^{-k dt}) / k
